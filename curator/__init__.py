@@ -1,0 +1,47 @@
+"""curator: dataset curation with provenance.
+
+Every sample in a store carries whether it is real or generated, its generation depth and the
+evidence behind that label; training sets are assembled with a guaranteed share of fresh real data.
+
+>>> import curator
+>>> store = curator.init_store("store")                                   # doctest: +SKIP
+>>> store.ingest(["corpus.jsonl"], source="web-2021", origin="real")     # doctest: +SKIP
+>>> store.stats().by_origin()                                             # doctest: +SKIP
+{'real': 1000}
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from curator.errors import (  # noqa: E402
+    CuratorError,
+    IngestFailed,
+    InputError,
+    ProvenanceError,
+    QueryError,
+    StoreError,
+    StoreLockedError,
+)
+from curator.provenance import ProvenanceSpec  # noqa: E402
+from curator.store import IngestResult, Stats, Store, init_store, open_store  # noqa: E402
+from curator.tag import TagResult, tag  # noqa: E402
+
+__all__ = [
+    "CuratorError",
+    "IngestFailed",
+    "IngestResult",
+    "InputError",
+    "ProvenanceError",
+    "ProvenanceSpec",
+    "QueryError",
+    "Stats",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "TagResult",
+    "__version__",
+    "init_store",
+    "open_store",
+    "tag",
+]

@@ -1,0 +1,115 @@
+"""The catalog: an embedded DuckDB database beside the shards.
+
+Tables: ``meta``, ``runs``, ``shards``, ``shard_composition``; views: ``samples`` (every row of
+every live shard) and ``composition``. Shard paths are relative to the store directory, so
+``duckdb catalog.duckdb`` started inside the store answers queries on ``samples`` with no
+curator code involved.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from curator.schema import PROVENANCE_COLUMNS
+
+if TYPE_CHECKING:
+    import duckdb
+
+CATALOG_VERSION = "1"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    command VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,            -- committed | failed
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    seconds DOUBLE NOT NULL,
+    source VARCHAR,
+    args JSON,
+    rows_read BIGINT NOT NULL,
+    ingested BIGINT NOT NULL,
+    skipped BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    content_bytes BIGINT NOT NULL,
+    shards INTEGER NOT NULL,
+    rejects_path VARCHAR,
+    curator_version VARCHAR NOT NULL,
+    message VARCHAR
+);
+CREATE TABLE IF NOT EXISTS shards (
+    shard_id VARCHAR PRIMARY KEY,
+    path VARCHAR NOT NULL UNIQUE,       -- relative to the store directory
+    source VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    content_kind VARCHAR NOT NULL,      -- text | image
+    rows BIGINT NOT NULL,
+    file_bytes BIGINT NOT NULL,
+    content_bytes BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    schema_version VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    live BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shard_composition (
+    shard_id VARCHAR NOT NULL,
+    origin VARCHAR NOT NULL,
+    generation SMALLINT,
+    source VARCHAR NOT NULL,
+    rows BIGINT NOT NULL,
+    content_bytes BIGINT NOT NULL
+);
+CREATE OR REPLACE VIEW composition AS
+    SELECT c.origin, c.generation, c.source,
+           sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes
+    FROM shard_composition c JOIN shards s USING (shard_id)
+    WHERE s.live
+    GROUP BY ALL;
+"""
+
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "int16": "SMALLINT",
+    "float": "FLOAT",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+}
+
+
+def empty_samples_select() -> str:
+    """A query with the columns of `samples` and no rows (the view of a store with no shards)."""
+    columns = [
+        f"NULL::{_SQL_TYPES[str(column.arrow_type)]} AS {column.name}" for column in PROVENANCE_COLUMNS
+    ]
+    columns += ["NULL::VARCHAR AS text", "NULL::BLOB AS image"]
+    return "SELECT " + ", ".join(columns) + " WHERE false"
+
+
+def samples_view_sql(paths: list[str]) -> str:
+    if not paths:
+        return "CREATE OR REPLACE VIEW samples AS " + empty_samples_select()
+    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    return (
+        "CREATE OR REPLACE VIEW samples AS SELECT * FROM read_parquet(["
+        + listed
+        + "], union_by_name = true)"
+    )
+
+
+def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
+    """Create the catalog tables and views in an empty database."""
+    con.execute(DDL)
+    con.execute(
+        "INSERT INTO meta VALUES ('catalog_version', ?), ('created_by', ?)",
+        [CATALOG_VERSION, f"curator {curator_version}"],
+    )
+    con.execute(samples_view_sql([]))
+
+
+def rebuild_samples_view(con: duckdb.DuckDBPyConnection) -> None:
+    """Point `samples` at the live shards (inside the caller's transaction)."""
+    paths = [row[0] for row in con.execute("SELECT path FROM shards WHERE live ORDER BY path").fetchall()]
+    con.execute(samples_view_sql(paths))

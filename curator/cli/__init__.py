@@ -1,0 +1,74 @@
+"""The `curator` command line: a thin layer over the Python API.
+
+Each command parses its options, calls one library function and prints the result. Errors that a
+user can cause (:class:`curator.CuratorError`) print as ``Error: …`` / ``Hint: …`` and exit 1;
+anything else is a bug and prints its traceback when ``CURATOR_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from curator import __version__
+
+
+class CuratorGroup(click.Group):
+    """Turns CuratorError into a short message and exit 1, Ctrl-C into exit 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from curator.errors import CuratorError
+
+        try:
+            return super().invoke(ctx)
+        except CuratorError as exc:
+            click.secho(f"Error: {exc.message}", fg="red", err=True)
+            if exc.hint:
+                click.echo(f"Hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing of this run was committed.", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("CURATOR_DEBUG") == "1":
+                raise
+            click.secho(f"Internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+            click.echo(
+                "This is a bug in curator. Run again with CURATOR_DEBUG=1 for the traceback.",
+                err=True,
+            )
+            ctx.exit(2)
+
+
+@click.group(cls=CuratorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="curator")
+def cli() -> None:
+    """Dataset curation with provenance: real or generated, how many generations deep, and
+    training sets with a guaranteed share of fresh real data.
+
+    \b
+    Example:
+      curator init ./store
+      curator ingest corpus.jsonl --store ./store --source web-2021 --origin real
+      curator stats --store ./store
+
+    Every command that uses a store takes --store DIR (env CURATOR_STORE).
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="curator")
+
+
+# Commands register themselves on `cli` when their module is imported.
+from curator.cli import demo as _demo  # noqa: E402,F401
+from curator.cli import store as _store  # noqa: E402,F401
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""Ingest and tag: validate, normalise, hash and tag input records with provenance.
+
+One task (a file, some row groups of a Parquet file, or a group of image files) runs in one
+process: its records are read in batches, checked, given their provenance columns and streamed into
+shards in a staging directory. Bad records go to a rejects file with their reason. The store (or
+:func:`curator.tag`) decides afterwards what becomes visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curator.hashing import text_hashes
+from curator.provenance import ProvenanceSpec, parse_timestamp
+from curator.readers import ReadBatch, ReaderOptions, ReadTask, Reject, read_task
+from curator.readers.images import ImageRejected, inspect_image
+from curator.schema import (
+    IMAGE_COLUMN,
+    PROVENANCE_COLUMNS,
+    PROVENANCE_NAMES,
+    RESERVED_NAMES,
+    TEXT_COLUMN,
+    footer_metadata,
+)
+from curator.shards import ShardWriter, WrittenShard
+
+#: `store`: provenance columns, then the content as `text`/`image`, then the input's other
+#: columns. `tag`: the input's columns in their original order, then the provenance columns.
+Layout = Literal["store", "tag"]
+
+
+
+@dataclass
+class TaskResult:
+    """What one task read and wrote."""
+
+    task_index: int
+    rows_read: int = 0
+    written: int = 0
+    rejected: int = 0
+    content_bytes: int = 0
+    shards: list[WrittenShard] = field(default_factory=list)
+    reject_codes: dict[str, int] = field(default_factory=dict)
+    rejects_path: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Everything a worker process needs besides the task (picklable)."""
+
+    spec: ProvenanceSpec
+    options: ReaderOptions
+    staging_dir: str
+    ingest_id: str
+    curator_version: str
+    layout: Layout
+    shard_bytes: int
+    #: directory that receives this task's shards (defaults to the staging directory)
+    shard_dir: str | None = None
+
+
+class _RejectSink:
+    """Appends rejects to a JSON Lines file, opened on the first reject."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.count = 0
+        self.codes: dict[str, int] = {}
+        self._handle: object | None = None
+
+    def add(self, rejects: list[Reject]) -> None:
+        if not rejects:
+            return
+        if self._handle is None:
+            self._handle = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        handle = self._handle
+        for reject in rejects:
+            handle.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")  # type: ignore[attr-defined]
+            self.codes[reject.code] = self.codes.get(reject.code, 0) + 1
+        self.count += len(rejects)
+
+    def close(self) -> str | None:
+        if self._handle is None:
+            return None
+        self._handle.close()  # type: ignore[attr-defined]
+        return self.path
+
+
+def _row_record(table: pa.Table, index: int) -> str:
+    row = table.slice(index, 1).to_pylist()[0]
+
+    def default(value: object) -> str:
+        if isinstance(value, bytes):
+            return f"<{len(value)} bytes>"
+        return str(value)
+
+    return json.dumps(row, ensure_ascii=False, default=default)[:100_000]
+
+
+def _reject_all(batch: ReadBatch, code: str, reason: str) -> list[Reject]:
+    return [
+        Reject(batch.file.relpath, position, batch.kind, code, reason)
+        for position in batch.positions
+    ]
+
+
+def _is_text_type(data_type: pa.DataType) -> bool:
+    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type)
+
+
+def _image_bytes_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """Image bytes from a binary column, or from the `bytes` field of a Hugging Face image struct."""
+    data_type = column.type
+    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
+        return column
+    if pa.types.is_struct(data_type) and data_type.get_field_index("bytes") >= 0:
+        return pc.struct_field(column, "bytes")
+    return None
+
+
+def prepare_batch(
+    batch: ReadBatch, config: TaskConfig
+) -> tuple[pa.Table | None, pa.Array | None, list[int | None], list[Reject]]:
+    """Validate one batch and give it provenance columns.
+
+    Returns:
+        ``(table, content_bytes, positions, rejects)``: the good rows in the shard layout
+        (``None`` when none is left), each good row's content size in bytes and input position,
+        and the rejected rows.
+    """
+    spec = config.spec
+    rejects = list(batch.rejects)
+    table = batch.table
+    if table.num_rows == 0:
+        return None, None, [], rejects
+    renames = dict(spec.renames)
+    if renames:
+        table = table.rename_columns([renames.get(name, name) for name in table.schema.names])
+    clash = [name for name in table.schema.names if name in RESERVED_NAMES]
+    if clash:
+        return None, None, [], rejects + _reject_all(
+            batch,
+            "reserved_column",
+            f"input column `{clash[0]}` has the name of a provenance column; "
+            f"map it away with --rename-column {clash[0]}=NEW_NAME",
+        )
+    content_name = spec.content_column
+    kind = spec.content_kind
+    if content_name not in table.schema.names:
+        return None, None, [], rejects + _reject_all(
+            batch,
+            "missing_column",
+            f"no content column `{content_name}` (columns: {', '.join(table.schema.names)}); "
+            f"name it with --{kind}-column",
+        )
+    target_name = TEXT_COLUMN if kind == "text" else IMAGE_COLUMN
+    if config.layout == "store" and content_name != target_name and target_name in table.schema.names:
+        return None, None, [], rejects + _reject_all(
+            batch,
+            "reserved_column",
+            f"input column `{target_name}` would be shadowed by the content column "
+            f"`{content_name}`, stored as `{target_name}`; map it away with "
+            f"--rename-column {target_name}=NEW_NAME",
+        )
+    for flag, column in (
+        ("--id-column", spec.id_column),
+        ("--collected-at-column", spec.collected_at_column),
+        ("--parent-id-column", spec.parent_id_column),
+    ):
+        if column is not None and column not in table.schema.names:
+            return None, None, [], rejects + _reject_all(
+                batch,
+                "missing_column",
+                f"no column `{column}` for {flag} (columns: {', '.join(table.schema.names)})",
+            )
+
+    content = table[content_name]
+    n = table.num_rows
+    keep = [True] * n
+    reasons: list[tuple[int, str, str] | None] = [None] * n
+    hashes: list[str | None]
+    if kind == "text":
+        if not _is_text_type(content.type):
+            return None, None, [], rejects + _reject_all(
+                batch,
+                "wrong_type",
+                f"content column `{content_name}` has type {content.type}, not a string type; "
+                "check --text-column (for image bytes use --image-column)",
+            )
+        hash_array, normalised = text_hashes(content)
+        hashes = hash_array.to_pylist()
+        lengths = normalised.to_pylist()
+        for i, length in enumerate(lengths):
+            if length is None:
+                reasons[i] = (i, "missing_content", f"`{content_name}` is null")
+            elif length == 0:
+                reasons[i] = (i, "empty_content", f"`{content_name}` is empty or whitespace only")
+        content_bytes = pc.binary_length(content)
+    else:
+        image_bytes = _image_bytes_column(content)
+        if image_bytes is None:
+            return None, None, [], rejects + _reject_all(
+                batch,
+                "wrong_type",
+                f"image column `{content_name}` has type {content.type}, not binary "
+                "(or a struct with a `bytes` field)",
+            )
+        if batch.content_hashes is not None:
+            hashes = list(batch.content_hashes)
+        else:
+            hashes = []
+            for i, data in enumerate(image_bytes.to_pylist()):
+                if data is None:
+                    reasons[i] = (i, "missing_content", f"`{content_name}` is null")
+                    hashes.append(None)
+                    continue
+                try:
+                    hashes.append(inspect_image(data, config.options.max_image_pixels).content_hash)
+                except ImageRejected as exc:
+                    reasons[i] = (i, exc.code, exc.reason)
+                    hashes.append(None)
+        content = image_bytes
+        content_bytes = pc.binary_length(image_bytes)
+
+    if spec.id_column is not None:
+        ids = table[spec.id_column]
+        id_values = ids.cast(pa.string()).to_pylist() if not _is_text_type(ids.type) else ids.to_pylist()
+        keys: list[str | None] = []
+        for i, value in enumerate(id_values):
+            if value is None or value == "":
+                if reasons[i] is None:
+                    reasons[i] = (i, "missing_id", f"`{spec.id_column}` is null or empty")
+                keys.append(None)
+            else:
+                keys.append(value)
+    else:
+        keys = list(batch.keys)
+
+    collected: list[datetime | None]
+    if spec.collected_at_column is not None:
+        collected = []
+        column = table[spec.collected_at_column]
+        if pa.types.is_timestamp(column.type) and column.type.tz is None:
+            column = pc.assume_timezone(column, "UTC")
+        for i, value in enumerate(column.to_pylist()):
+            if value is None:
+                collected.append(None)
+                continue
+            try:
+                collected.append(parse_timestamp(value))
+            except (ValueError, OverflowError, OSError) as exc:
+                if reasons[i] is None:
+                    reasons[i] = (i, "bad_collected_at", f"`{spec.collected_at_column}`: {exc}")
+                collected.append(None)
+    else:
+        collected = [spec.collected_at] * n
+
+    parents: list[str | None] | None = None
+    if spec.parent_id_column is not None:
+        column = table[spec.parent_id_column]
+        parents = (column if _is_text_type(column.type) else column.cast(pa.string())).to_pylist()
+
+    for reason in reasons:
+        if reason is not None:
+            i, code, text = reason
+            keep[i] = False
+            rejects.append(
+                Reject(batch.file.relpath, batch.positions[i], batch.kind, code, text, _row_record(table, i))
+            )
+    if not any(keep):
+        return None, None, [], rejects
+    mask = pa.array(keep, pa.bool_())
+    all_kept = all(keep)
+
+    def kept(values: list) -> list:  # type: ignore[type-arg]
+        return values if all_kept else [v for v, k in zip(values, keep, strict=True) if k]
+
+    rows = sum(keep)
+    source = spec.source
+    provenance = {
+        "sample_id": pa.array([f"{source}/{key}" for key in kept(keys)], pa.string()),
+        "content_hash": pa.array(kept(hashes), pa.string()),
+        "origin": pa.array([spec.origin] * rows, pa.string()),
+        "generation": pa.array([spec.generation] * rows, pa.int16()),
+        "origin_confidence": pa.array([spec.confidence] * rows, pa.float32()),
+        "origin_evidence": pa.array([spec.evidence] * rows, pa.string()),
+        "source": pa.array([source] * rows, pa.string()),
+        "model": pa.array([spec.model] * rows, pa.string()),
+        "parent_id": pa.array(kept(parents) if parents is not None else [None] * rows, pa.string()),
+        "collected_at": pa.array(kept(collected), pa.timestamp("us", tz="UTC")),
+        "ingest_id": pa.array([config.ingest_id] * rows, pa.string()),
+    }
+    assert tuple(provenance) == PROVENANCE_NAMES
+    prov_fields = [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in PROVENANCE_COLUMNS]
+    good = table if all_kept else table.filter(mask)
+    if not all_kept:
+        content = content.filter(mask)
+        content_bytes = content_bytes.filter(mask)
+    if config.layout == "store":
+        fields = [*prov_fields, pa.field(TEXT_COLUMN if kind == "text" else IMAGE_COLUMN, content.type)]
+        arrays = [*provenance.values(), content]
+        for name in good.schema.names:
+            if name == content_name:
+                continue
+            fields.append(good.schema.field(name))
+            arrays.append(good[name])
+    else:
+        fields = list(good.schema)
+        arrays = list(good.columns)
+        fields += prov_fields
+        arrays += list(provenance.values())
+    out = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    if isinstance(content_bytes, pa.ChunkedArray):
+        content_bytes = content_bytes.combine_chunks()
+    return out, content_bytes, kept(list(batch.positions)), rejects
+
+
+def run_task(task: ReadTask, config: TaskConfig) -> TaskResult:
+    """Read one task, write its shards (``<staging>/<task>-<n>.parquet``) and its rejects
+    (``<staging>/rejects/<task>.jsonl``), and say what happened. Runs in a worker process."""
+    result = TaskResult(task.index)
+    shard_dir = config.shard_dir or config.staging_dir
+    os.makedirs(os.path.join(config.staging_dir, "rejects"), exist_ok=True)
+    metadata = footer_metadata(config.ingest_id, config.curator_version)
+    writer = ShardWriter(
+        shard_dir,
+        lambda n: f"{config.ingest_id}-{task.index:05d}-{n:03d}",
+        config.shard_bytes,
+        metadata,
+    )
+    sink = _RejectSink(os.path.join(config.staging_dir, "rejects", f"{task.index:05d}.jsonl"))
+    with_locations = config.layout == "store"
+    spec = config.spec
+    renames = dict(spec.renames)
+    reserved = frozenset(RESERVED_NAMES)
+    try:
+        for batch in read_task(task, config.options, renames, reserved):
+            table, content_bytes, kept_positions, rejects = prepare_batch(batch, config)
+            result.rows_read += len(batch.positions) + len(batch.rejects)
+            sink.add(rejects)
+            if table is not None and content_bytes is not None:
+                sidecar = None
+                if with_locations:
+                    sidecar = pa.table(
+                        {
+                            "file": pa.array([batch.file.relpath] * table.num_rows, pa.string()),
+                            "kind": pa.array([batch.kind] * table.num_rows, pa.string()),
+                            "position": pa.array(kept_positions, pa.int64()),
+                        }
+                    )
+                writer.write(table, content_bytes, sidecar)
+                result.written += table.num_rows
+                result.content_bytes += int(pc.sum(content_bytes).as_py() or 0)
+        result.shards = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        result.rejects_path = sink.close()
+    result.rejected = sink.count
+    result.reject_codes = dict(sink.codes)
+    return result
+
+
+#: Below this many input bytes, tasks run in this process: starting worker processes would cost
+#: more than it saves.
+INLINE_BYTES = 32 << 20
+
+
+def _input_bytes(tasks: list[ReadTask]) -> int:
+    total = 0
+    for task in tasks:
+        for file in task.files:
+            try:
+                total += os.path.getsize(file.path)
+            except OSError:
+                pass
+    return total
+
+
+def run_tasks(
+    tasks: list[ReadTask],
+    config: TaskConfig,
+    *,
+    jobs: int | None = None,
+    progress: bool = True,
+    description: str = "ingest",
+) -> list[TaskResult]:
+    """Run tasks on a pool of `jobs` processes (default: all cores), in task order.
+
+    Small inputs run in this process. The results come back in task order whatever order the
+    processes finish in, so what is written does not depend on timing.
+    """
+    from curator.progress import Progress
+
+    jobs = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
+    jobs = min(jobs, len(tasks)) if tasks else 1
+    results: dict[int, TaskResult] = {}
+    with Progress(description, total=len(tasks), unit="tasks", enabled=progress) as bar:
+        if jobs <= 1 or _input_bytes(tasks) < INLINE_BYTES:
+            for task in tasks:
+                result = run_task(task, config)
+                results[task.index] = result
+                bar.advance(1, rows=result.rows_read)
+        else:
+            import multiprocessing
+            from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures = {pool.submit(run_task, task, config): task for task in tasks}
+                pending = set(futures)
+                try:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for future in done:
+                            result = future.result()
+                            results[result.task_index] = result
+                            bar.advance(1, rows=result.rows_read)
+                except BaseException:
+                    for future in pending:
+                        future.cancel()
+                    raise
+    return [results[task.index] for task in tasks]

@@ -1,0 +1,118 @@
+"""Formatting results for people (aligned tables, summaries) and for programs (CSV, JSON, Parquet)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, Literal
+
+import pyarrow as pa
+
+OutputFormat = Literal["table", "csv", "json", "parquet"]
+OUTPUT_FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` → ``'1.5 KiB'``."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    value = float(n)
+    for unit in units:
+        if abs(value) < 1024 or unit == units[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def parse_size(text: str) -> int:
+    """``'256MB'``, ``'1GiB'``, ``'4096'`` → bytes. Raises ``ValueError``."""
+    units = {
+        "": 1, "b": 1,
+        "k": 1000, "kb": 1000, "kib": 1024,
+        "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+        "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
+    }  # fmt: skip
+    cleaned = text.strip().lower().replace(" ", "")
+    number = cleaned.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = cleaned[len(number) :]
+    if not number or unit not in units:
+        raise ValueError(f"{text!r} is not a size (examples: 64MB, 1GiB, 1000000)")
+    value = float(number) * units[unit]
+    if value < 1 or math.isnan(value):
+        raise ValueError(f"{text!r} is not a positive size")
+    return int(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"<{len(value):,} bytes>"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    text = str(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[bool] | None = None) -> str:
+    """A plain aligned text table (no colour, so it pipes and diffs cleanly)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    if right is None:
+        right = [
+            all(isinstance(row[i], int | float) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
+            and any(row[i] is not None for row in rows)
+            for i in range(len(columns))
+        ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            (v.rjust(w) if r else v.ljust(w)) for v, w, r in zip(values, widths, right, strict=True)
+        ).rstrip()
+
+    out = [line(list(columns)), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    return "\n".join(out)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    if hasattr(value, "__float__"):
+        return float(value)
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def format_arrow(table: pa.Table, fmt: str) -> str:
+    """A query result as text: an aligned table, CSV with a header, or a JSON list of objects."""
+    if fmt == "table":
+        rows = [tuple(r.values()) for r in table.to_pylist()]
+        text = render_table(table.schema.names, rows)
+        return text + f"\n({table.num_rows:,} row{'s' if table.num_rows != 1 else ''})"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(table.schema.names)
+        for row in table.to_pylist():
+            writer.writerow(["" if v is None else _json_default(v) if isinstance(v, bytes | datetime | date) else v for v in row.values()])
+        return buffer.getvalue().rstrip("\n")
+    if fmt == "json":
+        return to_json(table.to_pylist())
+    raise ValueError(f"cannot print format {fmt!r}")

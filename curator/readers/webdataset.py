@@ -1,0 +1,108 @@
+"""WebDataset-style tar files: members grouped by key, one image each, optional sidecars.
+
+A sample is the run of consecutive members that share a key (the member path up to the first
+dot of its file name). Its image (`.png`, `.jpg`, `.jpeg` or `.webp`) becomes column `image`;
+UTF-8 sidecars become a column named by their extension (`txt`, `json`, `cls`, …).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from collections.abc import Iterator
+
+from curator.readers.base import InputFile, ReadBatch, ReaderOptions, Reject
+from curator.readers.files import IMAGE_COLUMNS, image_table
+from curator.readers.images import IMAGE_EXTENSIONS, ImageRejected, inspect_image
+
+
+def _split_key(name: str) -> tuple[str, str]:
+    directory, base = posixpath.split(name)
+    stem, dot, extension = base.partition(".")
+    key = posixpath.join(directory, stem) if directory else stem
+    return key, extension.lower() if dot else ""
+
+
+def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
+    """Stream the samples of one tar file (plain, `.tar.gz` or other compression tarfile knows)."""
+    batch_rows = max(1, min(options.batch_rows, 256))
+    columns: dict[str, list[object]] = {name: [] for name in IMAGE_COLUMNS}
+    sidecar_names: list[str] = []
+    hashes: list[str] = []
+    keys: list[str] = []
+    positions: list[int | None] = []
+    rejects: list[Reject] = []
+    index = 0
+
+    def add_sample(key: str, members: dict[str, bytes]) -> None:
+        nonlocal index
+        position = index
+        index += 1
+        images = [ext for ext in members if "." + ext.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS]
+        if not images:
+            rejects.append(Reject(file.relpath, position, "sample", "missing_content", f"sample `{key}` has no image member ({', '.join(sorted(members)) or 'no members'})"))
+            return
+        data = members[images[0]]
+        try:
+            info = inspect_image(data, options.max_image_pixels)
+        except ImageRejected as exc:
+            rejects.append(Reject(file.relpath, position, "sample", exc.code, f"sample `{key}`: {exc.reason}"))
+            return
+        sidecars: dict[str, str] = {}
+        for extension, payload in members.items():
+            if extension in images:
+                continue
+            try:
+                sidecars[extension] = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                rejects.append(Reject(file.relpath, position, "sample", "invalid_utf8", f"sample `{key}`: sidecar `.{extension}` is not UTF-8"))
+                return
+        row = len(hashes)
+        for name in sidecars:
+            if name not in columns:
+                columns[name] = [None] * row
+                sidecar_names.append(name)
+        columns["image"].append(data)
+        columns["path"].append(f"{key}.{images[0]}")
+        columns["width"].append(info.width)
+        columns["height"].append(info.height)
+        columns["image_format"].append(info.format)
+        for name in sidecar_names:
+            columns[name].append(sidecars.get(name))
+        hashes.append(info.content_hash)
+        keys.append(f"{file.relpath}/{key}")
+        positions.append(position)
+
+    def flush() -> ReadBatch:
+        nonlocal columns, sidecar_names, hashes, keys, positions, rejects
+        batch = ReadBatch(file, image_table(columns), keys, positions, "sample", rejects)
+        batch.content_hashes = hashes
+        columns = {name: [] for name in IMAGE_COLUMNS}
+        sidecar_names, hashes, keys, positions, rejects = [], [], [], [], []
+        return batch
+
+    current_key: str | None = None
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(file.path, "r|*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, extension = _split_key(member.name)
+                if key != current_key:
+                    if current_key is not None:
+                        add_sample(current_key, members)
+                    current_key, members = key, {}
+                extracted = tar.extractfile(member)
+                members[extension] = extracted.read() if extracted else b""
+                if len(hashes) + len(rejects) >= batch_rows:
+                    yield flush()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        # A truncated or corrupt archive: the member being read is lost, the samples before it
+        # are kept, and the damage is recorded where it happened.
+        rejects.append(Reject(file.relpath, index, "sample", "corrupt_archive", f"tar archive is truncated or corrupt after {index} samples: {exc}"))
+        current_key = None
+    if current_key is not None:
+        add_sample(current_key, members)
+    if hashes or rejects:
+        yield flush()

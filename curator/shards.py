@@ -1,0 +1,205 @@
+"""Writing shards: real Parquet, zstd-compressed, the provenance schema version in the footer,
+written under a temporary name and only renamed into place when complete."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curator.schema import DICTIONARY_COLUMNS
+
+#: Default target size of one shard, in bytes of content.
+DEFAULT_SHARD_BYTES = 256 << 20
+ROW_GROUP_ROWS = 65_536
+#: Beside a staged shard, where each of its rows came from (input file, position).
+LOCATIONS_SUFFIX = ".locations.parquet"
+
+
+@dataclass
+class WrittenShard:
+    """A complete shard file and what it holds."""
+
+    path: str
+    rows: int
+    file_bytes: int
+    content_bytes: int
+    sha256: str = ""
+    #: rows and content bytes by (origin, generation, source)
+    composition: dict[tuple[str, int | None, str], list[int]] = field(default_factory=dict)
+
+
+def composition_of(table: pa.Table, content_bytes: pa.Array) -> dict[tuple[str, int | None, str], list[int]]:
+    """Rows and content bytes by (origin, generation, source) of a table with provenance."""
+    grouped = (
+        pa.table(
+            {
+                "origin": table["origin"],
+                "generation": table["generation"],
+                "source": table["source"],
+                "content_bytes": content_bytes,
+            }
+        )
+        .group_by(["origin", "generation", "source"], use_threads=False)
+        .aggregate([("content_bytes", "count"), ("content_bytes", "sum")])
+    )
+    result: dict[tuple[str, int | None, str], list[int]] = {}
+    for row in grouped.to_pylist():
+        key = (row["origin"], row["generation"], row["source"])
+        result[key] = [int(row["content_bytes_count"]), int(row["content_bytes_sum"] or 0)]
+    return result
+
+
+def merge_composition(
+    into: dict[tuple[str, int | None, str], list[int]],
+    other: dict[tuple[str, int | None, str], list[int]],
+) -> None:
+    for key, (rows, nbytes) in other.items():
+        slot = into.setdefault(key, [0, 0])
+        slot[0] += rows
+        slot[1] += nbytes
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_options(schema: pa.Schema) -> dict[str, object]:
+    dictionary = [name for name in schema.names if name in DICTIONARY_COLUMNS]
+    return {"compression": "zstd", "use_dictionary": dictionary, "write_statistics": True}
+
+
+class ShardWriter:
+    """Streams tables into a sequence of shards of about `target_bytes` of content each.
+
+    Files are written as ``<name>.parquet.tmp`` and renamed to ``<name>.parquet`` when closed, so a
+    reader never sees a partial shard. A table whose schema is not a subset of the open shard's
+    starts a new shard (JSON Lines input may grow fields).
+
+    Args:
+        directory: where the shards go.
+        name: called with the shard's index to give its file name (without ``.parquet``).
+        target_bytes: content bytes after which the shard is closed.
+        metadata: Parquet footer key-value metadata.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        name: Callable[[int], str],
+        target_bytes: int,
+        metadata: dict[bytes, bytes],
+    ) -> None:
+        self.directory = directory
+        self.name = name
+        self.target_bytes = max(1, target_bytes)
+        self.metadata = metadata
+        self.shards: list[WrittenShard] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._current: WrittenShard | None = None
+        self._tmp_path = ""
+        self._sidecar: pq.ParquetWriter | None = None
+
+    def _open(self, schema: pa.Schema) -> None:
+        schema = schema.with_metadata(self.metadata)
+        final = os.path.join(self.directory, self.name(len(self.shards)) + ".parquet")
+        self._tmp_path = final + ".tmp"
+        self._writer = pq.ParquetWriter(self._tmp_path, schema, **write_options(schema))  # type: ignore[arg-type]
+        self._schema = schema
+        self._current = WrittenShard(final, 0, 0, 0)
+
+    def _conform(self, table: pa.Table) -> pa.Table | None:
+        """`table` in the open shard's schema, or None when it does not fit."""
+        assert self._schema is not None
+        if table.schema.equals(self._schema, check_metadata=False):
+            return table
+        names = set(table.schema.names)
+        if not names.issubset(self._schema.names):
+            return None
+        columns = []
+        for target in self._schema:
+            if target.name in names:
+                column = table[target.name]
+                if not column.type.equals(target.type):
+                    try:
+                        column = column.cast(target.type)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                        return None
+                columns.append(column)
+            else:
+                if not target.nullable:
+                    return None
+                columns.append(pa.nulls(table.num_rows, target.type))
+        return pa.Table.from_arrays(columns, schema=self._schema)
+
+    def write(self, table: pa.Table, content_bytes: pa.Array, sidecar: pa.Table | None = None) -> None:
+        """Append rows; `content_bytes` gives each row's content size (for the shard target and
+        the composition); `sidecar`, if given, is written row for row beside the shard, as
+        ``<name>.locations.parquet``."""
+        if table.num_rows == 0:
+            return
+        if self._writer is not None:
+            conformed = self._conform(table)
+            if conformed is None:
+                self._close()
+            else:
+                table = conformed
+        if self._writer is None:
+            self._open(table.schema)
+            table = table.replace_schema_metadata(self.metadata)
+        assert self._writer is not None and self._current is not None
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        if sidecar is not None:
+            if self._sidecar is None:
+                self._sidecar = pq.ParquetWriter(
+                    self._current.path[: -len(".parquet")] + LOCATIONS_SUFFIX, sidecar.schema
+                )
+            self._sidecar.write_table(sidecar)
+        self._current.rows += table.num_rows
+        nbytes = int(pc.sum(content_bytes).as_py() or 0)
+        self._current.content_bytes += nbytes
+        merge_composition(self._current.composition, composition_of(table, content_bytes))
+        if self._current.content_bytes >= self.target_bytes:
+            self._close()
+
+    def _close(self) -> None:
+        if self._writer is None or self._current is None:
+            return
+        self._writer.close()
+        if self._sidecar is not None:
+            self._sidecar.close()
+            self._sidecar = None
+        os.replace(self._tmp_path, self._current.path)
+        self._current.file_bytes = os.path.getsize(self._current.path)
+        self._current.sha256 = sha256_file(self._current.path)
+        self.shards.append(self._current)
+        self._writer = None
+        self._current = None
+        self._schema = None
+
+    def close(self) -> list[WrittenShard]:
+        """Finish the open shard; returns every shard written."""
+        self._close()
+        return self.shards
+
+    def abort(self) -> None:
+        """Drop the open shard's partial file (the complete ones stay)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+                if self._sidecar is not None:
+                    self._sidecar.close()
+            finally:
+                if os.path.exists(self._tmp_path):
+                    os.remove(self._tmp_path)
+                self._writer = None

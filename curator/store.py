@@ -1,0 +1,745 @@
+"""The store: a directory of immutable Parquet shards with a DuckDB catalog beside them.
+
+```
+STORE/
+  catalog.duckdb            runs, shards, composition; view `samples` over the live shards
+  shards/<source>/…parquet  immutable; written to a temporary name, then renamed
+  indexes/  manifests/      (near-duplicate indexes, assembled training sets)
+  rejects/<run>/            input records that failed validation, each with its reason
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from curator import __version__, catalog
+from curator.errors import InputError, IngestFailed, QueryError, StoreError, StoreLockedError
+from curator.locking import lock_timeout, pid_alive, write_lock
+from curator.provenance import ProvenanceSpec
+from curator.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from curator.ingest import TaskResult
+    from curator.shards import WrittenShard
+
+CATALOG_FILE = "catalog.duckdb"
+STORE_DIRS = ("shards", "indexes", "manifests", "rejects")
+STAGING_DIR = ".staging"
+
+
+def _crash_point(name: str) -> None:
+    """Test hook: die here, as a killed process would, when `CURATOR_CRASH_AT` names this point."""
+    if os.environ.get("CURATOR_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time: ``20261125T031500Z-1a2b3c``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def init_store(path: str | os.PathLike[str], *, exist_ok: bool = False) -> Store:
+    """Create a store at `path`: the directory layout and an empty catalog.
+
+    Args:
+        path: directory to create (it may exist if empty).
+        exist_ok: return the existing store instead of failing when one is already there.
+
+    Raises:
+        StoreError: a store is already there (and not `exist_ok`), or the directory is not empty.
+
+    >>> store = init_store(tmp_path / "store")  # doctest: +SKIP
+    """
+    root = os.path.abspath(os.fspath(path))
+    catalog_path = os.path.join(root, CATALOG_FILE)
+    if os.path.exists(catalog_path):
+        if exist_ok:
+            return Store(root)
+        raise StoreError(f"a store already exists at `{root}`", "use it, or pick another directory")
+    if os.path.isdir(root) and any(not n.startswith(".") for n in os.listdir(root)):
+        raise StoreError(
+            f"`{root}` is not empty and holds no store",
+            "pick a new or empty directory for the store",
+        )
+    os.makedirs(root, exist_ok=True)
+    for name in STORE_DIRS:
+        os.makedirs(os.path.join(root, name), exist_ok=True)
+    import duckdb
+
+    tmp = catalog_path + ".init"
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    con = duckdb.connect(tmp)
+    try:
+        catalog.create(con, __version__)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, catalog_path)
+    return Store(root)
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """Open an existing store; `path` defaults to env `CURATOR_STORE`.
+
+    Raises:
+        StoreError: no path given and no `CURATOR_STORE`, or no store at the path.
+    """
+    if path is None:
+        path = os.environ.get("CURATOR_STORE")
+        if not path:
+            raise StoreError(
+                "no store given",
+                "pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)",
+            )
+    return Store(path)
+
+
+@dataclass
+class IngestResult:
+    """What one ingest run did. ``rows_read == ingested + skipped + rejected`` always."""
+
+    run_id: str
+    status: str
+    source: str
+    rows_read: int = 0
+    ingested: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    content_bytes: int = 0
+    shards: int = 0
+    seconds: float = 0.0
+    reject_codes: dict[str, int] = field(default_factory=dict)
+    skip_codes: dict[str, int] = field(default_factory=dict)
+    rejects_path: str | None = None
+    ignored_files: list[str] = field(default_factory=list)
+    files: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    origin: str
+    generation: int | None
+    source: str
+    rows: int
+    content_bytes: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Rows and content bytes by origin × generation × source over the live shards."""
+
+    rows: tuple[StatsRow, ...]
+
+    @property
+    def total_rows(self) -> int:
+        return sum(r.rows for r in self.rows)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.content_bytes for r in self.rows)
+
+    def by_origin(self) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for row in self.rows:
+            result[row.origin] = result.get(row.origin, 0) + row.rows
+        return result
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total_rows": self.total_rows,
+            "total_content_bytes": self.total_bytes,
+            "by_origin": self.by_origin(),
+            "rows": [r.__dict__ for r in self.rows],
+        }
+
+
+class Store:
+    """An open store. Create one with :func:`init_store`, open one with :func:`open_store`.
+
+    >>> store = open_store("data/store")  # doctest: +SKIP
+    >>> store.ingest(["corpus.jsonl"], source="web-2021", origin="real")  # doctest: +SKIP
+    >>> store.sql("SELECT origin, count(*) FROM samples GROUP BY 1")  # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        if not os.path.isfile(self.catalog_path):
+            raise StoreError(
+                f"no store at `{self.root}` (no {CATALOG_FILE})",
+                f"create one with `curator init {self.root}`",
+            )
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
+
+    @property
+    def catalog_path(self) -> str:
+        return os.path.join(self.root, CATALOG_FILE)
+
+    # -- catalog access ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, *, read_only: bool = True, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection to the catalog, with shard paths resolving inside the store.
+
+        DuckDB lets one process at a time open the file for writing, and none open it while a
+        writer has it; writers hold it only for the moment of a commit, so this retries until
+        `timeout` seconds (default: the lock timeout) have passed.
+        """
+        import duckdb
+
+        timeout = lock_timeout(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                con = duckdb.connect(self.catalog_path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open the catalog `{self.catalog_path}`: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"the catalog `{self.catalog_path}` is held by another process; "
+                        f"waited {timeout:g} s",
+                        "wait for the other curator or duckdb process to finish "
+                        "(a `duckdb` shell left open on the catalog holds it too)",
+                    ) from exc
+                time.sleep(0.05)
+        try:
+            con.execute("SET file_search_path = '" + self.root.replace("'", "''") + "'")
+            yield con
+        finally:
+            con.close()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def sql(self, query: str) -> pa.Table:
+        """Run a read-only SQL query over the catalog (`samples`, `shards`, `runs`, …).
+
+        Raises:
+            QueryError: the query failed; the message is DuckDB's.
+
+        >>> store.sql("SELECT origin, count(*) AS n FROM samples GROUP BY 1").to_pylist()  # doctest: +SKIP
+        [{'origin': 'real', 'n': 1000}]
+        """
+        import duckdb
+
+        with self.connect() as con:
+            try:
+                return con.sql(query).to_arrow_table()
+            except duckdb.Error as exc:
+                raise QueryError(
+                    f"query failed: {exc}",
+                    "tables and views: samples, shards, runs, shard_composition, composition",
+                ) from exc
+
+    def export(self, query: str, path: str | os.PathLike[str]) -> int:
+        """Stream the result of a read-only query into a Parquet file (written under a temporary
+        name, then renamed). Returns the number of rows written.
+
+        >>> store.export("SELECT * FROM samples WHERE origin = 'real'", "real.parquet")  # doctest: +SKIP
+        """
+        import duckdb
+        import pyarrow.parquet as pq
+
+        target = os.fspath(path)
+        tmp = target + ".tmp"
+        rows = 0
+        with self.connect() as con:
+            try:
+                reader = con.sql(query).to_arrow_reader()
+            except duckdb.Error as exc:
+                raise QueryError(f"query failed: {exc}") from exc
+            with pq.ParquetWriter(tmp, reader.schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        os.replace(tmp, target)
+        return rows
+
+    def stats(self) -> Stats:
+        """Rows and content bytes by origin × generation × source, from the catalog (no shard
+        is read)."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT origin, generation, source, rows, content_bytes FROM composition "
+                "ORDER BY origin, generation NULLS LAST, source"
+            ).fetchall()
+        return Stats(tuple(StatsRow(o, g, s, int(r), int(b)) for o, g, s, r, b in rows))
+
+    def live_shards(self) -> list[dict[str, Any]]:
+        """The live shards: path (relative to the store), rows, bytes, sha256."""
+        with self.connect() as con:
+            table = con.sql(
+                "SELECT shard_id, path, source, run_id, rows, file_bytes, content_bytes, sha256 "
+                "FROM shards WHERE live ORDER BY path"
+            ).to_arrow_table()
+        return table.to_pylist()
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        inputs: Sequence[str | os.PathLike[str]],
+        *,
+        source: str,
+        origin: str,
+        generation: int | None = None,
+        model: str | None = None,
+        confidence: float = 1.0,
+        collected_at: datetime | date | None = None,
+        collected_at_column: str | None = None,
+        id_column: str | None = None,
+        text_column: str = "text",
+        image_column: str | None = None,
+        parent_id_column: str | None = None,
+        rename_columns: dict[str, str] | None = None,
+        input_format: str = "auto",
+        strict: bool = False,
+        jobs: int | None = None,
+        shard_bytes: int | None = None,
+        max_image_pixels: int = 89_478_485,
+        batch_rows: int = 8192,
+        lock_timeout: float | None = None,
+        progress: bool = False,
+    ) -> IngestResult:
+        """Read inputs, tag every record with provenance and add them to the store.
+
+        Records that fail validation go to ``rejects/<run>/rejects.jsonl`` with their file,
+        line or row and reason; the rest are committed. Rows whose ``sample_id`` is already in
+        the store with the same ``content_hash`` are skipped; with different content they are
+        rejected, naming both. With `strict`, any reject fails the run and nothing is committed.
+
+        Args:
+            inputs: files, directories and globs (JSONL, Parquet, CSV, text, images, tar).
+            source, origin, generation, model, confidence, collected_at, collected_at_column,
+            id_column, text_column, image_column, parent_id_column: see :class:`ProvenanceSpec`.
+            rename_columns: ``{old: new}`` renames applied to input columns first.
+            input_format: ``auto`` (by file name) or one of ``jsonl``, ``parquet``, ``csv``,
+                ``text``, ``image``, ``webdataset``.
+            strict: fail the whole run on any reject.
+            jobs: worker processes (default: all cores).
+            shard_bytes: target content bytes per shard (default 256 MiB).
+            lock_timeout: seconds to wait for another writer (default 120, env
+                `CURATOR_LOCK_TIMEOUT`).
+            progress: draw a progress bar on a terminal.
+
+        Returns:
+            An :class:`IngestResult` with the counts; ``rows_read == ingested + skipped + rejected``.
+
+        Raises:
+            InputError, ProvenanceError: bad inputs or flags, before anything is read.
+            IngestFailed: `strict` and some record was rejected; nothing was committed.
+            StoreLockedError: another writer held the store for longer than `lock_timeout`.
+
+        >>> store.ingest(["corpus.jsonl"], source="web-2021", origin="real",
+        ...              collected_at=date(2021, 6, 1))  # doctest: +SKIP
+        IngestResult(run_id='…', status='committed', rows_read=1000, ingested=1000, …)
+        """
+        from curator.ingest import TaskConfig, run_tasks
+        from curator.readers import ReaderOptions, discover, plan_tasks
+        from curator.shards import DEFAULT_SHARD_BYTES
+
+        spec = ProvenanceSpec(
+            source=source,
+            origin=origin,
+            generation=generation,
+            model=model,
+            confidence=confidence,
+            collected_at=collected_at if collected_at is None or isinstance(collected_at, datetime) else datetime(collected_at.year, collected_at.month, collected_at.day),
+            collected_at_column=collected_at_column,
+            id_column=id_column,
+            text_column=text_column,
+            image_column=image_column,
+            parent_id_column=parent_id_column,
+            renames=tuple(sorted((rename_columns or {}).items())),
+        )
+        started = datetime.now(UTC)
+        clock = time.monotonic()
+        files, ignored = discover([os.fspath(i) for i in inputs], input_format)
+        if not files:
+            raise InputError(
+                "no input files found" + (f" ({len(ignored)} files of unknown format ignored)" if ignored else ""),
+                "name JSONL, Parquet, CSV, text, image or tar files, or pass --format",
+            )
+        tasks = plan_tasks(files)
+        run_id = new_run_id()
+        staging = os.path.join(self.root, STAGING_DIR, run_id)
+        os.makedirs(staging)
+        with open(os.path.join(staging, "owner.json"), "w", encoding="utf-8") as owner:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id}, owner)
+        config = TaskConfig(
+            spec=spec,
+            options=ReaderOptions(
+                text_column=spec.text_column,
+                image_column=spec.image_column,
+                batch_rows=batch_rows,
+                max_image_pixels=max_image_pixels,
+            ),
+            staging_dir=staging,
+            ingest_id=run_id,
+            curator_version=__version__,
+            layout="store",
+            shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
+        )
+        args = {
+            "inputs": [f.path for f in files],
+            "format": input_format,
+            "strict": strict,
+            "provenance": spec.to_json(),
+        }
+        try:
+            results = run_tasks(tasks, config, jobs=jobs, progress=progress)
+            _crash_point("staged")
+            result = self._commit_ingest(
+                run_id, spec, results, args, started, strict, lock_timeout, staging
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        result.seconds = time.monotonic() - clock
+        result.ignored_files = ignored
+        result.files = len(files)
+        return result
+
+    def _recover(self) -> None:
+        """Under the write lock: undo what crashed runs left behind.
+
+        A run killed while staging leaves `.staging/<run>/` (removed here when its process is
+        gone); one killed between renaming its shards and committing the catalog leaves shard
+        files no catalog row names (removed here: they were never part of the store).
+        """
+        staging_root = os.path.join(self.root, STAGING_DIR)
+        if os.path.isdir(staging_root):
+            host = socket.gethostname()
+            for name in os.listdir(staging_root):
+                path = os.path.join(staging_root, name)
+                try:
+                    with open(os.path.join(path, "owner.json"), encoding="utf-8") as handle:
+                        owner = json.load(handle)
+                    dead = owner.get("host") == host and not pid_alive(int(owner["pid"]))
+                except (OSError, ValueError, KeyError):
+                    dead = time.time() - os.path.getmtime(path) > 3600
+                if dead:
+                    shutil.rmtree(path, ignore_errors=True)
+        with self.connect(read_only=True) as con:
+            known = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
+        shards_root = os.path.join(self.root, "shards")
+        for directory, _subdirs, names in os.walk(shards_root):
+            for name in names:
+                path = os.path.join(directory, name)
+                relative = os.path.relpath(path, self.root).replace(os.sep, "/")
+                if relative not in known and (name.endswith(".parquet") or name.endswith(".tmp")):
+                    os.remove(path)
+
+    def _commit_ingest(
+        self,
+        run_id: str,
+        spec: ProvenanceSpec,
+        results: list[TaskResult],
+        args: dict[str, Any],
+        started: datetime,
+        strict: bool,
+        timeout: float | None,
+        staging: str,
+    ) -> IngestResult:
+        from curator.readers import Reject
+
+        result = IngestResult(run_id=run_id, status="committed", source=spec.source)
+        staged: list[WrittenShard] = [shard for r in results for shard in r.shards]
+        for r in results:
+            result.rows_read += r.rows_read
+            result.rejected += r.rejected
+            for code, count in r.reject_codes.items():
+                result.reject_codes[code] = result.reject_codes.get(code, 0) + count
+        with write_lock(self.root, "ingest", timeout):
+            self._recover()
+            extra_rejects: list[Reject] = []
+            if staged:
+                extra_rejects, skipped = self._drop_known(spec.source, staged, result)
+            else:
+                skipped = 0
+            result.skipped = skipped
+            result.rejected += len(extra_rejects)
+            for reject in extra_rejects:
+                result.reject_codes[reject.code] = result.reject_codes.get(reject.code, 0) + 1
+            staged = [s for s in staged if s.rows > 0]
+            result.ingested = sum(s.rows for s in staged)
+            result.content_bytes = sum(s.content_bytes for s in staged)
+            assert result.rows_read == result.ingested + result.skipped + result.rejected, result
+            result.rejects_path = self._keep_rejects(run_id, results, extra_rejects, result)
+            if strict and result.rejected:
+                result.status = "failed"
+                message = (
+                    f"--strict: {result.rejected:,} of {result.rows_read:,} records were rejected "
+                    f"({_codes(result.reject_codes)}); nothing was committed"
+                )
+                self._record_run(result, args, started, [], message, spec.content_kind)
+                raise IngestFailed(
+                    message,
+                    f"see {result.rejects_path} for each record and its reason; fix them, or "
+                    "run without --strict to keep the good records",
+                )
+            placed = self._place_shards(spec.source, staged)
+            _crash_point("renamed")
+            self._record_run(result, args, started, placed, None, spec.content_kind)
+            _crash_point("committed")
+        result.shards = len(staged)
+        return result
+
+    def _drop_known(
+        self, source: str, staged: list[WrittenShard], result: IngestResult
+    ) -> tuple[list[Any], int]:
+        """Find staged rows whose `sample_id` is already in the store or earlier in this run:
+        skip them when the content is the same, reject them when it differs. Rewrites the
+        staged shards that lose rows."""
+        import duckdb
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from curator.readers import Reject
+        from curator.shards import LOCATIONS_SUFFIX, composition_of, sha256_file
+
+        with self.connect(read_only=True) as con:
+            existing = [
+                row[0]
+                for row in con.execute(
+                    "SELECT path FROM shards WHERE live AND source = ? ORDER BY path", [source]
+                ).fetchall()
+            ]
+        staged_paths = [s.path for s in staged]
+        mem = duckdb.connect()
+        try:
+            mem.execute("SET file_search_path = '" + self.root.replace("'", "''") + "'")
+            mem.execute(
+                "CREATE TEMP TABLE staged AS SELECT sample_id, content_hash, filename AS file, "
+                "file_row_number AS row FROM read_parquet(?, filename = true, file_row_number = true)",
+                [staged_paths],
+            )
+            existing_sql = (
+                "SELECT sample_id, any_value(content_hash) AS content_hash, any_value(filename) AS file "
+                "FROM read_parquet(?, filename = true) WHERE sample_id IN (SELECT sample_id FROM staged) "
+                "GROUP BY sample_id"
+                if existing
+                else "SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS file WHERE false"
+            )
+            rows = mem.execute(
+                f"""
+                WITH existing AS ({existing_sql}),
+                repeated AS (
+                    SELECT * FROM (
+                        SELECT *, row_number() OVER w AS rank, first_value(content_hash) OVER w AS first_hash,
+                               first_value(file) OVER w AS first_file, first_value(row) OVER w AS first_row
+                        FROM staged
+                        WHERE sample_id IN (SELECT sample_id FROM staged GROUP BY sample_id HAVING count(*) > 1)
+                        WINDOW w AS (PARTITION BY sample_id ORDER BY file, row)
+                    ) WHERE rank > 1
+                )
+                SELECT s.file, s.row, s.sample_id, s.content_hash, e.content_hash, e.file,
+                       r.first_hash, r.first_file, r.first_row
+                FROM staged s
+                LEFT JOIN existing e USING (sample_id)
+                LEFT JOIN repeated r ON r.file = s.file AND r.row = s.row
+                WHERE e.sample_id IS NOT NULL OR r.rank IS NOT NULL
+                ORDER BY s.file, s.row
+                """,
+                [existing] if existing else [],
+            ).fetchall()
+        finally:
+            mem.close()
+        if not rows:
+            return [], 0
+        drop: dict[str, set[int]] = {}
+        decisions: list[tuple[str, int, str, str]] = []  # file, row, code, reason
+        skipped = 0
+        for file, row, sample_id, content_hash, existing_hash, existing_file, first_hash, first_file, first_row in rows:
+            drop.setdefault(file, set()).add(int(row))
+            if existing_hash is not None:
+                if existing_hash == content_hash:
+                    skipped += 1
+                    result.skip_codes["already_in_store"] = result.skip_codes.get("already_in_store", 0) + 1
+                    continue
+                where = os.path.relpath(existing_file, self.root) if os.path.isabs(existing_file) else existing_file
+                decisions.append(
+                    (
+                        file,
+                        int(row),
+                        "sample_id_conflict",
+                        f"`{sample_id}` is already in the store with different content "
+                        f"(content_hash {existing_hash} in `{where}`; this record has {content_hash}); "
+                        "give it another id (--id-column) or ingest it under another --source",
+                    )
+                )
+            elif first_hash == content_hash:
+                skipped += 1
+                result.skip_codes["duplicate_in_run"] = result.skip_codes.get("duplicate_in_run", 0) + 1
+            else:
+                decisions.append(
+                    (
+                        file,
+                        int(row),
+                        "sample_id_conflict",
+                        f"`{sample_id}` appears twice in this run with different content "
+                        f"(content_hash {first_hash} first, then {content_hash})",
+                    )
+                )
+        rejects: list[Reject] = []
+        locations: dict[str, pa.Table] = {}
+        for file, row, code, reason in decisions:
+            if file not in locations:
+                sidecar = file[: -len(".parquet")] + LOCATIONS_SUFFIX
+                locations[file] = pq.read_table(sidecar)
+            loc = locations[file]
+            kind = loc["kind"][row].as_py()
+            rejects.append(Reject(loc["file"][row].as_py(), loc["position"][row].as_py(), kind, code, reason))
+        by_path = {s.path: s for s in staged}
+        for file, rows_to_drop in drop.items():
+            shard = by_path[file]
+            table = pq.read_table(file)
+            mask = pa.array([i not in rows_to_drop for i in range(table.num_rows)])
+            kept = table.filter(mask)
+            if kept.num_rows == 0:
+                os.remove(file)
+                shard.rows = 0
+                continue
+            tmp = file + ".tmp"
+            from curator.shards import write_options
+
+            pq.write_table(kept, tmp, **write_options(kept.schema))  # type: ignore[arg-type]
+            os.replace(tmp, file)
+            content_name = "text" if "text" in kept.schema.names else "image"
+            content_bytes = pc.binary_length(kept[content_name]).combine_chunks()
+            shard.rows = kept.num_rows
+            shard.content_bytes = int(pc.sum(content_bytes).as_py() or 0)
+            shard.composition = composition_of(kept, content_bytes)
+            shard.file_bytes = os.path.getsize(file)
+            shard.sha256 = sha256_file(file)
+        return rejects, skipped
+
+    def _keep_rejects(
+        self, run_id: str, results: list[TaskResult], extra: list[Any], result: IngestResult
+    ) -> str | None:
+        if not result.rejected:
+            return None
+        directory = os.path.join(self.root, "rejects", run_id)
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "rejects.jsonl")
+        with open(path + ".tmp", "w", encoding="utf-8") as out:
+            for r in results:
+                if r.rejects_path:
+                    with open(r.rejects_path, encoding="utf-8") as handle:
+                        shutil.copyfileobj(handle, out)
+            for reject in extra:
+                out.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
+        os.replace(path + ".tmp", path)
+        with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as handle:
+            json.dump(
+                {"run_id": run_id, "rejected": result.rejected, "by_reason": result.reject_codes},
+                handle,
+                indent=2,
+                sort_keys=True,
+            )
+        return path
+
+    def _place_shards(self, source: str, staged: list[WrittenShard]) -> list[tuple[WrittenShard, str]]:
+        directory = os.path.join(self.root, "shards", source)
+        os.makedirs(directory, exist_ok=True)
+        placed = []
+        for shard in staged:
+            name = os.path.basename(shard.path)
+            final = os.path.join(directory, name)
+            os.replace(shard.path, final)
+            placed.append((shard, f"shards/{source}/{name}"))
+        return placed
+
+    def _record_run(
+        self,
+        result: IngestResult,
+        args: dict[str, Any],
+        started: datetime,
+        placed: list[tuple[WrittenShard, str]],
+        message: str | None,
+        kind: str,
+    ) -> None:
+        """One catalog transaction: the run, its shards and their composition, and the
+        `samples` view over the new set of live shards."""
+        finished = datetime.now(UTC)
+        rejects_rel = os.path.relpath(result.rejects_path, self.root) if result.rejects_path else None
+        with self.connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    "INSERT INTO runs VALUES (?, 'ingest', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        result.run_id,
+                        result.status,
+                        started,
+                        finished,
+                        (finished - started).total_seconds(),
+                        result.source,
+                        json.dumps(args, sort_keys=True, default=str),
+                        result.rows_read,
+                        result.ingested,
+                        result.skipped,
+                        result.rejected,
+                        result.content_bytes,
+                        len(placed),
+                        rejects_rel,
+                        __version__,
+                        message,
+                    ],
+                )
+                for shard, relative in placed:
+                    shard_id = os.path.basename(relative)[: -len(".parquet")]
+                    con.execute(
+                        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)",
+                        [
+                            shard_id,
+                            relative,
+                            result.source,
+                            result.run_id,
+                            kind,
+                            shard.rows,
+                            shard.file_bytes,
+                            shard.content_bytes,
+                            shard.sha256,
+                            SCHEMA_VERSION,
+                            finished,
+                        ],
+                    )
+                    for (origin, generation, source), (rows, nbytes) in sorted(
+                        shard.composition.items(), key=lambda kv: (kv[0][0], kv[0][1] if kv[0][1] is not None else -1, kv[0][2])
+                    ):
+                        con.execute(
+                            "INSERT INTO shard_composition VALUES (?, ?, ?, ?, ?, ?)",
+                            [shard_id, origin, generation, source, rows, nbytes],
+                        )
+                if placed:
+                    catalog.rebuild_samples_view(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+
+def _codes(codes: dict[str, int]) -> str:
+    return ", ".join(f"{code}: {count:,}" for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
