@@ -151,8 +151,10 @@ def prepare_batch(
             f"input column `{clash[0]}` has the name of a provenance column; "
             f"map it away with --rename-column {clash[0]}=NEW_NAME",
         )
-    content_name = spec.content_column
-    kind = spec.content_kind
+    if batch.content_hashes is not None:  # image files and tar members: the reader decoded them
+        content_name, kind = IMAGE_COLUMN, "image"
+    else:
+        content_name, kind = spec.content_column, spec.content_kind
     if content_name not in table.schema.names:
         return None, None, [], rejects + _reject_all(
             batch,

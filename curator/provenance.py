@@ -170,6 +170,8 @@ def parse_timestamp(value: object) -> datetime:
         text = value.strip()
         if not text:
             raise ValueError("empty time")
+        if text.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), tz=UTC)
         try:
             return as_utc(datetime.fromisoformat(text))
         except ValueError:

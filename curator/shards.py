@@ -30,6 +30,7 @@ class WrittenShard:
     file_bytes: int
     content_bytes: int
     sha256: str = ""
+    content_kind: str = "text"
     #: rows and content bytes by (origin, generation, source)
     composition: dict[tuple[str, int | None, str], list[int]] = field(default_factory=dict)
 
@@ -116,7 +117,8 @@ class ShardWriter:
         self._tmp_path = final + ".tmp"
         self._writer = pq.ParquetWriter(self._tmp_path, schema, **write_options(schema))  # type: ignore[arg-type]
         self._schema = schema
-        self._current = WrittenShard(final, 0, 0, 0)
+        kind = "text" if "text" in schema.names else "image"
+        self._current = WrittenShard(final, 0, 0, 0, content_kind=kind)
 
     def _conform(self, table: pa.Table) -> pa.Table | None:
         """`table` in the open shard's schema, or None when it does not fit."""

@@ -493,7 +493,7 @@ class Store:
                     f"--strict: {result.rejected:,} of {result.rows_read:,} records were rejected "
                     f"({_codes(result.reject_codes)}); nothing was committed"
                 )
-                self._record_run(result, args, started, [], message, spec.content_kind)
+                self._record_run(result, args, started, [], message)
                 raise IngestFailed(
                     message,
                     f"see {result.rejects_path} for each record and its reason; fix them, or "
@@ -501,7 +501,7 @@ class Store:
                 )
             placed = self._place_shards(spec.source, staged)
             _crash_point("renamed")
-            self._record_run(result, args, started, placed, None, spec.content_kind)
+            self._record_run(result, args, started, placed, None)
             _crash_point("committed")
         result.shards = len(staged)
         return result
@@ -678,7 +678,6 @@ class Store:
         started: datetime,
         placed: list[tuple[WrittenShard, str]],
         message: str | None,
-        kind: str,
     ) -> None:
         """One catalog transaction: the run, its shards and their composition, and the
         `samples` view over the new set of live shards."""
@@ -717,7 +716,7 @@ class Store:
                             relative,
                             result.source,
                             result.run_id,
-                            kind,
+                            shard.content_kind,
                             shard.rows,
                             shard.file_bytes,
                             shard.content_bytes,

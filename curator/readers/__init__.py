@@ -57,9 +57,9 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
     *((ext, "image") for ext in IMAGE_EXTENSIONS),
 )
 
-#: Files per task for one-sample-per-file formats; Parquet row groups per task by size.
+#: A task holds at most this many files, or about this many input bytes.
 FILES_PER_TASK = 256
-PARQUET_TASK_BYTES = 64 << 20
+TASK_BYTES = 64 << 20
 
 
 def detect_format(path: str) -> str | None:
@@ -158,47 +158,52 @@ def discover(inputs: Sequence[str], input_format: str = "auto") -> tuple[list[In
 
 
 def plan_tasks(files: Sequence[InputFile]) -> list[ReadTask]:
-    """Split the input into tasks for a pool of processes: one per JSONL, CSV or tar file, a few
-    row groups of a Parquet file each, and groups of one-sample-per-file inputs."""
+    """Split the input into tasks for a pool of processes.
+
+    Consecutive files of one format are packed into a task until it holds about
+    ``TASK_BYTES`` (or ``FILES_PER_TASK`` files), so many small files make few shards; a large
+    Parquet file is split into tasks of a few row groups each.
+    """
     from curator.readers.parquet import row_group_sizes
 
     tasks: list[ReadTask] = []
-    grouped: dict[str, list[InputFile]] = {"text": [], "image": []}
+    group: list[InputFile] = []
+    group_bytes = 0
 
-    def flush_group(fmt: str) -> None:
-        group = grouped[fmt]
-        for start in range(0, len(group), FILES_PER_TASK):
-            tasks.append(ReadTask(len(tasks), fmt, tuple(group[start : start + FILES_PER_TASK])))
-        grouped[fmt] = []
+    def flush() -> None:
+        nonlocal group, group_bytes
+        if group:
+            tasks.append(ReadTask(len(tasks), group[0].format, tuple(group)))
+        group, group_bytes = [], 0
 
     for file in files:
-        if file.format in grouped:
-            grouped[file.format].append(file)
-            continue
-        for fmt in grouped:
-            flush_group(fmt)
-        if file.format == "parquet":
+        try:
+            size = os.path.getsize(file.path)
+        except OSError:
+            size = 0
+        if file.format == "parquet" and size > TASK_BYTES:
             try:
                 sizes = row_group_sizes(file.path)
             except Exception:
                 sizes = []  # unreadable: the task reports it as a reject
-            if len(sizes) <= 1:
-                tasks.append(ReadTask(len(tasks), "parquet", (file,), None))
-                continue
-            current: list[int] = []
-            current_bytes = 0
-            for group, (_rows, nbytes) in enumerate(sizes):
-                current.append(group)
-                current_bytes += nbytes
-                if current_bytes >= PARQUET_TASK_BYTES:
+            if len(sizes) > 1:
+                flush()
+                current: list[int] = []
+                current_bytes = 0
+                for index, (_rows, nbytes) in enumerate(sizes):
+                    current.append(index)
+                    current_bytes += nbytes
+                    if current_bytes >= TASK_BYTES:
+                        tasks.append(ReadTask(len(tasks), "parquet", (file,), tuple(current)))
+                        current, current_bytes = [], 0
+                if current:
                     tasks.append(ReadTask(len(tasks), "parquet", (file,), tuple(current)))
-                    current, current_bytes = [], 0
-            if current:
-                tasks.append(ReadTask(len(tasks), "parquet", (file,), tuple(current)))
-        else:
-            tasks.append(ReadTask(len(tasks), file.format, (file,)))
-    for fmt in grouped:
-        flush_group(fmt)
+                continue
+        if group and (group[0].format != file.format or group_bytes >= TASK_BYTES or len(group) >= FILES_PER_TASK):
+            flush()
+        group.append(file)
+        group_bytes += size
+    flush()
     return tasks
 
 
@@ -225,29 +230,29 @@ def read_task(
     if task.format == "image":
         yield from read_image_files(task.files, options)
         return
-    (file,) = task.files
-    try:
-        if task.format == "jsonl":
-            yield from read_jsonl(file, options, renames, reserved)
-        elif task.format == "parquet":
-            yield from read_parquet(file, options, task.row_groups)
-        elif task.format == "csv":
-            yield from read_csv(file, options)
-        elif task.format == "webdataset":
-            yield from read_webdataset(file, options)
-        else:  # pragma: no cover - discover() validates formats
-            raise InputError(f"unknown format {task.format!r}")
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to read one file must not lose others
-        import pyarrow as pa
+    for file in task.files:
+        try:
+            if task.format == "jsonl":
+                yield from read_jsonl(file, options, renames, reserved)
+            elif task.format == "parquet":
+                yield from read_parquet(file, options, task.row_groups)
+            elif task.format == "csv":
+                yield from read_csv(file, options)
+            elif task.format == "webdataset":
+                yield from read_webdataset(file, options)
+            else:  # pragma: no cover - discover() validates formats
+                raise InputError(f"unknown format {task.format!r}")
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be read must not lose others
+            import pyarrow as pa
 
-        reason = f"cannot read {task.format} file: {type(exc).__name__}: {exc}"
-        yield ReadBatch(
-            file,
-            pa.table({}),
-            [],
-            [],
-            "file",
-            [Reject(file.relpath, None, "file", "unreadable_file", reason)],
-        )
+            reason = f"cannot read {task.format} file: {type(exc).__name__}: {exc}"
+            yield ReadBatch(
+                file,
+                pa.table({}),
+                [],
+                [],
+                "file",
+                [Reject(file.relpath, None, "file", "unreadable_file", reason)],
+            )

@@ -57,13 +57,11 @@ class Reject:
     record: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "file": self.file,
-            self.kind: self.position,
-            "code": self.code,
-            "reason": self.reason,
-            "record": self.record,
-        }
+        data: dict[str, object] = {"file": self.file}
+        if self.kind != "file":
+            data[self.kind] = self.position
+        data.update(code=self.code, reason=self.reason, record=self.record)
+        return data
 
 
 @dataclass

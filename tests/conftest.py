@@ -1,0 +1,64 @@
+"""Shared fixtures: small inputs written into temp dirs, a fresh store, a CLI runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import curator
+
+os.environ.setdefault("CURATOR_LOCK_TIMEOUT", "20")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> curator.Store:
+    return curator.init_store(tmp_path / "store")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
+    def write(name: str, records: Iterable[dict[str, Any] | str | bytes]) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            for record in records:
+                if isinstance(record, bytes):
+                    handle.write(record + b"\n")
+                elif isinstance(record, str):
+                    handle.write(record.encode() + b"\n")
+                else:
+                    handle.write(json.dumps(record).encode() + b"\n")
+        return path
+
+    return write
+
+
+def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (16, 12), fmt: str = "PNG", **save: Any) -> bytes:
+    from PIL import Image
+
+    image = Image.new("RGB", size, color)
+    # A little structure so that different colours and crops differ in pixels.
+    for x in range(min(size[0], 4)):
+        image.putpixel((x, 0), (x * 40, 255 - x * 40, 7))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save)
+    return buffer.getvalue()
+
+
+def invoke(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run the CLI in-process and return the click Result."""
+    from curator.cli import cli
+
+    return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
