@@ -53,6 +53,7 @@ def tag(
     jobs: int | None = None,
     shard_bytes: int | None = None,
     max_image_pixels: int = 89_478_485,
+    batch_rows: int = 8192,
     progress: bool = False,
 ) -> TagResult:
     """Write the inputs as Parquet shards in `out`: every original column, in the original
@@ -107,6 +108,7 @@ def tag(
             text_column=spec.text_column,
             image_column=spec.image_column,
             max_image_pixels=max_image_pixels,
+            batch_rows=batch_rows,
         ),
         staging_dir=staging,
         ingest_id=run_id,

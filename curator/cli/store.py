@@ -87,6 +87,7 @@ def provenance_options(f: F) -> F:
         click.option("--jobs", "-j", type=click.IntRange(1), help="Worker processes (default: all cores)."),
         click.option("--shard-size", type=_Size(), help="Target content bytes per shard (default 256MiB)."),
         click.option("--max-image-pixels", type=click.IntRange(1), default=89_478_485, show_default=True, help="Larger images are rejected (decompression-bomb guard)."),
+        click.option("--batch-rows", type=click.IntRange(1), default=8192, show_default=True, help="Records per batch (memory per worker grows with it)."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ]
     for option in reversed(options):
@@ -113,6 +114,7 @@ def _provenance_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
         "jobs": kwargs["jobs"],
         "shard_bytes": kwargs["shard_size"],
         "max_image_pixels": kwargs["max_image_pixels"],
+        "batch_rows": kwargs["batch_rows"],
     }
 
 

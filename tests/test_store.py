@@ -1,0 +1,272 @@
+"""The store: layout, catalog, readers other than curator, crash safety, one writer at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+import curator
+from curator.schema import PROVENANCE_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "curator", *args], env=full_env, capture_output=True, text=True, **kwargs)
+
+
+def test_init_creates_the_layout_and_refuses_to_clobber(tmp_path):
+    store = curator.init_store(tmp_path / "s")
+    assert sorted(p.name for p in Path(store.root).iterdir()) == ["catalog.duckdb", "indexes", "manifests", "rejects", "shards"]
+    with pytest.raises(curator.StoreError, match="a store already exists"):
+        curator.init_store(tmp_path / "s")
+    assert curator.init_store(tmp_path / "s", exist_ok=True).root == store.root
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(curator.StoreError, match="is not empty and holds no store"):
+        curator.init_store(tmp_path / "full")
+    with pytest.raises(curator.StoreError) as caught:
+        curator.open_store(tmp_path / "nowhere")
+    assert caught.value.hint == f"create one with `curator init {tmp_path / 'nowhere'}`"
+
+
+def test_open_store_uses_the_environment(tmp_path, monkeypatch):
+    store = curator.init_store(tmp_path / "s")
+    monkeypatch.setenv("CURATOR_STORE", str(tmp_path / "s"))
+    assert curator.open_store().root == store.root
+    monkeypatch.delenv("CURATOR_STORE")
+    with pytest.raises(curator.StoreError, match="no store given"):
+        curator.open_store()
+
+
+def test_empty_store_has_a_samples_view_with_every_column(store):
+    table = store.sql("SELECT * FROM samples")
+    assert table.num_rows == 0
+    assert table.schema.names == [*PROVENANCE_NAMES, "text", "image"]
+    assert store.stats().total_rows == 0
+
+
+@pytest.fixture
+def filled(store, write_jsonl, tmp_path):
+    write_jsonl("in/web.jsonl", [{"text": f"real text {i}"} for i in range(6)])
+    write_jsonl("in/gen.jsonl", [{"text": f"generated text {i}"} for i in range(3)])
+    store.ingest([tmp_path / "in" / "web.jsonl"], source="web", origin="real")
+    store.ingest([tmp_path / "in" / "gen.jsonl"], source="gen", origin="synthetic", generation=1, model="m1")
+    return store
+
+
+def test_duckdb_alone_answers_inside_the_store_directory(filled):
+    code = (
+        "import duckdb; con = duckdb.connect('catalog.duckdb', read_only=True); "
+        "print(con.execute('SELECT origin, count(*) FROM samples GROUP BY 1 ORDER BY 1').fetchall())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=filled.root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[('real', 6), ('synthetic', 3)]"
+
+
+def test_shards_read_unchanged_by_pyarrow_polars_duckdb_and_datasets(filled, tmp_path):
+    import polars as pl
+
+    paths = [str(Path(filled.root) / s["path"]) for s in filled.live_shards()]
+    arrow = pq.ParquetDataset(paths).read()
+    assert arrow.num_rows == 9
+    frame = pl.read_parquet(paths)
+    assert frame.height == 9
+    assert sorted(frame["origin"].unique().to_list()) == ["real", "synthetic"]
+    assert duckdb.execute(f"SELECT count(*) FROM read_parquet({paths!r})").fetchall() == [(9,)]
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    import datasets
+
+    loaded = datasets.load_dataset("parquet", data_files=paths, split="train", cache_dir=str(tmp_path / "hf"))
+    assert loaded.num_rows == 9
+    assert set(PROVENANCE_NAMES) <= set(loaded.column_names)
+    assert sorted(set(loaded["generation"])) == [0, 1]
+
+
+def test_stats_and_catalog_tables(filled):
+    stats = filled.stats()
+    assert [(r.origin, r.generation, r.source, r.rows) for r in stats.rows] == [("real", 0, "web", 6), ("synthetic", 1, "gen", 3)]
+    assert stats.by_origin() == {"real": 6, "synthetic": 3}
+    assert stats.total_bytes == sum(len(f"real text {i}") for i in range(6)) + sum(len(f"generated text {i}") for i in range(3))
+    runs = filled.sql("SELECT command, status, rows_read, ingested FROM runs ORDER BY started_at").to_pylist()
+    assert runs == [
+        {"command": "ingest", "status": "committed", "rows_read": 6, "ingested": 6},
+        {"command": "ingest", "status": "committed", "rows_read": 3, "ingested": 3},
+    ]
+    for shard in filled.live_shards():
+        from curator.shards import sha256_file
+
+        assert sha256_file(str(Path(filled.root) / shard["path"])) == shard["sha256"]
+
+
+def test_sql_errors_are_curator_errors(store):
+    with pytest.raises(curator.QueryError) as caught:
+        store.sql("SELECT nope FROM samples")
+    assert caught.value.message.startswith('query failed: Binder Error: Referenced column "nope" not found')
+
+
+def test_export_streams_a_query_to_parquet(filled, tmp_path):
+    assert filled.export("SELECT * FROM samples WHERE origin = 'real'", tmp_path / "real.parquet") == 6
+    assert pq.read_table(tmp_path / "real.parquet").num_rows == 6
+
+
+# -- crash safety ------------------------------------------------------------------------
+
+
+def _store_state(root: str) -> tuple[int, int, list[str]]:
+    store = curator.open_store(root)
+    rows = store.sql("SELECT count(*) AS n FROM samples").to_pylist()[0]["n"]
+    shards = store.sql("SELECT count(*) AS n FROM shards").to_pylist()[0]["n"]
+    files = sorted(str(p.relative_to(root)) for p in Path(root, "shards").rglob("*") if p.is_file())
+    return rows, shards, files
+
+
+@pytest.mark.parametrize("point", ["staged", "renamed"])
+def test_a_killed_ingest_leaves_nothing_visible_and_a_rerun_completes(store, write_jsonl, point):
+    path = write_jsonl("a.jsonl", [{"text": f"line {i}"} for i in range(100)])
+    args = ["ingest", str(path), "--store", store.root, "--source", "s", "--origin", "real"]
+    crashed = run_cli(*args, env={"CURATOR_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL
+    rows, shards, _files = _store_state(store.root)
+    assert (rows, shards) == (0, 0)
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    rows, shards, files = _store_state(store.root)
+    assert (rows, shards) == (100, 1)
+    assert files == [store.live_shards()[0]["path"]]  # what the crash left behind is gone
+    assert not any(Path(store.root, ".staging").iterdir())
+
+
+def test_a_kill_after_commit_is_a_complete_run(store, write_jsonl):
+    path = write_jsonl("a.jsonl", [{"text": f"line {i}"} for i in range(10)])
+    args = ["ingest", str(path), "--store", store.root, "--source", "s", "--origin", "real"]
+    assert run_cli(*args, env={"CURATOR_CRASH_AT": "committed"}).returncode == -signal.SIGKILL
+    assert _store_state(store.root)[:2] == (10, 1)
+    rerun = run_cli(*args, "--json")
+    assert json.loads(rerun.stdout)["skipped"] == 10
+
+
+def test_sigkill_in_the_middle_of_a_large_ingest(store, tmp_path):
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as handle:
+        for i in range(300_000):
+            handle.write(json.dumps({"text": f"document {i} " + "word " * 20}) + "\n")
+    args = ["ingest", str(path), "--store", store.root, "--source", "big", "--origin", "real", "--batch-rows", "2000", "--shard-size", "2MB"]
+    process = subprocess.Popen([sys.executable, "-m", "curator", *args], env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    staging = Path(store.root, ".staging")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(staging.rglob("*.parquet")):
+        time.sleep(0.01)
+    assert list(staging.rglob("*.parquet")), "the ingest never wrote a staged shard"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _store_state(store.root)[:2] == (0, 0)
+    rerun = run_cli(*args, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["ingested"] == 300_000
+    assert _store_state(store.root)[0] == 300_000
+
+
+def test_ctrl_c_cleans_its_staging_directory(store, tmp_path):
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as handle:
+        for i in range(200_000):
+            handle.write(json.dumps({"text": f"document {i} " + "word " * 20}) + "\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "curator", "ingest", str(path), "--store", store.root, "--source", "big", "--origin", "real", "--batch-rows", "2000", "--shard-size", "2MB"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    staging = Path(store.root, ".staging")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(staging.rglob("*.parquet")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Interrupted: nothing of this run was committed." in err
+    assert _store_state(store.root) == (0, 0, [])
+    assert list(staging.iterdir()) == []
+
+
+# -- one writer at a time ------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from curator.locking import write_lock
+with write_lock(sys.argv[1], "test-holder"):
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def _hold_lock(root: str, seconds: float) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, root, str(seconds)], env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "locked"
+    return process
+
+
+def test_a_second_writer_times_out_with_a_clear_message(store, write_jsonl):
+    path = write_jsonl("a.jsonl", [{"text": "a"}])
+    holder = _hold_lock(store.root, 30)
+    try:
+        with pytest.raises(curator.StoreLockedError) as caught:
+            store.ingest([path], source="s", origin="real", lock_timeout=0.3)
+        assert caught.value.message == (
+            f"another process holds the write lock of store `{store.root}` (pid {holder.pid}, "
+            f"`curator test-holder`, since {json.loads(Path(store.root, '.curator.lock.owner').read_text())['since']}); waited 0.3 s"
+        )
+        assert "--lock-timeout" in caught.value.hint
+    finally:
+        holder.kill()
+        holder.wait()
+    assert store.stats().total_rows == 0
+    assert store.ingest([path], source="s", origin="real", lock_timeout=5).ingested == 1
+
+
+def test_a_second_writer_waits_for_the_first(store, write_jsonl):
+    path = write_jsonl("a.jsonl", [{"text": "a"}])
+    holder = _hold_lock(store.root, 1.0)
+    started = time.monotonic()
+    result = store.ingest([path], source="s", origin="real", lock_timeout=30)
+    assert time.monotonic() - started >= 0.5
+    assert result.ingested == 1
+    holder.wait()
+
+
+def test_concurrent_ingests_both_land(store, write_jsonl):
+    paths = [write_jsonl(f"in{i}.jsonl", [{"text": f"p{i} row {j}"} for j in range(2000)]) for i in range(3)]
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "curator", "ingest", str(p), "--store", store.root, "--source", f"s{i}", "--origin", "real"], env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i, p in enumerate(paths)
+    ]
+    for process in processes:
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert store.stats().by_origin() == {"real": 6000}
+    assert store.sql("SELECT count(DISTINCT sample_id) AS n FROM samples").to_pylist() == [{"n": 6000}]
+
+
+def test_readers_wait_while_the_catalog_is_held(store):
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); time.sleep(float(sys.argv[2]))"
+    holder = subprocess.Popen([sys.executable, "-c", code, store.catalog_path, "30"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+    try:
+        os.environ["CURATOR_LOCK_TIMEOUT"] = "0.3"
+        with pytest.raises(curator.StoreLockedError) as caught:
+            store.stats()
+        assert caught.value.message == f"the catalog `{store.catalog_path}` is held by another process; waited 0.3 s"
+    finally:
+        os.environ["CURATOR_LOCK_TIMEOUT"] = "20"
+        holder.kill()
+        holder.wait()
+    assert store.stats().total_rows == 0
