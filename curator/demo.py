@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,13 @@ STDLIB_MODULES = (
 
 def stdlib_paragraphs(min_words: int = 12) -> list[str]:
     """Paragraphs of the standard library's docstrings, deduplicated, in a fixed order."""
+    with warnings.catch_warnings():
+        # Touching deprecated aliases (typing.io, …) while reading their docstrings warns.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _stdlib_paragraphs(min_words)
+
+
+def _stdlib_paragraphs(min_words: int) -> list[str]:
     seen: set[str] = set()
     paragraphs: list[str] = []
     for name in STDLIB_MODULES:

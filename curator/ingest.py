@@ -412,22 +412,13 @@ def run_tasks(
                 results[task.index] = result
                 bar.advance(1, rows=result.rows_read)
         else:
-            import multiprocessing
-            from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+            from functools import partial
 
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                futures = {pool.submit(run_task, task, config): task for task in tasks}
-                pending = set(futures)
-                try:
-                    while pending:
-                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                        for future in done:
-                            result = future.result()
-                            results[result.task_index] = result
-                            bar.advance(1, rows=result.rows_read)
-                except BaseException:
-                    for future in pending:
-                        future.cancel()
-                    raise
+            from curator.workers import run_in_processes
+
+            def collect(_task: ReadTask, result: TaskResult) -> None:
+                results[result.task_index] = result
+                bar.advance(1, rows=result.rows_read)
+
+            run_in_processes(partial(run_task, config=config), tasks, jobs, collect)
     return [results[task.index] for task in tasks]

@@ -50,3 +50,17 @@ def test_lossless_reencoding_is_an_exact_duplicate_and_lossy_is_not():
     assert inspect_image(png, 10**8).content_hash == inspect_image(webp.getvalue(), 10**8).content_hash
     assert inspect_image(png, 10**8).content_hash != inspect_image(jpeg.getvalue(), 10**8).content_hash
     assert inspect_image(png, 10**8).content_hash != inspect_image(png_bytes(color=(1, 2, 3)), 10**8).content_hash
+
+
+@given(st.lists(st.one_of(st.none(), st.text(), st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1fab\u00a0\u2028é"))))
+def test_vectorised_hashes_equal_the_scalar_definition_for_any_text(texts):
+    import pyarrow as pa
+
+    array = pa.array(texts, pa.string())
+    hashes, lengths = text_hashes(array)
+    assert hashes.to_pylist() == [None if t is None else text_hash(t) for t in texts]
+    assert lengths.to_pylist() == [None if t is None else len(normalise_text(t).encode()) for t in texts]
+    # sliced arrays (offset into shared buffers) give the same answers
+    if len(texts) > 2:
+        assert text_hashes(array.slice(1))[0].to_pylist() == hashes.to_pylist()[1:]
+    assert text_hashes(pa.chunked_array([array, array], pa.string()))[0].to_pylist() == hashes.to_pylist() * 2

@@ -1,0 +1,114 @@
+"""CLI transcripts: what a user types and exactly what they see."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pyarrow.parquet as pq
+
+from tests.conftest import invoke
+
+
+def test_init_ingest_stats_sql_transcript(runner, tmp_path, write_jsonl):
+    store = tmp_path / "store"
+    result = invoke(runner, "init", str(store))
+    assert result.exit_code == 0
+    assert result.output == f"Created store {store}\n"
+    path = write_jsonl("a.jsonl", [{"text": "hello world"}, "{oops", {"text": "second"}])
+    env = {"CURATOR_STORE": str(store)}
+    result = invoke(runner, "ingest", str(path), "--source", "web", "--origin", "real", "--collected-at", "2021-01-02", env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(r"ingest \d{8}T\d{6}Z-[0-9a-f]{6}: committed \(source web\)", lines[0])
+    assert lines[1:6] == [
+        "  files                 1",
+        "  rows read             3",
+        "  ingested              2   17 B of content in 1 shard",
+        "  skipped               0",
+        "  rejected              1   (malformed_json: 1)",
+    ]
+    assert lines[6].startswith(f"  rejects    {store}/rejects/")
+    result = invoke(runner, "stats", env=env)
+    assert result.output == (
+        "origin  generation  source  rows   share  content\n"
+        "------  ----------  ------  ----  ------  -------\n"
+        "real             0  web        2  100.0%     17 B\n"
+        "total                          2  100.0%     17 B\n"
+    )
+    stats = json.loads(invoke(runner, "stats", "--json", "--store", str(store)).output)
+    assert stats["by_origin"] == {"real": 2}
+    result = invoke(runner, "sql", "SELECT origin, count(*) AS n FROM samples GROUP BY 1", env=env)
+    assert result.output == "origin  n\n------  -\nreal    2\n(1 row)\n"
+    result = invoke(runner, "sql", "SELECT sample_id, text FROM samples ORDER BY 1", "--format", "csv", env=env)
+    assert list(csv.reader(io.StringIO(result.output))) == [["sample_id", "text"], ["web/a.jsonl:1", "hello world"], ["web/a.jsonl:3", "second"]]
+    result = invoke(runner, "sql", "SELECT sample_id, collected_at FROM samples ORDER BY 1 LIMIT 1", "--format", "json", env=env)
+    assert json.loads(result.output) == [{"sample_id": "web/a.jsonl:1", "collected_at": "2021-01-02T00:00:00+00:00"}]
+    out = tmp_path / "out.parquet"
+    result = invoke(runner, "sql", "SELECT * FROM samples", "--format", "parquet", "-o", str(out), env=env)
+    assert result.exit_code == 0 and pq.read_table(out).num_rows == 2
+
+
+def test_errors_are_one_line_with_a_hint(runner, tmp_path, write_jsonl):
+    result = invoke(runner, "stats", env={"CURATOR_STORE": ""})
+    assert result.exit_code == 1
+    assert result.output == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)\n"
+    store = tmp_path / "s"
+    invoke(runner, "init", str(store))
+    path = write_jsonl("a.jsonl", [{"text": "x"}])
+    result = invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "synthetic")
+    assert result.exit_code == 1
+    assert result.output == "Error: `--origin synthetic` needs `--generation N` (N >= 1)\nHint: pass --generation 1 for samples of a model trained on real data only\n"
+    result = invoke(runner, "sql", "SELEC 1", "--store", str(store))
+    assert result.exit_code == 1 and result.output.startswith("Error: query failed: Parser Error")
+    result = invoke(runner, "sql", "SELECT 1", "--store", str(store), "--format", "parquet")
+    assert result.output == "Error: `--format parquet` needs `--output FILE`\nHint: add -o result.parquet\n"
+    result = invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--rename-column", "nope")
+    assert result.exit_code == 2 and "'nope' is not OLD=NEW" in result.output
+
+
+def test_strict_failure_exit_code_and_message(runner, tmp_path, write_jsonl):
+    store = tmp_path / "s"
+    invoke(runner, "init", str(store))
+    path = write_jsonl("a.jsonl", [{"text": "x"}, "bad"])
+    result = invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--strict")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == "Error: --strict: 1 of 2 records were rejected (malformed_json: 1); nothing was committed"
+
+
+def test_tag_command(runner, tmp_path, write_jsonl):
+    path = write_jsonl("a.jsonl", [{"text": "x", "n": 1}])
+    result = invoke(runner, "tag", str(path), "--out", str(tmp_path / "out"), "--source", "s", "--origin", "real", "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.output)
+    assert (summary["rows_read"], summary["written"], summary["rejected"]) == (1, 1, 0)
+    assert pq.read_table(summary["files"][0]).schema.names[:2] == ["text", "n"]
+
+
+def test_ingest_json_summary_counts(runner, tmp_path, write_jsonl):
+    store = tmp_path / "s"
+    invoke(runner, "init", str(store))
+    path = write_jsonl("a.jsonl", [{"text": "x"}, {"text": "y"}])
+    first = json.loads(invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--json").output)
+    second = json.loads(invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--json").output)
+    assert (first["ingested"], first["skipped"]) == (2, 0)
+    assert (second["ingested"], second["skipped"], second["skip_codes"]) == (0, 2, {"already_in_store": 2})
+
+
+def test_demo_command(runner, tmp_path):
+    result = invoke(runner, "demo", str(tmp_path / "demo"))
+    assert result.exit_code == 0, result.output
+    assert "$ curator stats --store" in result.output
+    lines = result.output.splitlines()
+    table = lines[lines.index(next(l for l in lines if l.startswith("origin"))) :]
+    origins = [line.split()[0] for line in table[2:5]]
+    assert origins == ["real", "synthetic", "unknown"]
+    # running it again replaces the earlier demo
+    assert invoke(runner, "demo", str(tmp_path / "demo")).exit_code == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("mine")
+    result = invoke(runner, "demo", str(tmp_path / "other"))
+    assert result.exit_code == 1 and "is not empty and is not an earlier demo" in result.output
+    assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
