@@ -43,7 +43,9 @@ def measure(code: str) -> dict[str, float]:
     """Run Python `code` in a fresh interpreter; returns its wall seconds (as it reports them
     in a JSON line on stdout, key `seconds`) and the peak RSS of its process tree."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
+    )
     peak = 0
     done = threading.Event()
 

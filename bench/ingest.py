@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import measure  # noqa: E402
+from bench._common import measure
 
 
 def make_input(path: Path, rows: int, doc_bytes: int, seed: int = 0) -> int:
@@ -30,11 +30,20 @@ def make_input(path: Path, rows: int, doc_bytes: int, seed: int = 0) -> int:
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    vocabulary = np.array(["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=int(n))) for n in rng.integers(2, 11, size=20_000)])
+    vocabulary = np.array(
+        [
+            "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=int(n)))
+            for n in rng.integers(2, 11, size=20_000)
+        ]
+    )
     words_per_doc = max(1, doc_bytes // 7)
     batch = 50_000
     total = 0
-    with pq.ParquetWriter(path, pa.schema([("id", pa.int64()), ("text", pa.string()), ("url", pa.string())]), compression="zstd") as writer:
+    with pq.ParquetWriter(
+        path,
+        pa.schema([("id", pa.int64()), ("text", pa.string()), ("url", pa.string())]),
+        compression="zstd",
+    ) as writer:
         for start in range(0, rows, batch):
             n = min(batch, rows - start)
             picks = vocabulary[rng.integers(0, len(vocabulary), size=(n, words_per_doc))]
@@ -81,7 +90,9 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "ingested": r.ingested, "
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--doc-bytes", type=int, default=1000)
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
@@ -91,7 +102,9 @@ def main() -> None:
     src = work / "input.parquet"
     started = time.perf_counter()
     content = make_input(src, args.rows, args.doc_bytes)
-    print(f"input: {args.rows:,} rows, {content / 1e9:.2f} GB of text, {src.stat().st_size / 1e6:.0f} MB on disk ({time.perf_counter() - started:.1f} s to make)")
+    print(
+        f"input: {args.rows:,} rows, {content / 1e9:.2f} GB of text, {src.stat().st_size / 1e6:.0f} MB on disk ({time.perf_counter() - started:.1f} s to make)"
+    )
     stream = measure(BASELINE.format(src=str(src), dst=str(work / "baseline-stream.parquet")))
     table = measure(BASELINE_TABLE.format(src=str(src), dst=str(work / "baseline-table.parquet")))
     baseline = min(stream["seconds"], table["seconds"])
@@ -111,10 +124,16 @@ def main() -> None:
         "baseline_table_peak_rss_mb": round(table["peak_rss_bytes"] / 1e6),
         "cores": os.cpu_count(),
     }
-    print(f"baseline (PyArrow read + zstd write): {baseline:.2f} s  (streamed {stream['seconds']:.2f} s, whole table {table['seconds']:.2f} s)")
-    print(f"curator ingest:                       {ours['seconds']:.2f} s  ({report['curator_rows_per_second']:,} rows/s, {ours['shards']} shards)")
+    print(
+        f"baseline (PyArrow read + zstd write): {baseline:.2f} s  (streamed {stream['seconds']:.2f} s, whole table {table['seconds']:.2f} s)"
+    )
+    print(
+        f"curator ingest:                       {ours['seconds']:.2f} s  ({report['curator_rows_per_second']:,} rows/s, {ours['shards']} shards)"
+    )
     print(f"ratio (baseline / curator):           {ratio:.2f}   target >= 0.5")
-    print(f"peak memory, curator process tree:    {report['curator_peak_rss_mb']:,} MB   target < 1000 MB")
+    print(
+        f"peak memory, curator process tree:    {report['curator_peak_rss_mb']:,} MB   target < 1000 MB"
+    )
     print(json.dumps(report))
     if not args.keep:
         import shutil

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from curator.errors import (  # noqa: E402
+from curator.errors import (
     CuratorError,
     IngestFailed,
     InputError,
@@ -23,9 +23,9 @@ from curator.errors import (  # noqa: E402
     StoreError,
     StoreLockedError,
 )
-from curator.provenance import ProvenanceSpec  # noqa: E402
-from curator.store import IngestResult, Stats, Store, init_store, open_store  # noqa: E402
-from curator.tag import TagResult, tag  # noqa: E402
+from curator.provenance import ProvenanceSpec
+from curator.store import IngestResult, Stats, Store, init_store, open_store
+from curator.tag import TagResult, tag
 
 __all__ = [
     "CuratorError",

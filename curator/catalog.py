@@ -82,7 +82,8 @@ _SQL_TYPES = {
 def empty_samples_select() -> str:
     """A query with the columns of `samples` and no rows (the view of a store with no shards)."""
     columns = [
-        f"NULL::{_SQL_TYPES[str(column.arrow_type)]} AS {column.name}" for column in PROVENANCE_COLUMNS
+        f"NULL::{_SQL_TYPES[str(column.arrow_type)]} AS {column.name}"
+        for column in PROVENANCE_COLUMNS
     ]
     columns += ["NULL::VARCHAR AS text", "NULL::BLOB AS image"]
     return "SELECT " + ", ".join(columns) + " WHERE false"
@@ -111,5 +112,7 @@ def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
 
 def rebuild_samples_view(con: duckdb.DuckDBPyConnection) -> None:
     """Point `samples` at the live shards (inside the caller's transaction)."""
-    paths = [row[0] for row in con.execute("SELECT path FROM shards WHERE live ORDER BY path").fetchall()]
+    paths = [
+        row[0] for row in con.execute("SELECT path FROM shards WHERE live ORDER BY path").fetchall()
+    ]
     con.execute(samples_view_sql(paths))

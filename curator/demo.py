@@ -14,7 +14,7 @@ import os
 import random
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -80,7 +80,7 @@ class DemoResult:
     steps: list[tuple[str, IngestResult]]
 
 
-def _write_jsonl(path: str, records: list[dict[str, object]]) -> None:
+def _write_jsonl(path: str, records: Sequence[Mapping[str, object]]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -131,17 +131,31 @@ def run_demo(directory: str, *, seed: int = 0, echo: Callable[[str], None] = pri
     plan: list[tuple[str, dict[str, object]]] = [
         (
             "stdlib-docs.jsonl --source stdlib-docs --origin real --collected-at 2023-10-02",
-            {"source": "stdlib-docs", "origin": "real", "collected_at": datetime(2023, 10, 2, tzinfo=UTC)},
+            {
+                "source": "stdlib-docs",
+                "origin": "real",
+                "collected_at": datetime(2023, 10, 2, tzinfo=UTC),
+            },
         ),
         (
             "bigram-v1.jsonl --source bigram-v1 --origin synthetic --generation 1 --model bigram-v1 --id-column id",
-            {"source": "bigram-v1", "origin": "synthetic", "generation": 1, "model": "bigram-v1", "id_column": "id"},
+            {
+                "source": "bigram-v1",
+                "origin": "synthetic",
+                "generation": 1,
+                "model": "bigram-v1",
+                "id_column": "id",
+            },
         ),
         ("crawl.jsonl --source crawl --origin unknown", {"source": "crawl", "origin": "unknown"}),
     ]
-    for (command, kwargs), name in zip(plan, ("stdlib-docs.jsonl", "bigram-v1.jsonl", "crawl.jsonl"), strict=True):
+    for (command, kwargs), name in zip(
+        plan, ("stdlib-docs.jsonl", "bigram-v1.jsonl", "crawl.jsonl"), strict=True
+    ):
         result = store.ingest([os.path.join(inputs, name)], jobs=1, **kwargs)  # type: ignore[arg-type]
         echo(f"$ curator ingest inputs/{command}")
-        echo(f"  {result.ingested:,} ingested, {result.skipped:,} skipped, {result.rejected:,} rejected")
+        echo(
+            f"  {result.ingested:,} ingested, {result.skipped:,} skipped, {result.rejected:,} rejected"
+        )
         steps.append((command, result))
     return DemoResult(store, steps)

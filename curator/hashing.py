@@ -10,7 +10,6 @@ and Python versions.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -67,7 +66,9 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     if n == 0:
         return pa.array([], pa.string()), pa.array([], pa.int64())
     folded = pc.utf8_trim(pc.replace_substring_regex(texts, _FOLD_PATTERN, " "), " ")
-    offsets = memoryview(folded.buffers()[1]).cast("i")[folded.offset : folded.offset + n + 1].tolist()  # type: ignore[union-attr]
+    offsets = (
+        memoryview(folded.buffers()[1]).cast("i")[folded.offset : folded.offset + n + 1].tolist()
+    )
     data_buffer = folded.buffers()[2]
     data = data_buffer.to_pybytes() if data_buffer is not None else b""
     is_ascii = pc.string_is_ascii(texts).to_pylist()

@@ -8,6 +8,7 @@ shards in a staging directory. Bad records go to a rejects file with their reaso
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -34,7 +35,6 @@ from curator.shards import ShardWriter, WrittenShard
 #: `store`: provenance columns, then the content as `text`/`image`, then the input's other
 #: columns. `tag`: the input's columns in their original order, then the provenance columns.
 Layout = Literal["store", "tag"]
-
 
 
 @dataclass
@@ -112,7 +112,11 @@ def _reject_all(batch: ReadBatch, code: str, reason: str) -> list[Reject]:
 
 
 def _is_text_type(data_type: pa.DataType) -> bool:
-    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type)
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_string_view(data_type)
+    )
 
 
 def _image_bytes_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
@@ -145,31 +149,53 @@ def prepare_batch(
         table = table.rename_columns([renames.get(name, name) for name in table.schema.names])
     clash = [name for name in table.schema.names if name in RESERVED_NAMES]
     if clash:
-        return None, None, [], rejects + _reject_all(
-            batch,
-            "reserved_column",
-            f"input column `{clash[0]}` has the name of a provenance column; "
-            f"map it away with --rename-column {clash[0]}=NEW_NAME",
+        return (
+            None,
+            None,
+            [],
+            rejects
+            + _reject_all(
+                batch,
+                "reserved_column",
+                f"input column `{clash[0]}` has the name of a provenance column; "
+                f"map it away with --rename-column {clash[0]}=NEW_NAME",
+            ),
         )
     if batch.content_hashes is not None:  # image files and tar members: the reader decoded them
         content_name, kind = IMAGE_COLUMN, "image"
     else:
         content_name, kind = spec.content_column, spec.content_kind
     if content_name not in table.schema.names:
-        return None, None, [], rejects + _reject_all(
-            batch,
-            "missing_column",
-            f"no content column `{content_name}` (columns: {', '.join(table.schema.names)}); "
-            f"name it with --{kind}-column",
+        return (
+            None,
+            None,
+            [],
+            rejects
+            + _reject_all(
+                batch,
+                "missing_column",
+                f"no content column `{content_name}` (columns: {', '.join(table.schema.names)}); "
+                f"name it with --{kind}-column",
+            ),
         )
     target_name = TEXT_COLUMN if kind == "text" else IMAGE_COLUMN
-    if config.layout == "store" and content_name != target_name and target_name in table.schema.names:
-        return None, None, [], rejects + _reject_all(
-            batch,
-            "reserved_column",
-            f"input column `{target_name}` would be shadowed by the content column "
-            f"`{content_name}`, stored as `{target_name}`; map it away with "
-            f"--rename-column {target_name}=NEW_NAME",
+    if (
+        config.layout == "store"
+        and content_name != target_name
+        and target_name in table.schema.names
+    ):
+        return (
+            None,
+            None,
+            [],
+            rejects
+            + _reject_all(
+                batch,
+                "reserved_column",
+                f"input column `{target_name}` would be shadowed by the content column "
+                f"`{content_name}`, stored as `{target_name}`; map it away with "
+                f"--rename-column {target_name}=NEW_NAME",
+            ),
         )
     for flag, column in (
         ("--id-column", spec.id_column),
@@ -177,10 +203,16 @@ def prepare_batch(
         ("--parent-id-column", spec.parent_id_column),
     ):
         if column is not None and column not in table.schema.names:
-            return None, None, [], rejects + _reject_all(
-                batch,
-                "missing_column",
-                f"no column `{column}` for {flag} (columns: {', '.join(table.schema.names)})",
+            return (
+                None,
+                None,
+                [],
+                rejects
+                + _reject_all(
+                    batch,
+                    "missing_column",
+                    f"no column `{column}` for {flag} (columns: {', '.join(table.schema.names)})",
+                ),
             )
 
     content = table[content_name]
@@ -190,11 +222,17 @@ def prepare_batch(
     hashes: list[str | None]
     if kind == "text":
         if not _is_text_type(content.type):
-            return None, None, [], rejects + _reject_all(
-                batch,
-                "wrong_type",
-                f"content column `{content_name}` has type {content.type}, not a string type; "
-                "check --text-column (for image bytes use --image-column)",
+            return (
+                None,
+                None,
+                [],
+                rejects
+                + _reject_all(
+                    batch,
+                    "wrong_type",
+                    f"content column `{content_name}` has type {content.type}, not a string type; "
+                    "check --text-column (for image bytes use --image-column)",
+                ),
             )
         hash_array, normalised = text_hashes(content)
         hashes = hash_array.to_pylist()
@@ -208,11 +246,17 @@ def prepare_batch(
     else:
         image_bytes = _image_bytes_column(content)
         if image_bytes is None:
-            return None, None, [], rejects + _reject_all(
-                batch,
-                "wrong_type",
-                f"image column `{content_name}` has type {content.type}, not binary "
-                "(or a struct with a `bytes` field)",
+            return (
+                None,
+                None,
+                [],
+                rejects
+                + _reject_all(
+                    batch,
+                    "wrong_type",
+                    f"image column `{content_name}` has type {content.type}, not binary "
+                    "(or a struct with a `bytes` field)",
+                ),
             )
         if batch.content_hashes is not None:
             hashes = list(batch.content_hashes)
@@ -233,7 +277,9 @@ def prepare_batch(
 
     if spec.id_column is not None:
         ids = table[spec.id_column]
-        id_values = ids.cast(pa.string()).to_pylist() if not _is_text_type(ids.type) else ids.to_pylist()
+        id_values = (
+            ids.cast(pa.string()).to_pylist() if not _is_text_type(ids.type) else ids.to_pylist()
+        )
         keys: list[str | None] = []
         for i, value in enumerate(id_values):
             if value is None or value == "":
@@ -274,14 +320,21 @@ def prepare_batch(
             i, code, text = reason
             keep[i] = False
             rejects.append(
-                Reject(batch.file.relpath, batch.positions[i], batch.kind, code, text, _row_record(table, i))
+                Reject(
+                    batch.file.relpath,
+                    batch.positions[i],
+                    batch.kind,
+                    code,
+                    text,
+                    _row_record(table, i),
+                )
             )
     if not any(keep):
         return None, None, [], rejects
     mask = pa.array(keep, pa.bool_())
     all_kept = all(keep)
 
-    def kept(values: list) -> list:  # type: ignore[type-arg]
+    def kept(values: list) -> list:
         return values if all_kept else [v for v, k in zip(values, keep, strict=True) if k]
 
     rows = sum(keep)
@@ -306,7 +359,10 @@ def prepare_batch(
         content = content.filter(mask)
         content_bytes = content_bytes.filter(mask)
     if config.layout == "store":
-        fields = [*prov_fields, pa.field(TEXT_COLUMN if kind == "text" else IMAGE_COLUMN, content.type)]
+        fields = [
+            *prov_fields,
+            pa.field(TEXT_COLUMN if kind == "text" else IMAGE_COLUMN, content.type),
+        ]
         arrays = [*provenance.values(), content]
         for name in good.schema.names:
             if name == content_name:
@@ -380,10 +436,8 @@ def _input_bytes(tasks: list[ReadTask]) -> int:
     total = 0
     for task in tasks:
         for file in task.files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(file.path)
-            except OSError:
-                pass
     return total
 
 

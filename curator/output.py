@@ -60,7 +60,9 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
-def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[bool] | None = None) -> str:
+def render_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[bool] | None = None
+) -> str:
     """A plain aligned text table (no colour, so it pipes and diffs cleanly)."""
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [len(c) for c in columns]
@@ -69,7 +71,11 @@ def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right
             widths[i] = max(widths[i], len(cell))
     if right is None:
         right = [
-            all(isinstance(row[i], int | float) and not isinstance(row[i], bool) for row in rows if row[i] is not None)
+            all(
+                isinstance(row[i], int | float) and not isinstance(row[i], bool)
+                for row in rows
+                if row[i] is not None
+            )
             and any(row[i] is not None for row in rows)
             for i in range(len(columns))
         ]
@@ -111,7 +117,16 @@ def format_arrow(table: pa.Table, fmt: str) -> str:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(table.schema.names)
         for row in table.to_pylist():
-            writer.writerow(["" if v is None else _json_default(v) if isinstance(v, bytes | datetime | date) else v for v in row.values()])
+            writer.writerow(
+                [
+                    ""
+                    if v is None
+                    else _json_default(v)
+                    if isinstance(v, bytes | datetime | date)
+                    else v
+                    for v in row.values()
+                ]
+            )
         return buffer.getvalue().rstrip("\n")
     if fmt == "json":
         return to_json(table.to_pylist())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import Any
 
 
 class Progress:
@@ -14,12 +15,14 @@ class Progress:
     ...     bar.advance(1, rows=10)
     """
 
-    def __init__(self, description: str, total: int, unit: str = "tasks", enabled: bool = True) -> None:
+    def __init__(
+        self, description: str, total: int, unit: str = "tasks", enabled: bool = True
+    ) -> None:
         self.description = description
         self.total = total
         self.unit = unit
         self.enabled = enabled and sys.stderr.isatty()
-        self._progress = None
+        self._progress: Any = None
         self._task = None
         self.rows = 0
 
@@ -45,14 +48,14 @@ class Progress:
                 console=Console(stderr=True),
                 transient=True,
             )
-            self._progress.__enter__()  # type: ignore[attr-defined]
-            self._task = self._progress.add_task(self.description, total=self.total, rows=0)  # type: ignore[attr-defined]
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=self.total, rows=0)
         return self
 
     def advance(self, steps: int = 1, rows: int = 0) -> None:
         self.rows += rows
         if self._progress is not None:
-            self._progress.update(self._task, advance=steps, rows=self.rows)  # type: ignore[attr-defined]
+            self._progress.update(self._task, advance=steps, rows=self.rows)
 
     def __exit__(
         self,
@@ -61,4 +64,4 @@ class Progress:
         tb: TracebackType | None,
     ) -> None:
         if self._progress is not None:
-            self._progress.__exit__(exc_type, exc, tb)  # type: ignore[attr-defined]
+            self._progress.__exit__(exc_type, exc, tb)

@@ -63,9 +63,7 @@ class ProvenanceSpec:
                 "pass --origin real, --origin synthetic or --origin unknown",
             )
         if self.evidence not in EVIDENCE:
-            raise ProvenanceError(
-                f"evidence {self.evidence!r} is not one of {', '.join(EVIDENCE)}"
-            )
+            raise ProvenanceError(f"evidence {self.evidence!r} is not one of {', '.join(EVIDENCE)}")
         if self.origin == "real":
             if self.generation not in (None, 0):
                 raise ProvenanceError(

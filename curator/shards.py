@@ -35,7 +35,9 @@ class WrittenShard:
     composition: dict[tuple[str, int | None, str], list[int]] = field(default_factory=dict)
 
 
-def composition_of(table: pa.Table, content_bytes: pa.Array) -> dict[tuple[str, int | None, str], list[int]]:
+def composition_of(
+    table: pa.Table, content_bytes: pa.Array
+) -> dict[tuple[str, int | None, str], list[int]]:
     """Rows and content bytes by (origin, generation, source) of a table with provenance."""
     grouped = (
         pa.table(
@@ -115,7 +117,7 @@ class ShardWriter:
         schema = schema.with_metadata(self.metadata)
         final = os.path.join(self.directory, self.name(len(self.shards)) + ".parquet")
         self._tmp_path = final + ".tmp"
-        self._writer = pq.ParquetWriter(self._tmp_path, schema, **write_options(schema))  # type: ignore[arg-type]
+        self._writer = pq.ParquetWriter(self._tmp_path, schema, **write_options(schema))
         self._schema = schema
         kind = "text" if "text" in schema.names else "image"
         self._current = WrittenShard(final, 0, 0, 0, content_kind=kind)
@@ -144,7 +146,9 @@ class ShardWriter:
                 columns.append(pa.nulls(table.num_rows, target.type))
         return pa.Table.from_arrays(columns, schema=self._schema)
 
-    def write(self, table: pa.Table, content_bytes: pa.Array, sidecar: pa.Table | None = None) -> None:
+    def write(
+        self, table: pa.Table, content_bytes: pa.Array, sidecar: pa.Table | None = None
+    ) -> None:
         """Append rows; `content_bytes` gives each row's content size (for the shard target and
         the composition); `sidecar`, if given, is written row for row beside the shard, as
         ``<name>.locations.parquet``."""

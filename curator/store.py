@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from curator import __version__, catalog
-from curator.errors import InputError, IngestFailed, QueryError, StoreError, StoreLockedError
+from curator.errors import IngestFailed, InputError, QueryError, StoreError, StoreLockedError
 from curator.locking import lock_timeout, pid_alive, write_lock
 from curator.provenance import ProvenanceSpec
 from curator.schema import SCHEMA_VERSION
@@ -199,7 +199,9 @@ class Store:
     # -- catalog access ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def connect(self, *, read_only: bool = True, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(
+        self, *, read_only: bool = True, timeout: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A DuckDB connection to the catalog, with shard paths resolving inside the store.
 
         DuckDB lets one process at a time open the file for writing, and none open it while a
@@ -216,7 +218,9 @@ class Store:
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
-                    raise StoreError(f"cannot open the catalog `{self.catalog_path}`: {exc}") from exc
+                    raise StoreError(
+                        f"cannot open the catalog `{self.catalog_path}`: {exc}"
+                    ) from exc
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(
                         f"the catalog `{self.catalog_path}` is held by another process; "
@@ -366,7 +370,9 @@ class Store:
             generation=generation,
             model=model,
             confidence=confidence,
-            collected_at=collected_at if collected_at is None or isinstance(collected_at, datetime) else datetime(collected_at.year, collected_at.month, collected_at.day),
+            collected_at=collected_at
+            if collected_at is None or isinstance(collected_at, datetime)
+            else datetime(collected_at.year, collected_at.month, collected_at.day),
             collected_at_column=collected_at_column,
             id_column=id_column,
             text_column=text_column,
@@ -379,7 +385,8 @@ class Store:
         files, ignored = discover([os.fspath(i) for i in inputs], input_format)
         if not files:
             raise InputError(
-                "no input files found" + (f" ({len(ignored)} files of unknown format ignored)" if ignored else ""),
+                "no input files found"
+                + (f" ({len(ignored)} files of unknown format ignored)" if ignored else ""),
                 "name JSONL, Parquet, CSV, text, image or tar files, or pass --format",
             )
         tasks = plan_tasks(files)
@@ -547,15 +554,14 @@ class Store:
                 WITH existing AS ({existing_sql}),
                 repeated AS (
                     SELECT * FROM (
-                        SELECT *, row_number() OVER w AS rank, first_value(content_hash) OVER w AS first_hash,
-                               first_value(file) OVER w AS first_file, first_value(row) OVER w AS first_row
+                        SELECT *, row_number() OVER w AS rank, first_value(content_hash) OVER w AS first_hash
                         FROM staged
                         WHERE sample_id IN (SELECT sample_id FROM staged GROUP BY sample_id HAVING count(*) > 1)
                         WINDOW w AS (PARTITION BY sample_id ORDER BY file, row)
                     ) WHERE rank > 1
                 )
                 SELECT s.file, s.row, s.sample_id, s.content_hash, e.content_hash, e.file,
-                       r.first_hash, r.first_file, r.first_row
+                       r.first_hash
                 FROM staged s
                 LEFT JOIN existing e USING (sample_id)
                 LEFT JOIN repeated r ON r.file = s.file AND r.row = s.row
@@ -571,14 +577,28 @@ class Store:
         drop: dict[str, set[int]] = {}
         decisions: list[tuple[str, int, str, str]] = []  # file, row, code, reason
         skipped = 0
-        for file, row, sample_id, content_hash, existing_hash, existing_file, first_hash, first_file, first_row in rows:
+        for (
+            file,
+            row,
+            sample_id,
+            content_hash,
+            existing_hash,
+            existing_file,
+            first_hash,
+        ) in rows:
             drop.setdefault(file, set()).add(int(row))
             if existing_hash is not None:
                 if existing_hash == content_hash:
                     skipped += 1
-                    result.skip_codes["already_in_store"] = result.skip_codes.get("already_in_store", 0) + 1
+                    result.skip_codes["already_in_store"] = (
+                        result.skip_codes.get("already_in_store", 0) + 1
+                    )
                     continue
-                where = os.path.relpath(existing_file, self.root) if os.path.isabs(existing_file) else existing_file
+                where = (
+                    os.path.relpath(existing_file, self.root)
+                    if os.path.isabs(existing_file)
+                    else existing_file
+                )
                 decisions.append(
                     (
                         file,
@@ -591,7 +611,9 @@ class Store:
                 )
             elif first_hash == content_hash:
                 skipped += 1
-                result.skip_codes["duplicate_in_run"] = result.skip_codes.get("duplicate_in_run", 0) + 1
+                result.skip_codes["duplicate_in_run"] = (
+                    result.skip_codes.get("duplicate_in_run", 0) + 1
+                )
             else:
                 decisions.append(
                     (
@@ -610,7 +632,9 @@ class Store:
                 locations[file] = pq.read_table(sidecar)
             loc = locations[file]
             kind = loc["kind"][row].as_py()
-            rejects.append(Reject(loc["file"][row].as_py(), loc["position"][row].as_py(), kind, code, reason))
+            rejects.append(
+                Reject(loc["file"][row].as_py(), loc["position"][row].as_py(), kind, code, reason)
+            )
         by_path = {s.path: s for s in staged}
         for file, rows_to_drop in drop.items():
             shard = by_path[file]
@@ -624,7 +648,7 @@ class Store:
             tmp = file + ".tmp"
             from curator.shards import write_options
 
-            pq.write_table(kept, tmp, **write_options(kept.schema))  # type: ignore[arg-type]
+            pq.write_table(kept, tmp, **write_options(kept.schema))
             os.replace(tmp, file)
             content_name = "text" if "text" in kept.schema.names else "image"
             content_bytes = pc.binary_length(kept[content_name]).combine_chunks()
@@ -660,7 +684,9 @@ class Store:
             )
         return path
 
-    def _place_shards(self, source: str, staged: list[WrittenShard]) -> list[tuple[WrittenShard, str]]:
+    def _place_shards(
+        self, source: str, staged: list[WrittenShard]
+    ) -> list[tuple[WrittenShard, str]]:
         directory = os.path.join(self.root, "shards", source)
         os.makedirs(directory, exist_ok=True)
         placed = []
@@ -682,7 +708,9 @@ class Store:
         """One catalog transaction: the run, its shards and their composition, and the
         `samples` view over the new set of live shards."""
         finished = datetime.now(UTC)
-        rejects_rel = os.path.relpath(result.rejects_path, self.root) if result.rejects_path else None
+        rejects_rel = (
+            os.path.relpath(result.rejects_path, self.root) if result.rejects_path else None
+        )
         with self.connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -726,7 +754,12 @@ class Store:
                         ],
                     )
                     for (origin, generation, source), (rows, nbytes) in sorted(
-                        shard.composition.items(), key=lambda kv: (kv[0][0], kv[0][1] if kv[0][1] is not None else -1, kv[0][2])
+                        shard.composition.items(),
+                        key=lambda kv: (
+                            kv[0][0],
+                            kv[0][1] if kv[0][1] is not None else -1,
+                            kv[0][2],
+                        ),
                     ):
                         con.execute(
                             "INSERT INTO shard_composition VALUES (?, ?, ?, ?, ?, ?)",
@@ -741,4 +774,7 @@ class Store:
 
 
 def _codes(codes: dict[str, int]) -> str:
-    return ", ".join(f"{code}: {count:,}" for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ", ".join(
+        f"{code}: {count:,}"
+        for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
+    )

@@ -81,7 +81,9 @@ def tag(
         generation=generation,
         model=model,
         confidence=confidence,
-        collected_at=collected_at if collected_at is None or isinstance(collected_at, datetime) else datetime(collected_at.year, collected_at.month, collected_at.day),
+        collected_at=collected_at
+        if collected_at is None or isinstance(collected_at, datetime)
+        else datetime(collected_at.year, collected_at.month, collected_at.day),
         collected_at_column=collected_at_column,
         id_column=id_column,
         text_column=text_column,
@@ -96,7 +98,9 @@ def tag(
         )
     files, _ignored = discover([os.fspath(i) for i in inputs], input_format)
     if not files:
-        raise InputError("no input files found", "name JSONL, Parquet, CSV, text, image or tar files")
+        raise InputError(
+            "no input files found", "name JSONL, Parquet, CSV, text, image or tar files"
+        )
     tasks = plan_tasks(files)
     run_id = new_run_id()
     os.makedirs(out_dir, exist_ok=True)

@@ -9,6 +9,7 @@ results on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -84,7 +85,9 @@ def run_in_processes(
                 _send(worker.stdin, (function, item))  # type: ignore[arg-type]
                 status, value = _receive(worker.stdout)  # type: ignore[arg-type]
             except (EOFError, BrokenPipeError, OSError):
-                done.put(("died", item, WorkerDied(f"a worker process died (exit code {worker.poll()})")))
+                done.put(
+                    ("died", item, WorkerDied(f"a worker process died (exit code {worker.poll()})"))
+                )
                 return
             done.put((status, item, value))
             if status != "ok":
@@ -131,7 +134,7 @@ def _serve() -> None:
             return
         try:
             _send(stdout, ("ok", function(item)))
-        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the driver
+        except BaseException as exc:
             try:
                 _send(stdout, ("error", exc))
             except Exception:
@@ -141,7 +144,5 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _serve()
-    except KeyboardInterrupt:
-        pass

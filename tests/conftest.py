@@ -45,7 +45,12 @@ def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (16, 12), fmt: str = "PNG", **save: Any) -> bytes:
+def png_bytes(
+    color: tuple[int, int, int] = (200, 30, 30),
+    size: tuple[int, int] = (16, 12),
+    fmt: str = "PNG",
+    **save: Any,
+) -> bytes:
     from PIL import Image
 
     image = Image.new("RGB", size, color)

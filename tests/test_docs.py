@@ -46,5 +46,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_cli_shim_runs_from_a_checkout():
-    out = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("Usage: cli.py [OPTIONS] COMMAND [ARGS]...")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("Usage: curator [OPTIONS] COMMAND [ARGS]...")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import tarfile
-import io
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -44,8 +44,12 @@ def test_jsonl_plain_gz_and_zst_with_provenance(store, tmp_path, write_jsonl):
     plain = write_jsonl("in/plain.jsonl", records)
     with gzip.open(tmp_path / "in" / "packed.jsonl.gz", "wb") as handle:
         handle.write(plain.read_bytes())
-    (tmp_path / "in" / "packed.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
-    result = store.ingest([tmp_path / "in"], source="web-2021", origin="real", collected_at=date(2021, 3, 4))
+    (tmp_path / "in" / "packed.jsonl.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(plain.read_bytes())
+    )
+    result = store.ingest(
+        [tmp_path / "in"], source="web-2021", origin="real", collected_at=date(2021, 3, 4)
+    )
     assert (result.rows_read, result.ingested, result.skipped, result.rejected) == (15, 15, 0, 0)
     assert result.files == 3
     rows = store.sql(
@@ -79,14 +83,37 @@ def test_parquet_files_globs_and_directories_keep_input_columns(store, tmp_path)
     (tmp_path / "pq" / "sub").mkdir(parents=True)
     for i, name in enumerate(["pq/a.parquet", "pq/sub/b.parquet"]):
         pq.write_table(
-            pa.table({"id": [f"{name}-{j}" for j in range(3)], "body": [f"text {i} {j}" for j in range(3)], "n": [1, 2, 3]}),
+            pa.table(
+                {
+                    "id": [f"{name}-{j}" for j in range(3)],
+                    "body": [f"text {i} {j}" for j in range(3)],
+                    "n": [1, 2, 3],
+                }
+            ),
             tmp_path / name,
             row_group_size=2,
         )
-    result = store.ingest([str(tmp_path / "pq" / "**" / "*.parquet")], source="pq", origin="synthetic", generation=2, model="m-2", text_column="body", id_column="id")
+    result = store.ingest(
+        [str(tmp_path / "pq" / "**" / "*.parquet")],
+        source="pq",
+        origin="synthetic",
+        generation=2,
+        model="m-2",
+        text_column="body",
+        id_column="id",
+    )
     assert (result.rows_read, result.ingested, result.rejected) == (6, 6, 0)
-    rows = store.sql("SELECT sample_id, origin, generation, model, text, n FROM samples ORDER BY sample_id").to_pylist()
-    assert rows[0] == {"sample_id": "pq/pq/a.parquet-0", "origin": "synthetic", "generation": 2, "model": "m-2", "text": "text 0 0", "n": 1}
+    rows = store.sql(
+        "SELECT sample_id, origin, generation, model, text, n FROM samples ORDER BY sample_id"
+    ).to_pylist()
+    assert rows[0] == {
+        "sample_id": "pq/pq/a.parquet-0",
+        "origin": "synthetic",
+        "generation": 2,
+        "model": "m-2",
+        "text": "text 0 0",
+        "n": 1,
+    }
     assert [r["sample_id"] for r in rows][-1] == "pq/pq/sub/b.parquet-2"
     # columns of a store shard: provenance, then content, then the input's own
     (shard,) = store.live_shards()
@@ -97,9 +124,15 @@ def test_parquet_files_globs_and_directories_keep_input_columns(store, tmp_path)
 
 def test_parquet_directory_default_keys_are_row_indices(store, tmp_path):
     (tmp_path / "d").mkdir()
-    pq.write_table(pa.table({"text": ["a", "b", "c"]}), tmp_path / "d" / "x.parquet", row_group_size=1)
+    pq.write_table(
+        pa.table({"text": ["a", "b", "c"]}), tmp_path / "d" / "x.parquet", row_group_size=1
+    )
     store.ingest([tmp_path / "d"], source="s", origin="unknown")
-    assert [r["sample_id"] for r in samples(store)] == ["s/x.parquet:0", "s/x.parquet:1", "s/x.parquet:2"]
+    assert [r["sample_id"] for r in samples(store)] == [
+        "s/x.parquet:0",
+        "s/x.parquet:1",
+        "s/x.parquet:2",
+    ]
     assert {r["generation"] for r in samples(store)} == {None}
 
 
@@ -116,20 +149,31 @@ def test_csv_text_files_and_image_folder(store, tmp_path):
     r2 = store.ingest([tmp_path / "notes"], source="notes", origin="real")
     r3 = store.ingest([tmp_path / "imgs"], source="photos", origin="unknown")
     assert [(r.ingested, r.rejected) for r in (r1, r2, r3)] == [(2, 0), (2, 0), (3, 0)]
-    rows = store.sql("SELECT sample_id, text, label FROM samples WHERE source = 'csv' ORDER BY 1").to_pylist()
+    rows = store.sql(
+        "SELECT sample_id, text, label FROM samples WHERE source = 'csv' ORDER BY 1"
+    ).to_pylist()
     assert rows == [
         {"sample_id": "csv/t.csv:2", "text": "hello, world", "label": "a"},
         {"sample_id": "csv/t.csv:3", "text": "multi\nline", "label": "b"},
     ]
-    assert [r["sample_id"] for r in store.sql("SELECT sample_id FROM samples WHERE source='notes' ORDER BY 1").to_pylist()] == ["notes/one.txt", "notes/two.md"]
-    images = store.sql("SELECT sample_id, width, height, image_format, octet_length(image) AS n FROM samples WHERE source='photos' ORDER BY 1").to_pylist()
+    assert [
+        r["sample_id"]
+        for r in store.sql(
+            "SELECT sample_id FROM samples WHERE source='notes' ORDER BY 1"
+        ).to_pylist()
+    ] == ["notes/one.txt", "notes/two.md"]
+    images = store.sql(
+        "SELECT sample_id, width, height, image_format, octet_length(image) AS n FROM samples WHERE source='photos' ORDER BY 1"
+    ).to_pylist()
     assert [(r["sample_id"], r["width"], r["height"], r["image_format"]) for r in images] == [
         ("photos/b.webp", 16, 12, "webp"),
         ("photos/g.jpg", 16, 12, "jpeg"),
         ("photos/r.png", 16, 12, "png"),
     ]
     # the image bytes are stored as they were
-    stored = store.sql("SELECT image FROM samples WHERE sample_id = 'photos/r.png'").to_pylist()[0]["image"]
+    stored = store.sql("SELECT image FROM samples WHERE sample_id = 'photos/r.png'").to_pylist()[0][
+        "image"
+    ]
     assert stored == (tmp_path / "imgs" / "r.png").read_bytes()
 
 
@@ -155,7 +199,13 @@ def test_webdataset_tar_with_sidecars(store, tmp_path):
     result = store.ingest([tmp_path / "shard-000.tar"], source="laion", origin="unknown")
     assert (result.rows_read, result.ingested, result.rejected) == (3, 2, 1)
     assert rejects_of(result) == [
-        {"file": "shard-000.tar", "sample": 2, "code": "missing_content", "reason": "sample `000003` has no image member (txt)", "record": None}
+        {
+            "file": "shard-000.tar",
+            "sample": 2,
+            "code": "missing_content",
+            "reason": "sample `000003` has no image member (txt)",
+            "record": None,
+        }
     ]
     rows = store.sql("SELECT sample_id, txt, json FROM samples ORDER BY 1").to_pylist()
     assert rows == [
@@ -165,23 +215,44 @@ def test_webdataset_tar_with_sidecars(store, tmp_path):
 
 
 def test_tabular_image_column(store, tmp_path):
-    pq.write_table(pa.table({"img": [png_bytes(), b"not an image"], "caption": ["ok", "bad"]}), tmp_path / "i.parquet")
+    pq.write_table(
+        pa.table({"img": [png_bytes(), b"not an image"], "caption": ["ok", "bad"]}),
+        tmp_path / "i.parquet",
+    )
     result = store.ingest([tmp_path / "i.parquet"], source="hf", origin="real", image_column="img")
     assert (result.ingested, result.rejected) == (1, 1)
     assert rejects_of(result)[0]["code"] == "corrupt_image"
-    assert store.sql("SELECT caption, octet_length(image) AS n FROM samples").to_pylist() == [{"caption": "ok", "n": len(png_bytes())}]
+    assert store.sql("SELECT caption, octet_length(image) AS n FROM samples").to_pylist() == [
+        {"caption": "ok", "n": len(png_bytes())}
+    ]
 
 
 # -- bad input ----------------------------------------------------------------------------
 
 
 def test_malformed_json_lines_are_rejected_with_line_numbers(store, write_jsonl):
-    path = write_jsonl("a.jsonl", [{"text": "good one"}, "{not json", "[1, 2]", {"text": "good two"}, '{"text": "unterminated'])
+    path = write_jsonl(
+        "a.jsonl",
+        [
+            {"text": "good one"},
+            "{not json",
+            "[1, 2]",
+            {"text": "good two"},
+            '{"text": "unterminated',
+        ],
+    )
     result = store.ingest([path], source="web", origin="real")
     assert (result.rows_read, result.ingested, result.rejected) == (5, 2, 3)
     rejects = rejects_of(result)
-    assert [(r["line"], r["code"]) for r in rejects] == [(2, "malformed_json"), (3, "not_an_object"), (5, "malformed_json")]
-    assert rejects[0]["reason"] == "malformed JSON: Expecting property name enclosed in double quotes at column 2"
+    assert [(r["line"], r["code"]) for r in rejects] == [
+        (2, "malformed_json"),
+        (3, "not_an_object"),
+        (5, "malformed_json"),
+    ]
+    assert (
+        rejects[0]["reason"]
+        == "malformed JSON: Expecting property name enclosed in double quotes at column 2"
+    )
     assert rejects[0]["record"] == "{not json\n"
     assert result.reject_codes == {"malformed_json": 2, "not_an_object": 1}
 
@@ -201,7 +272,17 @@ def test_invalid_utf8_in_jsonl_and_csv(store, tmp_path, write_jsonl):
 
 
 def test_missing_and_empty_content(store, write_jsonl):
-    path = write_jsonl("e.jsonl", [{"text": "x"}, {"other": 1}, {"text": None}, {"text": "   \n "}, {"text": ""}, {"text": 5}])
+    path = write_jsonl(
+        "e.jsonl",
+        [
+            {"text": "x"},
+            {"other": 1},
+            {"text": None},
+            {"text": "   \n "},
+            {"text": ""},
+            {"text": 5},
+        ],
+    )
     result = store.ingest([path], source="e", origin="real")
     assert (result.ingested, result.rejected) == (1, 5)
     assert [(r["line"], r["code"]) for r in rejects_of(result)] == [
@@ -225,7 +306,11 @@ def test_parquet_of_the_wrong_schema_rejects_every_row_of_that_file(store, tmp_p
     pq.write_table(pa.table({"body": ["a", "b"]}), tmp_path / "no_text.parquet")
     pq.write_table(pa.table({"text": [1, 2, 3]}), tmp_path / "int_text.parquet")
     pq.write_table(pa.table({"text": ["ok"]}), tmp_path / "good.parquet")
-    result = store.ingest([tmp_path / "no_text.parquet", tmp_path / "int_text.parquet", tmp_path / "good.parquet"], source="p", origin="real")
+    result = store.ingest(
+        [tmp_path / "no_text.parquet", tmp_path / "int_text.parquet", tmp_path / "good.parquet"],
+        source="p",
+        origin="real",
+    )
     assert (result.rows_read, result.ingested, result.rejected) == (6, 1, 5)
     assert result.reject_codes == {"missing_column": 2, "wrong_type": 3}
     first = rejects_of(result)[0]
@@ -243,7 +328,12 @@ def test_input_column_named_like_a_provenance_column(store, tmp_path, write_json
         "input column `source` has the name of a provenance column; map it away with --rename-column source=NEW_NAME"
     )
     # nothing is silently overwritten; renaming maps it away and keeps the values
-    result = store.ingest([tmp_path / "s.parquet"], source="p", origin="real", rename_columns={"source": "orig_source"})
+    result = store.ingest(
+        [tmp_path / "s.parquet"],
+        source="p",
+        origin="real",
+        rename_columns={"source": "orig_source"},
+    )
     assert (result.ingested, result.rejected) == (2, 0)
     assert store.sql("SELECT source, orig_source FROM samples ORDER BY 2").to_pylist() == [
         {"source": "p", "orig_source": "x"}, {"source": "p", "orig_source": "y"},
@@ -265,9 +355,14 @@ def test_unreadable_truncated_corrupt_and_oversized_images(store, tmp_path):
     unreadable.write_bytes(good)
     unreadable.chmod(0)
     (tmp_path / "imgs" / "dangling.png").symlink_to(tmp_path / "gone.png")
-    result = store.ingest([tmp_path / "imgs"], source="img", origin="real", max_image_pixels=100_000)
+    result = store.ingest(
+        [tmp_path / "imgs"], source="img", origin="real", max_image_pixels=100_000
+    )
     codes = {r["file"]: (r["code"], r["reason"]) for r in rejects_of(result)}
-    assert codes["big.png"] == ("image_too_large", "image is 400×300 = 120,000 pixels, over the limit of 100,000 (decompression-bomb guard); raise it with --max-image-pixels")
+    assert codes["big.png"] == (
+        "image_too_large",
+        "image is 400×300 = 120,000 pixels, over the limit of 100,000 (decompression-bomb guard); raise it with --max-image-pixels",
+    )
     assert codes["corrupt.jpg"][0] == "corrupt_image"
     assert codes["truncated.png"][0] == "corrupt_image"
     import os
@@ -306,10 +401,15 @@ def test_strict_commits_nothing_on_any_reject(store, write_jsonl):
     path = write_jsonl("a.jsonl", [{"text": "a"}, "oops", {"text": "b"}])
     with pytest.raises(curator.IngestFailed) as caught:
         store.ingest([path], source="s", origin="real", strict=True)
-    assert caught.value.message == "--strict: 1 of 3 records were rejected (malformed_json: 1); nothing was committed"
+    assert (
+        caught.value.message
+        == "--strict: 1 of 3 records were rejected (malformed_json: 1); nothing was committed"
+    )
     assert store.stats().total_rows == 0
     assert store.sql("SELECT count(*) AS n FROM shards").to_pylist() == [{"n": 0}]
-    assert store.sql("SELECT status, rejected FROM runs").to_pylist() == [{"status": "failed", "rejected": 1}]
+    assert store.sql("SELECT status, rejected FROM runs").to_pylist() == [
+        {"status": "failed", "rejected": 1}
+    ]
     assert list((Path(store.root) / "shards").iterdir()) == []
 
 
@@ -337,21 +437,38 @@ def test_same_sample_id_with_different_content_names_both(store, write_jsonl):
     result = store.ingest([path], source="s", origin="real")
     assert (result.ingested, result.skipped, result.rejected) == (0, 1, 1)
     (reject,) = rejects_of(result)
-    assert reject["file"] == "a.jsonl" and reject["line"] == 1 and reject["code"] == "sample_id_conflict"
+    assert (
+        reject["file"] == "a.jsonl"
+        and reject["line"] == 1
+        and reject["code"] == "sample_id_conflict"
+    )
     assert reject["reason"].startswith(
         f"`s/a.jsonl:1` is already in the store with different content (content_hash {text_hash('original')} in `shards/s/"
     )
-    assert reject["reason"].endswith(f"this record has {text_hash('changed')}); give it another id (--id-column) or ingest it under another --source")
+    assert reject["reason"].endswith(
+        f"this record has {text_hash('changed')}); give it another id (--id-column) or ingest it under another --source"
+    )
     assert samples(store, "text") == [{"text": "original"}, {"text": "kept"}]
 
 
 def test_duplicate_ids_within_one_run(store, write_jsonl):
-    path = write_jsonl("a.jsonl", [{"id": 1, "text": "x"}, {"id": 2, "text": "y"}, {"id": 1, "text": "x "}, {"id": 2, "text": "z"}])
+    path = write_jsonl(
+        "a.jsonl",
+        [
+            {"id": 1, "text": "x"},
+            {"id": 2, "text": "y"},
+            {"id": 1, "text": "x "},
+            {"id": 2, "text": "z"},
+        ],
+    )
     result = store.ingest([path], source="s", origin="real", id_column="id")
     assert (result.ingested, result.skipped, result.rejected) == (2, 1, 1)
     assert result.skip_codes == {"duplicate_in_run": 1}
     assert [(r["line"], r["code"]) for r in rejects_of(result)] == [(4, "sample_id_conflict")]
-    assert samples(store, "sample_id, text") == [{"sample_id": "s/1", "text": "x"}, {"sample_id": "s/2", "text": "y"}]
+    assert samples(store, "sample_id, text") == [
+        {"sample_id": "s/1", "text": "x"},
+        {"sample_id": "s/2", "text": "y"},
+    ]
 
 
 # -- per-row provenance --------------------------------------------------------------------
@@ -368,15 +485,25 @@ def test_collected_at_column_parent_id_and_bad_dates(store, write_jsonl):
             {"text": "e", "when": None},
         ],
     )
-    result = store.ingest([path], source="s", origin="real", collected_at_column="when", parent_id_column="from")
+    result = store.ingest(
+        [path], source="s", origin="real", collected_at_column="when", parent_id_column="from"
+    )
     assert (result.ingested, result.rejected) == (4, 1)
     (reject,) = rejects_of(result)
-    assert (reject["line"], reject["code"], reject["reason"]) == (4, "bad_collected_at", "`when`: 'last tuesday' is not an ISO 8601 date or time")
+    assert (reject["line"], reject["code"], reject["reason"]) == (
+        4,
+        "bad_collected_at",
+        "`when`: 'last tuesday' is not an ISO 8601 date or time",
+    )
     rows = samples(store, "text, collected_at, parent_id")
     assert rows == [
         {"text": "a", "collected_at": datetime(2021, 6, 1, tzinfo=UTC), "parent_id": "web/1"},
         {"text": "b", "collected_at": datetime(2021, 6, 1, 10, 30, tzinfo=UTC), "parent_id": None},
-        {"text": "c", "collected_at": datetime(2020, 9, 13, 12, 26, 40, tzinfo=UTC), "parent_id": None},
+        {
+            "text": "c",
+            "collected_at": datetime(2020, 9, 13, 12, 26, 40, tzinfo=UTC),
+            "parent_id": None,
+        },
         {"text": "e", "collected_at": None, "parent_id": None},
     ]
 
@@ -386,10 +513,19 @@ def test_collected_at_column_parent_id_and_bad_dates(store, write_jsonl):
     [
         ({"origin": "synthetic"}, "`--origin synthetic` needs `--generation N` (N >= 1)"),
         ({"origin": "real", "generation": 2}, "`--generation` 2 contradicts `--origin real`"),
-        ({"origin": "unknown", "generation": 1}, "`--generation` is given for `--origin unknown` samples"),
+        (
+            {"origin": "unknown", "generation": 1},
+            "`--generation` is given for `--origin unknown` samples",
+        ),
         ({"origin": "fake"}, "`--origin` 'fake' is not one of real, synthetic, unknown"),
-        ({"origin": "real", "source": "bad/name"}, "`--source` 'bad/name' is not a valid source name"),
-        ({"origin": "real", "id_column": "origin"}, "`--id-column origin` names a provenance column"),
+        (
+            {"origin": "real", "source": "bad/name"},
+            "`--source` 'bad/name' is not a valid source name",
+        ),
+        (
+            {"origin": "real", "id_column": "origin"},
+            "`--id-column origin` names a provenance column",
+        ),
     ],
 )
 def test_contradictory_flags_fail_before_reading(store, write_jsonl, kwargs, message):
@@ -407,13 +543,17 @@ def test_missing_input_and_unknown_format(store, tmp_path):
     (tmp_path / "data.bin").write_bytes(b"x")
     with pytest.raises(curator.InputError) as caught:
         store.ingest([tmp_path / "data.bin"], source="s", origin="real")
-    assert caught.value.message == f"cannot tell the format of `{tmp_path / 'data.bin'}` from its name"
+    assert (
+        caught.value.message == f"cannot tell the format of `{tmp_path / 'data.bin'}` from its name"
+    )
 
 
 def test_shards_roll_over_at_the_target_size(store, write_jsonl):
     path = write_jsonl("a.jsonl", [{"text": "x" * 100 + str(i)} for i in range(50)])
     result = store.ingest([path], source="s", origin="real", shard_bytes=1000, batch_rows=7)
-    assert result.shards == 4  # a shard closes after the batch that takes it past 1000 bytes: 14, 14, 14, 8 rows
+    assert (
+        result.shards == 4
+    )  # a shard closes after the batch that takes it past 1000 bytes: 14, 14, 14, 8 rows
     shards = store.live_shards()
     assert sum(s["rows"] for s in shards) == 50
     assert store.stats().total_rows == 50
@@ -431,7 +571,9 @@ LINE = st.one_of(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(LINE, max_size=30), st.booleans())
 def test_counts_always_add_up(tmp_path_factory, lines, twice):
     root = tmp_path_factory.mktemp("inv")
@@ -439,7 +581,11 @@ def test_counts_always_add_up(tmp_path_factory, lines, twice):
     path = root / "in.jsonl"
     with open(path, "wb") as handle:
         for line in lines:
-            handle.write(line if isinstance(line, bytes) else (line if isinstance(line, str) else json.dumps(line)).encode())
+            handle.write(
+                line
+                if isinstance(line, bytes)
+                else (line if isinstance(line, str) else json.dumps(line)).encode()
+            )
             handle.write(b"\n")
     if not lines:
         path.write_bytes(b"")

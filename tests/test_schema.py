@@ -37,7 +37,9 @@ def test_column_names_and_arrow_types_are_fixed():
 
 def test_every_shard_row_validates_and_the_footer_has_the_version(store, write_jsonl):
     path = write_jsonl("a.jsonl", [{"text": "one two"}, {"text": "three"}])
-    store.ingest([path], source="web", origin="real", collected_at=__import__("datetime").date(2021, 5, 1))
+    store.ingest(
+        [path], source="web", origin="real", collected_at=__import__("datetime").date(2021, 5, 1)
+    )
     (shard,) = store.live_shards()
     parquet = pq.ParquetFile(Path(store.root) / shard["path"])
     metadata = parquet.schema_arrow.metadata

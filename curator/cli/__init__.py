@@ -8,7 +8,6 @@ anything else is a bug and prints its traceback when ``CURATOR_DEBUG=1``.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import click
@@ -45,7 +44,10 @@ class CuratorGroup(click.Group):
             ctx.exit(2)
 
 
-@click.group(cls=CuratorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=CuratorGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="curator")
 def cli() -> None:
     """Dataset curation with provenance: real or generated, how many generations deep, and
@@ -71,4 +73,4 @@ from curator.cli import demo as _demo  # noqa: E402,F401
 from curator.cli import store as _store  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -9,7 +9,9 @@ from curator.cli import cli
 
 @cli.command("demo")
 @click.argument("directory", default="curator-demo", type=click.Path(file_okay=False))
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated samples.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the generated samples."
+)
 def demo_command(directory: str, seed: int) -> None:
     """Build a demo store from real text that ships with Python, plus synthetic and unknown
     samples, and print its composition. Offline; a few seconds.
@@ -29,4 +31,6 @@ def demo_command(directory: str, seed: int) -> None:
     click.echo(f"$ curator stats --store {result.store.root}")
     click.echo(format_stats(result.store.stats()))
     click.echo("")
-    click.echo(f"Store: {result.store.root}  (try: curator sql --store {result.store.root} \"SELECT * FROM samples LIMIT 5\")")
+    click.echo(
+        f'Store: {result.store.root}  (try: curator sql --store {result.store.root} "SELECT * FROM samples LIMIT 5")'
+    )

@@ -46,7 +46,9 @@ class _Size(click.ParamType):
 class _Date(click.ParamType):
     name = "DATE"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         from curator.provenance import parse_timestamp
 
         try:
@@ -70,24 +72,102 @@ def provenance_options(f: F) -> F:
     from curator.readers import INPUT_FORMATS
 
     options = [
-        click.option("--source", required=True, help="Dataset or crawl name (letters, digits, . _ -); prefixes every sample_id."),
-        click.option("--origin", required=True, type=click.Choice(["real", "synthetic", "unknown"]), help="Declared origin of every sample."),
-        click.option("--generation", type=click.IntRange(0), help="0 for real (default); N >= 1 for synthetic (required)."),
+        click.option(
+            "--source",
+            required=True,
+            help="Dataset or crawl name (letters, digits, . _ -); prefixes every sample_id.",
+        ),
+        click.option(
+            "--origin",
+            required=True,
+            type=click.Choice(["real", "synthetic", "unknown"]),
+            help="Declared origin of every sample.",
+        ),
+        click.option(
+            "--generation",
+            type=click.IntRange(0),
+            help="0 for real (default); N >= 1 for synthetic (required).",
+        ),
         click.option("--model", help="The generator of synthetic samples."),
-        click.option("--confidence", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="origin_confidence of the declared label."),
-        click.option("--collected-at", type=_Date(), help="When every sample was created or captured (UTC unless a zone is given)."),
-        click.option("--collected-at-column", metavar="COL", help="Input column holding each sample's creation time."),
-        click.option("--id-column", metavar="COL", help="Input column whose value is the sample key (default: file and line/row)."),
-        click.option("--text-column", metavar="COL", default="text", show_default=True, help="Input column holding the text."),
-        click.option("--image-column", metavar="COL", help="Input column holding image bytes (tabular inputs)."),
-        click.option("--parent-id-column", metavar="COL", help="Input column naming the sample this one was derived from."),
-        click.option("--rename-column", "rename_column", multiple=True, metavar="OLD=NEW", help="Rename an input column first (repeatable), e.g. an input column named `source`."),
-        click.option("--format", "input_format", type=click.Choice(["auto", *INPUT_FORMATS]), default="auto", show_default=True, help="Input format (auto: by file name)."),
-        click.option("--strict", is_flag=True, help="Any rejected record fails the run; nothing is committed."),
-        click.option("--jobs", "-j", type=click.IntRange(1), help="Worker processes (default: all cores)."),
-        click.option("--shard-size", type=_Size(), help="Target content bytes per shard (default 256MiB)."),
-        click.option("--max-image-pixels", type=click.IntRange(1), default=89_478_485, show_default=True, help="Larger images are rejected (decompression-bomb guard)."),
-        click.option("--batch-rows", type=click.IntRange(1), default=8192, show_default=True, help="Records per batch (memory per worker grows with it)."),
+        click.option(
+            "--confidence",
+            type=click.FloatRange(0, 1),
+            default=1.0,
+            show_default=True,
+            help="origin_confidence of the declared label.",
+        ),
+        click.option(
+            "--collected-at",
+            type=_Date(),
+            help="When every sample was created or captured (UTC unless a zone is given).",
+        ),
+        click.option(
+            "--collected-at-column",
+            metavar="COL",
+            help="Input column holding each sample's creation time.",
+        ),
+        click.option(
+            "--id-column",
+            metavar="COL",
+            help="Input column whose value is the sample key (default: file and line/row).",
+        ),
+        click.option(
+            "--text-column",
+            metavar="COL",
+            default="text",
+            show_default=True,
+            help="Input column holding the text.",
+        ),
+        click.option(
+            "--image-column",
+            metavar="COL",
+            help="Input column holding image bytes (tabular inputs).",
+        ),
+        click.option(
+            "--parent-id-column",
+            metavar="COL",
+            help="Input column naming the sample this one was derived from.",
+        ),
+        click.option(
+            "--rename-column",
+            "rename_column",
+            multiple=True,
+            metavar="OLD=NEW",
+            help="Rename an input column first (repeatable), e.g. an input column named `source`.",
+        ),
+        click.option(
+            "--format",
+            "input_format",
+            type=click.Choice(["auto", *INPUT_FORMATS]),
+            default="auto",
+            show_default=True,
+            help="Input format (auto: by file name).",
+        ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Any rejected record fails the run; nothing is committed.",
+        ),
+        click.option(
+            "--jobs", "-j", type=click.IntRange(1), help="Worker processes (default: all cores)."
+        ),
+        click.option(
+            "--shard-size", type=_Size(), help="Target content bytes per shard (default 256MiB)."
+        ),
+        click.option(
+            "--max-image-pixels",
+            type=click.IntRange(1),
+            default=89_478_485,
+            show_default=True,
+            help="Larger images are rejected (decompression-bomb guard).",
+        ),
+        click.option(
+            "--batch-rows",
+            type=click.IntRange(1),
+            default=8192,
+            show_default=True,
+            help="Records per batch (memory per worker grows with it).",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ]
     for option in reversed(options):
@@ -119,7 +199,10 @@ def _provenance_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _codes(codes: dict[str, int]) -> str:
-    return ", ".join(f"{code}: {count:,}" for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ", ".join(
+        f"{code}: {count:,}"
+        for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
 
 
 @cli.command("init")
@@ -147,9 +230,20 @@ def init_command(store_dir: str | None, store_path: str | None) -> None:
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @store_option
 @provenance_options
-@click.option("--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer (default 120; env CURATOR_LOCK_TIMEOUT).")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(0),
+    help="Seconds to wait for another writer (default 120; env CURATOR_LOCK_TIMEOUT).",
+)
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
-def ingest_command(inputs: tuple[str, ...], store_path: str | None, as_json: bool, lock_timeout: float | None, progress: bool, **kwargs: Any) -> None:
+def ingest_command(
+    inputs: tuple[str, ...],
+    store_path: str | None,
+    as_json: bool,
+    lock_timeout: float | None,
+    progress: bool,
+    **kwargs: Any,
+) -> None:
     """Add input records to the store, tagged with provenance.
 
     INPUT is a file, directory or glob: JSON Lines (.jsonl, .gz, .zst), Parquet, CSV, text files
@@ -164,18 +258,27 @@ def ingest_command(inputs: tuple[str, ...], store_path: str | None, as_json: boo
       curator ingest photos/ --source photos --origin unknown --format image
     """
     store = _open(store_path)
-    result = store.ingest(list(inputs), lock_timeout=lock_timeout, progress=progress, **_provenance_kwargs(kwargs))
+    result = store.ingest(
+        list(inputs), lock_timeout=lock_timeout, progress=progress, **_provenance_kwargs(kwargs)
+    )
     if as_json:
         click.echo(to_json(result.to_json()))
         return
     rate = result.rows_read / result.seconds if result.seconds else 0.0
     lines = [
         f"ingest {result.run_id}: {result.status} (source {result.source})",
-        f"  files      {result.files:>12,}" + (f"   ({len(result.ignored_files)} of unknown format ignored)" if result.ignored_files else ""),
+        f"  files      {result.files:>12,}"
+        + (
+            f"   ({len(result.ignored_files)} of unknown format ignored)"
+            if result.ignored_files
+            else ""
+        ),
         f"  rows read  {result.rows_read:>12,}",
         f"  ingested   {result.ingested:>12,}   {human_bytes(result.content_bytes)} of content in {result.shards} shard{'s' if result.shards != 1 else ''}",
-        f"  skipped    {result.skipped:>12,}" + (f"   ({_codes(result.skip_codes)})" if result.skip_codes else ""),
-        f"  rejected   {result.rejected:>12,}" + (f"   ({_codes(result.reject_codes)})" if result.reject_codes else ""),
+        f"  skipped    {result.skipped:>12,}"
+        + (f"   ({_codes(result.skip_codes)})" if result.skip_codes else ""),
+        f"  rejected   {result.rejected:>12,}"
+        + (f"   ({_codes(result.reject_codes)})" if result.reject_codes else ""),
     ]
     if result.rejects_path:
         lines.append(f"  rejects    {result.rejects_path}")
@@ -185,10 +288,17 @@ def ingest_command(inputs: tuple[str, ...], store_path: str | None, as_json: boo
 
 @cli.command("tag")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the tagged shards (new or empty).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the tagged shards (new or empty).",
+)
 @provenance_options
 @click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
-def tag_command(inputs: tuple[str, ...], out: str, as_json: bool, progress: bool, **kwargs: Any) -> None:
+def tag_command(
+    inputs: tuple[str, ...], out: str, as_json: bool, progress: bool, **kwargs: Any
+) -> None:
     """Write inputs as Parquet with provenance columns, without a store.
 
     Every original column is kept, in its original order, followed by the provenance columns.
@@ -207,7 +317,8 @@ def tag_command(inputs: tuple[str, ...], out: str, as_json: bool, progress: bool
     click.echo(
         f"tag {result.run_id}: {result.rows_read:,} rows read, {result.written:,} written to "
         f"{len(result.files)} file{'s' if len(result.files) != 1 else ''} in {result.out}, "
-        f"{result.rejected:,} rejected" + (f" ({_codes(result.reject_codes)})" if result.reject_codes else "")
+        f"{result.rejected:,} rejected"
+        + (f" ({_codes(result.reject_codes)})" if result.reject_codes else "")
     )
     if result.rejects_path:
         click.echo(f"rejects: {result.rejects_path}")
@@ -216,8 +327,20 @@ def tag_command(inputs: tuple[str, ...], out: str, as_json: bool, progress: bool
 @cli.command("sql")
 @click.argument("query")
 @store_option
-@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True, help="Output format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of standard output (required for parquet).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="Write to this file instead of standard output (required for parquet).",
+)
 def sql_command(query: str, store_path: str | None, fmt: str, output: str | None) -> None:
     """Run a read-only SQL query over the store's catalog.
 
@@ -267,10 +390,26 @@ def stats_command(store_path: str | None, as_json: bool) -> None:
 def format_stats(stats: Any) -> str:
     total = stats.total_rows or 1
     rows = [
-        (r.origin, "-" if r.generation is None else r.generation, r.source, r.rows, f"{100 * r.rows / total:.1f}%", human_bytes(r.content_bytes))
+        (
+            r.origin,
+            "-" if r.generation is None else r.generation,
+            r.source,
+            r.rows,
+            f"{100 * r.rows / total:.1f}%",
+            human_bytes(r.content_bytes),
+        )
         for r in stats.rows
     ]
-    rows.append(("total", "", "", stats.total_rows, "100.0%" if stats.total_rows else "-", human_bytes(stats.total_bytes)))
+    rows.append(
+        (
+            "total",
+            "",
+            "",
+            stats.total_rows,
+            "100.0%" if stats.total_rows else "-",
+            human_bytes(stats.total_bytes),
+        )
+    )
     return render_table(
         ["origin", "generation", "source", "rows", "share", "content"],
         rows,

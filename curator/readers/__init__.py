@@ -83,7 +83,9 @@ def _glob_root(pattern: str) -> str:
     return root or "."
 
 
-def discover(inputs: Sequence[str], input_format: str = "auto") -> tuple[list[InputFile], list[str]]:
+def discover(
+    inputs: Sequence[str], input_format: str = "auto"
+) -> tuple[list[InputFile], list[str]]:
     """Expand files, directories and globs into input files with stable relative names.
 
     Returns:
@@ -199,7 +201,11 @@ def plan_tasks(files: Sequence[InputFile]) -> list[ReadTask]:
                 if current:
                     tasks.append(ReadTask(len(tasks), "parquet", (file,), tuple(current)))
                 continue
-        if group and (group[0].format != file.format or group_bytes >= TASK_BYTES or len(group) >= FILES_PER_TASK):
+        if group and (
+            group[0].format != file.format
+            or group_bytes >= TASK_BYTES
+            or len(group) >= FILES_PER_TASK
+        ):
             flush()
         group.append(file)
         group_bytes += size
@@ -244,7 +250,7 @@ def read_task(
                 raise InputError(f"unknown format {task.format!r}")
         except InputError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a file that cannot be read must not lose others
+        except Exception as exc:
             import pyarrow as pa
 
             reason = f"cannot read {task.format} file: {type(exc).__name__}: {exc}"

@@ -37,9 +37,7 @@ def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
 
         def flush() -> ReadBatch:
             nonlocal columns, keys, positions, rejects
-            table = pa.Table.from_arrays(
-                [pa.array(c, pa.string()) for c in columns], names=header
-            )
+            table = pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], names=header)
             batch = ReadBatch(file, table, keys, positions, "line", rejects)
             columns, keys, positions, rejects = [[] for _ in header], [], [], []
             return batch

@@ -24,15 +24,33 @@ def read_text_files(files: Sequence[InputFile], options: ReaderOptions) -> Itera
                 with open(file.path, "rb") as handle:
                     data = handle.read()
             except OSError as exc:
-                rejects.append(Reject(file.relpath, None, "file", "unreadable_file", f"cannot read: {exc.strerror or exc}"))
+                rejects.append(
+                    Reject(
+                        file.relpath,
+                        None,
+                        "file",
+                        "unreadable_file",
+                        f"cannot read: {exc.strerror or exc}",
+                    )
+                )
                 continue
             try:
                 texts.append(data.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                rejects.append(Reject(file.relpath, None, "file", "invalid_utf8", f"invalid UTF-8 at byte {exc.start}"))
+                rejects.append(
+                    Reject(
+                        file.relpath,
+                        None,
+                        "file",
+                        "invalid_utf8",
+                        f"invalid UTF-8 at byte {exc.start}",
+                    )
+                )
                 continue
             paths.append(file.relpath)
-        table = pa.table({"text": pa.array(texts, pa.string()), "path": pa.array(paths, pa.string())})
+        table = pa.table(
+            {"text": pa.array(texts, pa.string()), "path": pa.array(paths, pa.string())}
+        )
         yield ReadBatch(group[0], table, list(paths), [None] * len(paths), "file", rejects)
 
 
@@ -51,7 +69,15 @@ def read_image_files(files: Sequence[InputFile], options: ReaderOptions) -> Iter
                 with open(file.path, "rb") as handle:
                     data = handle.read()
             except OSError as exc:
-                rejects.append(Reject(file.relpath, None, "file", "unreadable_file", f"cannot read: {exc.strerror or exc}"))
+                rejects.append(
+                    Reject(
+                        file.relpath,
+                        None,
+                        "file",
+                        "unreadable_file",
+                        f"cannot read: {exc.strerror or exc}",
+                    )
+                )
                 continue
             try:
                 info = inspect_image(data, options.max_image_pixels)
@@ -65,7 +91,14 @@ def read_image_files(files: Sequence[InputFile], options: ReaderOptions) -> Iter
             columns["image_format"].append(info.format)
             hashes.append(info.content_hash)
         table = image_table(columns)
-        batch = ReadBatch(group[0], table, [str(p) for p in columns["path"]], [None] * len(hashes), "file", rejects)
+        batch = ReadBatch(
+            group[0],
+            table,
+            [str(p) for p in columns["path"]],
+            [None] * len(hashes),
+            "file",
+            rejects,
+        )
         batch.content_hashes = hashes
         yield batch
 

@@ -6,7 +6,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 
@@ -14,16 +14,16 @@ from curator.readers.base import InputFile, ReadBatch, ReaderOptions, Reject, pr
 from curator.readers.tables import records_to_table
 
 
-def open_maybe_compressed(path: str) -> IO[bytes]:
+def open_maybe_compressed(path: str) -> BinaryIO:
     """Open `path` for binary reading, decompressing `.gz` and `.zst` transparently."""
     if path.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return cast(BinaryIO, gzip.open(path, "rb"))
     if path.endswith(".zst") or path.endswith(".zstd"):
         import zstandard
 
         raw = open(path, "rb")  # noqa: SIM115 - closed with the reader below
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[arg-type]
+        return io.BufferedReader(reader, buffer_size=1 << 20)
     return open(path, "rb")
 
 
@@ -68,7 +68,12 @@ def read_jsonl(
                 try:
                     record = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    reject(line_no, "malformed_json", f"malformed JSON: {exc.msg} at column {exc.colno}", raw)
+                    reject(
+                        line_no,
+                        "malformed_json",
+                        f"malformed JSON: {exc.msg} at column {exc.colno}",
+                        raw,
+                    )
                 else:
                     if not isinstance(record, dict):
                         reject(

@@ -40,13 +40,23 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
         index += 1
         images = [ext for ext in members if "." + ext.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS]
         if not images:
-            rejects.append(Reject(file.relpath, position, "sample", "missing_content", f"sample `{key}` has no image member ({', '.join(sorted(members)) or 'no members'})"))
+            rejects.append(
+                Reject(
+                    file.relpath,
+                    position,
+                    "sample",
+                    "missing_content",
+                    f"sample `{key}` has no image member ({', '.join(sorted(members)) or 'no members'})",
+                )
+            )
             return
         data = members[images[0]]
         try:
             info = inspect_image(data, options.max_image_pixels)
         except ImageRejected as exc:
-            rejects.append(Reject(file.relpath, position, "sample", exc.code, f"sample `{key}`: {exc.reason}"))
+            rejects.append(
+                Reject(file.relpath, position, "sample", exc.code, f"sample `{key}`: {exc.reason}")
+            )
             return
         sidecars: dict[str, str] = {}
         for extension, payload in members.items():
@@ -55,7 +65,15 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
             try:
                 sidecars[extension] = payload.decode("utf-8")
             except UnicodeDecodeError:
-                rejects.append(Reject(file.relpath, position, "sample", "invalid_utf8", f"sample `{key}`: sidecar `.{extension}` is not UTF-8"))
+                rejects.append(
+                    Reject(
+                        file.relpath,
+                        position,
+                        "sample",
+                        "invalid_utf8",
+                        f"sample `{key}`: sidecar `.{extension}` is not UTF-8",
+                    )
+                )
                 return
         row = len(hashes)
         for name in sidecars:
@@ -100,7 +118,15 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
     except (tarfile.TarError, OSError, EOFError) as exc:
         # A truncated or corrupt archive: the member being read is lost, the samples before it
         # are kept, and the damage is recorded where it happened.
-        rejects.append(Reject(file.relpath, index, "sample", "corrupt_archive", f"tar archive is truncated or corrupt after {index} samples: {exc}"))
+        rejects.append(
+            Reject(
+                file.relpath,
+                index,
+                "sample",
+                "corrupt_archive",
+                f"tar archive is truncated or corrupt after {index} samples: {exc}",
+            )
+        )
         current_key = None
     if current_key is not None:
         add_sample(current_key, members)

@@ -19,7 +19,18 @@ def test_init_ingest_stats_sql_transcript(runner, tmp_path, write_jsonl):
     assert result.output == f"Created store {store}\n"
     path = write_jsonl("a.jsonl", [{"text": "hello world"}, "{oops", {"text": "second"}])
     env = {"CURATOR_STORE": str(store)}
-    result = invoke(runner, "ingest", str(path), "--source", "web", "--origin", "real", "--collected-at", "2021-01-02", env=env)
+    result = invoke(
+        runner,
+        "ingest",
+        str(path),
+        "--source",
+        "web",
+        "--origin",
+        "real",
+        "--collected-at",
+        "2021-01-02",
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert re.fullmatch(r"ingest \d{8}T\d{6}Z-[0-9a-f]{6}: committed \(source web\)", lines[0])
@@ -42,30 +53,70 @@ def test_init_ingest_stats_sql_transcript(runner, tmp_path, write_jsonl):
     assert stats["by_origin"] == {"real": 2}
     result = invoke(runner, "sql", "SELECT origin, count(*) AS n FROM samples GROUP BY 1", env=env)
     assert result.output == "origin  n\n------  -\nreal    2\n(1 row)\n"
-    result = invoke(runner, "sql", "SELECT sample_id, text FROM samples ORDER BY 1", "--format", "csv", env=env)
-    assert list(csv.reader(io.StringIO(result.output))) == [["sample_id", "text"], ["web/a.jsonl:1", "hello world"], ["web/a.jsonl:3", "second"]]
-    result = invoke(runner, "sql", "SELECT sample_id, collected_at FROM samples ORDER BY 1 LIMIT 1", "--format", "json", env=env)
-    assert json.loads(result.output) == [{"sample_id": "web/a.jsonl:1", "collected_at": "2021-01-02T00:00:00+00:00"}]
+    result = invoke(
+        runner, "sql", "SELECT sample_id, text FROM samples ORDER BY 1", "--format", "csv", env=env
+    )
+    assert list(csv.reader(io.StringIO(result.output))) == [
+        ["sample_id", "text"],
+        ["web/a.jsonl:1", "hello world"],
+        ["web/a.jsonl:3", "second"],
+    ]
+    result = invoke(
+        runner,
+        "sql",
+        "SELECT sample_id, collected_at FROM samples ORDER BY 1 LIMIT 1",
+        "--format",
+        "json",
+        env=env,
+    )
+    assert json.loads(result.output) == [
+        {"sample_id": "web/a.jsonl:1", "collected_at": "2021-01-02T00:00:00+00:00"}
+    ]
     out = tmp_path / "out.parquet"
-    result = invoke(runner, "sql", "SELECT * FROM samples", "--format", "parquet", "-o", str(out), env=env)
+    result = invoke(
+        runner, "sql", "SELECT * FROM samples", "--format", "parquet", "-o", str(out), env=env
+    )
     assert result.exit_code == 0 and pq.read_table(out).num_rows == 2
 
 
 def test_errors_are_one_line_with_a_hint(runner, tmp_path, write_jsonl):
     result = invoke(runner, "stats", env={"CURATOR_STORE": ""})
     assert result.exit_code == 1
-    assert result.output == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)\n"
+    assert (
+        result.output
+        == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)\n"
+    )
     store = tmp_path / "s"
     invoke(runner, "init", str(store))
     path = write_jsonl("a.jsonl", [{"text": "x"}])
-    result = invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "synthetic")
+    result = invoke(
+        runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "synthetic"
+    )
     assert result.exit_code == 1
-    assert result.output == "Error: `--origin synthetic` needs `--generation N` (N >= 1)\nHint: pass --generation 1 for samples of a model trained on real data only\n"
+    assert (
+        result.output
+        == "Error: `--origin synthetic` needs `--generation N` (N >= 1)\nHint: pass --generation 1 for samples of a model trained on real data only\n"
+    )
     result = invoke(runner, "sql", "SELEC 1", "--store", str(store))
     assert result.exit_code == 1 and result.output.startswith("Error: query failed: Parser Error")
     result = invoke(runner, "sql", "SELECT 1", "--store", str(store), "--format", "parquet")
-    assert result.output == "Error: `--format parquet` needs `--output FILE`\nHint: add -o result.parquet\n"
-    result = invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--rename-column", "nope")
+    assert (
+        result.output
+        == "Error: `--format parquet` needs `--output FILE`\nHint: add -o result.parquet\n"
+    )
+    result = invoke(
+        runner,
+        "ingest",
+        str(path),
+        "--store",
+        str(store),
+        "--source",
+        "s",
+        "--origin",
+        "real",
+        "--rename-column",
+        "nope",
+    )
     assert result.exit_code == 2 and "'nope' is not OLD=NEW" in result.output
 
 
@@ -73,14 +124,39 @@ def test_strict_failure_exit_code_and_message(runner, tmp_path, write_jsonl):
     store = tmp_path / "s"
     invoke(runner, "init", str(store))
     path = write_jsonl("a.jsonl", [{"text": "x"}, "bad"])
-    result = invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--strict")
+    result = invoke(
+        runner,
+        "ingest",
+        str(path),
+        "--store",
+        str(store),
+        "--source",
+        "s",
+        "--origin",
+        "real",
+        "--strict",
+    )
     assert result.exit_code == 1
-    assert result.output.splitlines()[0] == "Error: --strict: 1 of 2 records were rejected (malformed_json: 1); nothing was committed"
+    assert (
+        result.output.splitlines()[0]
+        == "Error: --strict: 1 of 2 records were rejected (malformed_json: 1); nothing was committed"
+    )
 
 
 def test_tag_command(runner, tmp_path, write_jsonl):
     path = write_jsonl("a.jsonl", [{"text": "x", "n": 1}])
-    result = invoke(runner, "tag", str(path), "--out", str(tmp_path / "out"), "--source", "s", "--origin", "real", "--json")
+    result = invoke(
+        runner,
+        "tag",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+        "--source",
+        "s",
+        "--origin",
+        "real",
+        "--json",
+    )
     assert result.exit_code == 0
     summary = json.loads(result.output)
     assert (summary["rows_read"], summary["written"], summary["rejected"]) == (1, 1, 0)
@@ -91,10 +167,40 @@ def test_ingest_json_summary_counts(runner, tmp_path, write_jsonl):
     store = tmp_path / "s"
     invoke(runner, "init", str(store))
     path = write_jsonl("a.jsonl", [{"text": "x"}, {"text": "y"}])
-    first = json.loads(invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--json").output)
-    second = json.loads(invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real", "--json").output)
+    first = json.loads(
+        invoke(
+            runner,
+            "ingest",
+            str(path),
+            "--store",
+            str(store),
+            "--source",
+            "s",
+            "--origin",
+            "real",
+            "--json",
+        ).output
+    )
+    second = json.loads(
+        invoke(
+            runner,
+            "ingest",
+            str(path),
+            "--store",
+            str(store),
+            "--source",
+            "s",
+            "--origin",
+            "real",
+            "--json",
+        ).output
+    )
     assert (first["ingested"], first["skipped"]) == (2, 0)
-    assert (second["ingested"], second["skipped"], second["skip_codes"]) == (0, 2, {"already_in_store": 2})
+    assert (second["ingested"], second["skipped"], second["skip_codes"]) == (
+        0,
+        2,
+        {"already_in_store": 2},
+    )
 
 
 def test_demo_command(runner, tmp_path):
@@ -102,7 +208,7 @@ def test_demo_command(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "$ curator stats --store" in result.output
     lines = result.output.splitlines()
-    table = lines[lines.index(next(l for l in lines if l.startswith("origin"))) :]
+    table = lines[lines.index(next(line for line in lines if line.startswith("origin"))) :]
     origins = [line.split()[0] for line in table[2:5]]
     assert origins == ["real", "synthetic", "unknown"]
     # running it again replaces the earlier demo

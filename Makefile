@@ -1,0 +1,21 @@
+PY ?= .venv/bin/python
+
+.PHONY: test lint format bench demo
+
+test:
+	$(PY) -m pytest
+
+lint:
+	$(PY) -m ruff format --check curator tests bench cli.py
+	$(PY) -m ruff check curator tests bench cli.py
+	$(PY) -m mypy
+
+format:
+	$(PY) -m ruff format curator tests bench cli.py
+	$(PY) -m ruff check --fix curator tests bench cli.py
+
+bench:
+	$(PY) bench/ingest.py
+
+demo:
+	$(PY) -m curator demo
