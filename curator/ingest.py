@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -380,7 +381,9 @@ def prepare_batch(
     return out, content_bytes, kept(list(batch.positions)), rejects
 
 
-def run_task(task: ReadTask, config: TaskConfig) -> TaskResult:
+def run_task(
+    task: ReadTask, config: TaskConfig, on_rows: Callable[[int], None] | None = None
+) -> TaskResult:
     """Read one task, write its shards (``<staging>/<task>-<n>.parquet``) and its rejects
     (``<staging>/rejects/<task>.jsonl``), and say what happened. Runs in a worker process."""
     result = TaskResult(task.index)
@@ -401,7 +404,10 @@ def run_task(task: ReadTask, config: TaskConfig) -> TaskResult:
     try:
         for batch in read_task(task, config.options, renames, reserved):
             table, content_bytes, kept_positions, rejects = prepare_batch(batch, config)
-            result.rows_read += len(batch.positions) + len(batch.rejects)
+            read = len(batch.positions) + len(batch.rejects)
+            result.rows_read += read
+            if on_rows is not None:
+                on_rows(read)
             sink.add(rejects)
             if table is not None and content_bytes is not None:
                 sidecar = None
@@ -462,9 +468,9 @@ def run_tasks(
     with Progress(description, total=len(tasks), unit="tasks", enabled=progress) as bar:
         if jobs <= 1 or _input_bytes(tasks) < INLINE_BYTES:
             for task in tasks:
-                result = run_task(task, config)
+                result = run_task(task, config, on_rows=lambda rows: bar.advance(0, rows=rows))
                 results[task.index] = result
-                bar.advance(1, rows=result.rows_read)
+                bar.advance(1)
         else:
             from functools import partial
 

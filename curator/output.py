@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import pyarrow as pa
 
@@ -106,28 +105,59 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
 
 
-def format_arrow(table: pa.Table, fmt: str) -> str:
-    """A query result as text: an aligned table, CSV with a header, or a JSON list of objects."""
+def write_result(
+    reader: pa.RecordBatchReader, fmt: str, out: IO[str], *, max_table_rows: int = 1000
+) -> int:
+    """Write a query result to `out` as an aligned table (the first `max_table_rows` rows), CSV
+    with a header, or a JSON list of objects, streaming batch by batch. Returns rows written."""
+    names = reader.schema.names
+    rows = 0
     if fmt == "table":
-        rows = [tuple(r.values()) for r in table.to_pylist()]
-        text = render_table(table.schema.names, rows)
-        return text + f"\n({table.num_rows:,} row{'s' if table.num_rows != 1 else ''})"
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(table.schema.names)
-        for row in table.to_pylist():
-            writer.writerow(
-                [
-                    ""
-                    if v is None
-                    else _json_default(v)
-                    if isinstance(v, bytes | datetime | date)
-                    else v
-                    for v in row.values()
-                ]
+        shown: list[tuple[Any, ...]] = []
+        more = False
+        for batch in reader:
+            for row in batch.to_pylist():
+                if len(shown) < max_table_rows:
+                    shown.append(tuple(row.values()))
+                else:
+                    more = True
+                    break
+            if more:
+                break
+        out.write(render_table(names, shown) + "\n")
+        if more:
+            out.write(
+                f"(first {max_table_rows:,} rows shown; --format csv|json|parquet -o FILE writes all)\n"
             )
-        return buffer.getvalue().rstrip("\n")
+        else:
+            out.write(f"({len(shown):,} row{'s' if len(shown) != 1 else ''})\n")
+        return len(shown)
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        for batch in reader:
+            for row in batch.to_pylist():
+                writer.writerow(
+                    [
+                        ""
+                        if v is None
+                        else _json_default(v)
+                        if isinstance(v, bytes | datetime | date)
+                        else v
+                        for v in row.values()
+                    ]
+                )
+                rows += 1
+        return rows
     if fmt == "json":
-        return to_json(table.to_pylist())
+        out.write("[")
+        for batch in reader:
+            for row in batch.to_pylist():
+                out.write(
+                    ("\n  " if rows == 0 else ",\n  ")
+                    + json.dumps(row, default=_json_default, ensure_ascii=False)
+                )
+                rows += 1
+        out.write("\n]\n" if rows else "]\n")
+        return rows
     raise ValueError(f"cannot print format {fmt!r}")

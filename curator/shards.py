@@ -209,3 +209,37 @@ class ShardWriter:
                 if os.path.exists(self._tmp_path):
                     os.remove(self._tmp_path)
                 self._writer = None
+
+
+def drop_rows(shard: WrittenShard, rows: set[int]) -> None:
+    """Rewrite a complete (not yet published) shard without the given 0-based rows, streaming
+    batch by batch; its counts, composition and checksum follow. A shard left empty is removed
+    (``shard.rows`` becomes 0)."""
+    parquet = pq.ParquetFile(shard.path)
+    schema = parquet.schema_arrow
+    content_name = "text" if "text" in schema.names else "image"
+    tmp = shard.path + ".tmp"
+    shard.rows = 0
+    shard.content_bytes = 0
+    shard.composition = {}
+    offset = 0
+    with pq.ParquetWriter(tmp, schema, **write_options(schema)) as writer:
+        for batch in parquet.iter_batches(batch_size=8192):
+            keep = pa.array([offset + i not in rows for i in range(batch.num_rows)])
+            offset += batch.num_rows
+            kept = pa.Table.from_batches([batch]).filter(keep)
+            if kept.num_rows == 0:
+                continue
+            writer.write_table(kept, row_group_size=ROW_GROUP_ROWS)
+            content_bytes = pc.binary_length(kept[content_name]).combine_chunks()
+            shard.rows += kept.num_rows
+            shard.content_bytes += int(pc.sum(content_bytes).as_py() or 0)
+            merge_composition(shard.composition, composition_of(kept, content_bytes))
+    parquet.close()
+    if shard.rows == 0:
+        os.remove(tmp)
+        os.remove(shard.path)
+        return
+    os.replace(tmp, shard.path)
+    shard.file_bytes = os.path.getsize(shard.path)
+    shard.sha256 = sha256_file(shard.path)

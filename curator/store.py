@@ -238,7 +238,8 @@ class Store:
     # -- queries ---------------------------------------------------------------------------
 
     def sql(self, query: str) -> pa.Table:
-        """Run a read-only SQL query over the catalog (`samples`, `shards`, `runs`, …).
+        """Run a read-only SQL query over the catalog (`samples`, `shards`, `runs`, …) and
+        return the whole result.
 
         Raises:
             QueryError: the query failed; the message is DuckDB's.
@@ -246,16 +247,35 @@ class Store:
         >>> store.sql("SELECT origin, count(*) AS n FROM samples GROUP BY 1").to_pylist()  # doctest: +SKIP
         [{'origin': 'real', 'n': 1000}]
         """
+        with self.sql_batches(query) as reader:
+            return reader.read_all()
+
+    @contextlib.contextmanager
+    def sql_batches(self, query: str) -> Iterator[pa.RecordBatchReader]:
+        """Stream the result of a read-only query as Arrow record batches (memory bounded by
+        the batch, not the result).
+
+        >>> with store.sql_batches("SELECT * FROM samples") as reader:  # doctest: +SKIP
+        ...     for batch in reader: ...
+        """
         import duckdb
 
         with self.connect() as con:
             try:
-                return con.sql(query).to_arrow_table()
+                reader = con.sql(query).to_arrow_reader()
             except duckdb.Error as exc:
                 raise QueryError(
                     f"query failed: {exc}",
                     "tables and views: samples, shards, runs, shard_composition, composition",
                 ) from exc
+            except AttributeError as exc:  # a statement with no result (SET, PRAGMA …)
+                raise QueryError(
+                    "the statement returns no rows", "curator sql runs queries that return rows"
+                ) from exc
+            try:
+                yield reader
+            finally:
+                reader.close()
 
     def export(self, query: str, path: str | os.PathLike[str]) -> int:
         """Stream the result of a read-only query into a Parquet file (written under a temporary
@@ -263,21 +283,18 @@ class Store:
 
         >>> store.export("SELECT * FROM samples WHERE origin = 'real'", "real.parquet")  # doctest: +SKIP
         """
-        import duckdb
         import pyarrow.parquet as pq
 
         target = os.fspath(path)
         tmp = target + ".tmp"
         rows = 0
-        with self.connect() as con:
-            try:
-                reader = con.sql(query).to_arrow_reader()
-            except duckdb.Error as exc:
-                raise QueryError(f"query failed: {exc}") from exc
-            with pq.ParquetWriter(tmp, reader.schema, compression="zstd") as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
-                    rows += batch.num_rows
+        with (
+            self.sql_batches(query) as reader,
+            pq.ParquetWriter(tmp, reader.schema, compression="zstd") as writer,
+        ):
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
         os.replace(tmp, target)
         return rows
 
@@ -520,11 +537,10 @@ class Store:
         skip them when the content is the same, reject them when it differs. Rewrites the
         staged shards that lose rows."""
         import duckdb
-        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         from curator.readers import Reject
-        from curator.shards import LOCATIONS_SUFFIX, composition_of, sha256_file
+        from curator.shards import LOCATIONS_SUFFIX, drop_rows
 
         with self.connect(read_only=True) as con:
             existing = [
@@ -637,26 +653,7 @@ class Store:
             )
         by_path = {s.path: s for s in staged}
         for file, rows_to_drop in drop.items():
-            shard = by_path[file]
-            table = pq.read_table(file)
-            mask = pa.array([i not in rows_to_drop for i in range(table.num_rows)])
-            kept = table.filter(mask)
-            if kept.num_rows == 0:
-                os.remove(file)
-                shard.rows = 0
-                continue
-            tmp = file + ".tmp"
-            from curator.shards import write_options
-
-            pq.write_table(kept, tmp, **write_options(kept.schema))
-            os.replace(tmp, file)
-            content_name = "text" if "text" in kept.schema.names else "image"
-            content_bytes = pc.binary_length(kept[content_name]).combine_chunks()
-            shard.rows = kept.num_rows
-            shard.content_bytes = int(pc.sum(content_bytes).as_py() or 0)
-            shard.composition = composition_of(kept, content_bytes)
-            shard.file_bytes = os.path.getsize(file)
-            shard.sha256 = sha256_file(file)
+            drop_rows(by_path[file], rows_to_drop)
         return rejects, skipped
 
     def _keep_rejects(

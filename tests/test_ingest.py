@@ -597,3 +597,30 @@ def test_counts_always_add_up(tmp_path_factory, lines, twice):
         second = store.ingest([path], source="s", origin="real")
         assert_adds_up(second)
         assert second.ingested == 0 and second.skipped == first.ingested
+
+
+def test_a_json_array_file_is_one_clear_reject(store, tmp_path):
+    (tmp_path / "array.json").write_text('[\n  {"text": "a"},\n  {"text": "b"}\n]\n')
+    result = store.ingest([tmp_path / "array.json"], source="s", origin="real")
+    assert (result.rows_read, result.ingested, result.rejected) == (1, 0, 1)
+    assert rejects_of(result) == [
+        {
+            "file": "array.json",
+            "code": "not_json_lines",
+            "reason": "the file is one JSON array, not JSON Lines (one object per line); convert it, e.g. with `jq -c '.[]' FILE > FILE.jsonl`",
+            "record": None,
+        }
+    ]
+
+
+def test_jsonl_fields_that_change_type_are_kept_as_json_text(store, write_jsonl):
+    path = write_jsonl(
+        "a.jsonl",
+        [{"text": "a", "meta": 1}, {"text": "b", "meta": "x"}, {"text": "c", "meta": {"k": [1]}}],
+    )
+    assert store.ingest([path], source="s", origin="real").ingested == 3
+    assert samples(store, "text, meta") == [
+        {"text": "a", "meta": "1"},
+        {"text": "b", "meta": "x"},
+        {"text": "c", "meta": '{"k": [1]}'},
+    ]

@@ -341,7 +341,16 @@ def tag_command(
     type=click.Path(dir_okay=False),
     help="Write to this file instead of standard output (required for parquet).",
 )
-def sql_command(query: str, store_path: str | None, fmt: str, output: str | None) -> None:
+@click.option(
+    "--max-rows",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Rows a table shows (csv, json and parquet write every row).",
+)
+def sql_command(
+    query: str, store_path: str | None, fmt: str, output: str | None, max_rows: int
+) -> None:
     """Run a read-only SQL query over the store's catalog.
 
     Tables and views: samples (every row of the live shards), shards, runs, shard_composition,
@@ -352,8 +361,10 @@ def sql_command(query: str, store_path: str | None, fmt: str, output: str | None
       curator sql "SELECT origin, count(*) FROM samples GROUP BY 1"
       curator sql "SELECT * FROM samples WHERE origin = 'real'" --format parquet -o real.parquet
     """
+    import sys
+
     from curator.errors import InputError
-    from curator.output import format_arrow
+    from curator.output import write_result
 
     store = _open(store_path)
     if fmt == "parquet":
@@ -362,12 +373,13 @@ def sql_command(query: str, store_path: str | None, fmt: str, output: str | None
         rows = store.export(query, output)
         click.echo(f"wrote {rows:,} rows to {output}", err=True)
         return
-    text = format_arrow(store.sql(query), fmt)
-    if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-    else:
-        click.echo(text)
+    with store.sql_batches(query) as reader:
+        if output:
+            with open(output, "w", encoding="utf-8", newline="") as handle:
+                rows = write_result(reader, fmt, handle, max_table_rows=max_rows)
+            click.echo(f"wrote {rows:,} rows to {output}", err=True)
+        else:
+            write_result(reader, fmt, sys.stdout, max_table_rows=max_rows)
 
 
 @cli.command("stats")

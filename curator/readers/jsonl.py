@@ -56,6 +56,26 @@ def read_jsonl(
         rejects.append(Reject(file.relpath, line_no, "line", code, reason, preview(raw)))
 
     with open_maybe_compressed(file.path) as handle:
+        head = handle.peek(4096)[:4096] if hasattr(handle, "peek") else b""
+        if head.lstrip()[:1] == b"[":
+            yield ReadBatch(
+                file,
+                pa.table({}),
+                [],
+                [],
+                "file",
+                [
+                    Reject(
+                        file.relpath,
+                        None,
+                        "file",
+                        "not_json_lines",
+                        "the file is one JSON array, not JSON Lines (one object per line); "
+                        "convert it, e.g. with `jq -c '.[]' FILE > FILE.jsonl`",
+                    )
+                ],
+            )
+            return
         for line_no, raw in enumerate(handle, start=1):
             stripped = raw.strip()
             if not stripped:

@@ -218,3 +218,46 @@ def test_demo_command(runner, tmp_path):
     result = invoke(runner, "demo", str(tmp_path / "other"))
     assert result.exit_code == 1 and "is not empty and is not an earlier demo" in result.output
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+
+
+def test_sql_table_shows_at_most_max_rows_and_json_streams_all(runner, tmp_path, write_jsonl):
+    store = tmp_path / "s"
+    invoke(runner, "init", str(store))
+    path = write_jsonl("a.jsonl", [{"text": f"row {i}"} for i in range(5)])
+    invoke(runner, "ingest", str(path), "--store", str(store), "--source", "s", "--origin", "real")
+    result = invoke(
+        runner,
+        "sql",
+        "SELECT text FROM samples ORDER BY text",
+        "--store",
+        str(store),
+        "--max-rows",
+        "2",
+    )
+    assert (
+        result.output
+        == "text\n-----\nrow 0\nrow 1\n(first 2 rows shown; --format csv|json|parquet -o FILE writes all)\n"
+    )
+    out = tmp_path / "all.json"
+    result = invoke(
+        runner,
+        "sql",
+        "SELECT text FROM samples ORDER BY text",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+        "-o",
+        str(out),
+    )
+    assert json.loads(out.read_text()) == [{"text": f"row {i}"} for i in range(5)]
+    result = invoke(
+        runner,
+        "sql",
+        "SELECT text FROM samples WHERE false",
+        "--store",
+        str(store),
+        "--format",
+        "json",
+    )
+    assert json.loads(result.output) == []
