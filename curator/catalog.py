@@ -63,6 +63,29 @@ CREATE TABLE IF NOT EXISTS shard_composition (
     rows BIGINT NOT NULL,
     content_bytes BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS manifests (
+    manifest_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    lineage VARCHAR NOT NULL,
+    sequence INTEGER NOT NULL,          -- 1, 2, … within the lineage
+    created_at TIMESTAMPTZ NOT NULL,
+    seed BIGINT NOT NULL,
+    unit VARCHAR NOT NULL,
+    target BIGINT NOT NULL,
+    rows BIGINT NOT NULL,
+    units BIGINT NOT NULL,
+    out_dir VARCHAR NOT NULL,
+    manifest_path VARCHAR NOT NULL,     -- relative to the store
+    policy JSON NOT NULL,
+    composition JSON NOT NULL,
+    curator_version VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage (
+    manifest_id VARCHAR NOT NULL,
+    content_hash VARCHAR NOT NULL,
+    origin VARCHAR NOT NULL,
+    fresh BOOLEAN NOT NULL
+);
 CREATE OR REPLACE VIEW composition AS
     SELECT c.origin, c.generation, c.source,
            sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes
@@ -98,6 +121,11 @@ def samples_view_sql(paths: list[str]) -> str:
         + listed
         + "], union_by_name = true)"
     )
+
+
+def ensure(con: duckdb.DuckDBPyConnection) -> None:
+    """Create any table a newer curator added to an older catalog (idempotent)."""
+    con.execute(DDL)
 
 
 def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:

@@ -395,6 +395,7 @@ def run_task(
         lambda n: f"{config.ingest_id}-{task.index:05d}-{n:03d}",
         config.shard_bytes,
         metadata,
+        content_kind="image" if task.format in ("image", "webdataset") else config.spec.content_kind,
     )
     sink = _RejectSink(os.path.join(config.staging_dir, "rejects", f"{task.index:05d}.jsonl"))
     with_locations = config.layout == "store"

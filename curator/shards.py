@@ -101,7 +101,9 @@ class ShardWriter:
         name: Callable[[int], str],
         target_bytes: int,
         metadata: dict[bytes, bytes],
+        content_kind: str = "text",
     ) -> None:
+        self.content_kind = content_kind
         self.directory = directory
         self.name = name
         self.target_bytes = max(1, target_bytes)
@@ -119,8 +121,7 @@ class ShardWriter:
         self._tmp_path = final + ".tmp"
         self._writer = pq.ParquetWriter(self._tmp_path, schema, **write_options(schema))
         self._schema = schema
-        kind = "text" if "text" in schema.names else "image"
-        self._current = WrittenShard(final, 0, 0, 0, content_kind=kind)
+        self._current = WrittenShard(final, 0, 0, 0, content_kind=self.content_kind)
 
     def _conform(self, table: pa.Table) -> pa.Table | None:
         """`table` in the open shard's schema, or None when it does not fit."""
@@ -217,7 +218,7 @@ def drop_rows(shard: WrittenShard, rows: set[int]) -> None:
     (``shard.rows`` becomes 0)."""
     parquet = pq.ParquetFile(shard.path)
     schema = parquet.schema_arrow
-    content_name = "text" if "text" in schema.names else "image"
+    content_name = shard.content_kind
     tmp = shard.path + ".tmp"
     shard.rows = 0
     shard.content_bytes = 0

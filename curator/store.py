@@ -35,7 +35,10 @@ from curator.schema import SCHEMA_VERSION
 if TYPE_CHECKING:
     import duckdb
 
+    from curator.assemble import Assembly
     from curator.ingest import TaskResult
+    from curator.manifest import Manifest
+    from curator.policy import Policy
     from curator.shards import WrittenShard
 
 CATALOG_FILE = "catalog.duckdb"
@@ -316,6 +319,62 @@ class Store:
                 "FROM shards WHERE live ORDER BY path"
             ).to_arrow_table()
         return table.to_pylist()
+
+    # -- assembly --------------------------------------------------------------------------
+
+    def plan(
+        self, policy: Policy | str | os.PathLike[str], *, lineage: str | None = None
+    ) -> Assembly:
+        """Plan an assembly without writing anything: what each pool holds and what would be
+        taken. ``print(store.plan(policy).describe())`` shows it.
+
+        Raises:
+            ShortfallError: the target cannot be met and the policy says ``on_shortfall = "error"``.
+        """
+        from curator.assemble import plan_only
+
+        return plan_only(self, _policy(policy), lineage=lineage)
+
+    def assemble(
+        self,
+        policy: Policy | str | os.PathLike[str],
+        out: str | os.PathLike[str],
+        *,
+        lineage: str | None = None,
+        name: str | None = None,
+        lock_timeout: float | None = None,
+    ) -> Manifest:
+        """Assemble a training set under `policy` into the new or empty directory `out`: Parquet
+        (or JSON Lines) shards and `manifest.json`. The content it uses is recorded in the
+        freshness ledger of `lineage` (default: the policy's `freshness.lineage`, else
+        ``default``).
+
+        Raises:
+            PolicyError: the policy is invalid for this store.
+            ShortfallError: the target cannot be met under ``on_shortfall = "error"``; nothing
+                was written.
+
+        >>> manifest = store.assemble("gen-2.toml", "train/gen-2", lineage="main")  # doctest: +SKIP
+        >>> manifest.verify()
+        []
+        """
+        from curator.assemble import assemble
+
+        return assemble(
+            self, _policy(policy), out, lineage=lineage, name=name, lock_timeout=lock_timeout
+        )
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every manifest of the store (id, name, lineage, sequence, rows …), by lineage."""
+        from curator.assemble import manifests_of
+
+        return manifests_of(self)
+
+    def manifest(self, ident: str) -> Manifest:
+        """A manifest by id, by name (the latest of that name) or by path."""
+        from curator.assemble import find_manifest
+
+        return find_manifest(self, ident)
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -775,3 +834,9 @@ def _codes(codes: dict[str, int]) -> str:
         f"{code}: {count:,}"
         for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
     )
+
+
+def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:
+    from curator.policy import Policy
+
+    return policy if isinstance(policy, Policy) else Policy.from_toml(policy)

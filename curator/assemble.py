@@ -1,0 +1,617 @@
+"""Assembly: select samples from the store under a policy and write a training set.
+
+1. Candidates (DuckDB, out of core): every live sample with its category — fresh real, used real,
+   synthetic or unknown (a label below `min_origin_confidence` counts as unknown) — its size in
+   the policy's unit, and its rank: md5 of the seed and its `content_hash`, so the selection
+   depends only on the content and the seed (invariant 5). Exact duplicates collapse to the most
+   trustworthy copy; synthetic samples deeper than `max_generation` are left out.
+2. The plan (:mod:`curator.planner`): exact amounts per (category, source, generation).
+3. Selection: in each cell, the first samples by rank until the cell's amount is reached.
+4. Order: rows are interleaved so that every prefix of the set — and so every output shard — has
+   each category and source in its planned share (within one sample).
+5. Output: Parquet (or JSON Lines) shards and `manifest.json`, written under a temporary name and
+   renamed; the usage ledger is committed in the same catalog transaction as the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from curator import __version__
+from curator.errors import CuratorError, InputError
+from curator.manifest import MANIFEST_FILE, MANIFEST_VERSION, Manifest, validate_manifest
+from curator.planner import CATEGORIES, Cell, Plan, Pool, plan
+from curator.policy import Policy, PolicyError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from curator.store import Store
+
+DEFAULT_LINEAGE = "default"
+DUCKDB_MEMORY_LIMIT = "1GB"
+TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
+
+
+@dataclass
+class Assembly:
+    """A planned assembly: the plan, and the DuckDB session holding its candidates."""
+
+    policy: Policy
+    lineage: str
+    plan: Plan
+    used_manifests: list[str]
+    snapshot: list[dict[str, Any]]
+    candidates: int
+
+    def describe(self) -> str:
+        """The plan as text: the amounts per pool, what was available, and the constraints."""
+        from curator.output import render_table
+
+        p = self.plan
+        rows = []
+        for cell in sorted(set(p.amounts) | set(p.available), key=Cell.key):
+            pool = p.available.get(cell, Pool(0, 0))
+            planned = p.amounts.get(cell, 0)
+            rows.append(
+                (
+                    cell.category.replace("_", " "),
+                    "-" if cell.generation is None else cell.generation,
+                    cell.source,
+                    pool.units,
+                    planned,
+                    f"{100 * planned / p.total:.1f}%" if p.total else "-",
+                )
+            )
+        unit = p.unit
+        lines = [
+            f"lineage {self.lineage}: {len(self.used_manifests)} earlier manifest(s) count as used; {self.candidates:,} candidate samples",
+            f"target {p.target:,} {unit}; planned {p.total:,} {unit}"
+            + (" (shrunk)" if p.shrunk else ""),
+            render_table(
+                ["pool", "generation", "source", f"available {unit}", f"planned {unit}", "share"],
+                rows,
+                right=[False, True, False, True, True, True],
+            ),
+        ]
+        lines += [f"note: {note}" for note in p.notes]
+        lines.append("constraints:")
+        for item in constraint_report(self.policy, _plan_amounts(p), p.total):
+            lines.append(
+                f"  {item['name']:<28} {item['relation']} {item['bound']:<8g} achieved {item['achieved']:.4f}  {'ok' if item['held'] else 'VIOLATED'}"
+            )
+        return "\n".join(lines)
+
+
+def _plan_amounts(p: Plan) -> dict[str, int]:
+    amounts: dict[str, int] = {cat: p.category_amount(cat) for cat in CATEGORIES}
+    for cell, value in p.amounts.items():
+        amounts[f"source:{cell.source}"] = amounts.get(f"source:{cell.source}", 0) + value
+    return amounts
+
+
+def constraint_report(policy: Policy, amounts: dict[str, int], total: int) -> list[dict[str, Any]]:
+    """Each constraint with its bound, the achieved fraction, whether it held and the margin."""
+    c = policy.constraints
+    report = []
+
+    def add(name: str, relation: str, bound: float, achieved_units: int) -> None:
+        achieved = achieved_units / total if total else 0.0
+        margin = achieved - bound if relation == ">=" else bound - achieved
+        report.append(
+            {
+                "name": name,
+                "relation": relation,
+                "bound": bound,
+                "achieved": achieved,
+                "held": margin >= -1e-9 or total == 0,
+                "margin": margin,
+            }
+        )
+
+    add("min_fresh_real_fraction", ">=", c.min_fresh_real_fraction, amounts.get("fresh_real", 0))
+    add(
+        "min_real_fraction",
+        ">=",
+        c.min_real_fraction,
+        amounts.get("fresh_real", 0) + amounts.get("used_real", 0),
+    )
+    add("max_synthetic_fraction", "<=", c.max_synthetic_fraction, amounts.get("synthetic", 0))
+    add("max_unknown_fraction", "<=", c.max_unknown_fraction, amounts.get("unknown", 0))
+    for rule in policy.sources:
+        if rule.max_fraction < 1:
+            add(
+                f"sources.{rule.name}.max_fraction",
+                "<=",
+                rule.max_fraction,
+                amounts.get(f"source:{rule.name}", 0),
+            )
+    return report
+
+
+class _Session:
+    """An in-memory DuckDB session with the catalog attached read-only."""
+
+    def __init__(self, store: Store, temp_dir: str) -> None:
+        import duckdb
+
+        self.store = store
+        self.con: duckdb.DuckDBPyConnection = duckdb.connect(
+            config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": temp_dir}
+        )
+        root = store.root.replace("'", "''")
+        self.con.execute(f"SET file_search_path = '{root}'")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.con.execute(
+                    f"ATTACH '{store.catalog_path.replace(chr(39), chr(39) * 2)}' AS cat (READ_ONLY)"
+                )
+                break
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def detach(self) -> None:
+        self.con.execute("DETACH cat")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _used_manifests(con: duckdb.DuckDBPyConnection, policy: Policy, lineage: str) -> list[str]:
+    fresh = policy.freshness
+    if fresh.manifests is not None:
+        known = {row[0] for row in con.execute("SELECT manifest_id FROM cat.manifests").fetchall()}
+        missing = [m for m in fresh.manifests if m not in known]
+        if missing:
+            raise PolicyError(
+                f"`freshness.manifests` names `{missing[0]}`, which is not a manifest of this store",
+                "list them with `curator manifest list`",
+            )
+        return sorted(fresh.manifests)
+    use_lineage = fresh.lineage or lineage
+    return [
+        row[0]
+        for row in con.execute(
+            "SELECT manifest_id FROM cat.manifests WHERE lineage = ? ORDER BY sequence",
+            [use_lineage],
+        ).fetchall()
+    ]
+
+
+def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session) -> Assembly:
+    """Build the candidate table and plan the assembly."""
+    con = session.con
+    lineage = lineage or policy.freshness.lineage or DEFAULT_LINEAGE
+    if policy.dedup.near:
+        raise PolicyError(
+            "`dedup.near = true` needs near-duplicate clusters, which this version of curator cannot compute yet",
+            "set `near = false` (exact duplicates are still removed)",
+        )
+    snapshot = [
+        dict(zip(("path", "rows", "sha256"), row, strict=True))
+        for row in con.execute(
+            "SELECT path, rows, sha256 FROM cat.shards WHERE live ORDER BY path"
+        ).fetchall()
+    ]
+    used = _used_manifests(con, policy, lineage)
+    c = policy.constraints
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE used AS SELECT DISTINCT content_hash FROM cat.usage WHERE manifest_id IN (SELECT unnest(?::VARCHAR[]))",
+        [used],
+    )
+    paths = [os.path.join(store.root, s["path"]) for s in snapshot]
+    if not paths:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS source, NULL::VARCHAR AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size, NULL::VARCHAR AS rank WHERE false"
+        )
+    else:
+        columns = {
+            row[0]
+            for row in con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [paths]
+            ).fetchall()
+        }
+        unit = policy.target.unit
+        if unit == "rows":
+            size = "1"
+        elif unit == "bytes":
+            parts = []
+            if "text" in columns:
+                parts.append("strlen(text)")
+            if "image" in columns:
+                parts.append("octet_length(image)")
+            size = f"coalesce({', '.join(parts)}, 0)" if parts else "0"
+        else:
+            token_column = policy.target.token_column or ""
+            if token_column not in columns:
+                raise PolicyError(
+                    f"`target.token_column` {token_column!r} is not a column of the store",
+                    "ingest samples with a token-count column, or use `rows` or `bytes`",
+                )
+            size = f'greatest(coalesce(TRY_CAST("{token_column}" AS BIGINT), 0), 0)'
+        fresh_after = policy.freshness.fresh_after
+        fresh_clause = (
+            "TRUE"
+            if fresh_after is None
+            else "(collected_at IS NOT NULL AND collected_at >= $fresh_after::TIMESTAMPTZ)"
+        )
+        params: dict[str, Any] = {"paths": paths, "confidence": c.min_origin_confidence}
+        if fresh_after is not None:
+            params["fresh_after"] = fresh_after
+        dedup = (
+            f"QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY {TRUST_ORDER}) = 1"
+            if policy.dedup.exact
+            else ""
+        )
+        max_generation = (
+            ""
+            if c.max_generation is None
+            else f"WHERE NOT (category = 'synthetic' AND generation > {int(c.max_generation)})"
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE pool AS
+            SELECT * FROM (
+                SELECT sample_id, content_hash, origin, generation, source, filename AS shard, file_row_number AS row,
+                       {size}::BIGINT AS size,
+                       CASE WHEN origin_confidence < $confidence THEN 'unknown'
+                            WHEN origin = 'real' AND content_hash NOT IN (SELECT content_hash FROM used) AND {fresh_clause} THEN 'fresh_real'
+                            WHEN origin = 'real' THEN 'used_real'
+                            WHEN origin = 'synthetic' THEN 'synthetic'
+                            ELSE 'unknown' END AS category,
+                       md5('{int(policy.seed)}:' || content_hash) AS rank
+                FROM read_parquet($paths, filename = true, file_row_number = true, union_by_name = true)
+                {dedup}
+            ) {max_generation}
+            """,
+            params,
+        )
+    available: dict[Cell, Pool] = {}
+    for category, source, generation, rows, units in con.execute(
+        "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size) FROM pool GROUP BY ALL ORDER BY ALL"
+    ).fetchall():
+        available[Cell(category, source, None if generation is None else int(generation))] = Pool(
+            int(rows), int(units or 0)
+        )
+    candidates = sum(p.rows for p in available.values())
+    result = plan(policy, available)
+    return Assembly(
+        policy=policy,
+        lineage=lineage,
+        plan=result,
+        used_manifests=used,
+        snapshot=snapshot,
+        candidates=candidates,
+    )
+
+
+def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
+    """Table `chosen`: the selected rows with their output position (`out_pos`)."""
+    cells = [
+        (c.category, c.source, -1 if c.generation is None else c.generation, amount)
+        for c, amount in assembly.plan.amounts.items()
+    ]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE planned (category VARCHAR, source VARCHAR, g INTEGER, amount BIGINT)"
+    )
+    if cells:
+        con.executemany("INSERT INTO planned VALUES (?, ?, ?, ?)", cells)
+    order = " ".join(f"WHEN '{cat}' THEN {i}" for i, cat in enumerate(CATEGORIES))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE chosen AS
+        WITH cells AS (
+            SELECT p.*, CASE WHEN p.category = 'synthetic' THEN p.generation ELSE -1 END AS g
+            FROM pool p
+        ),
+        ranked AS (
+            SELECT c.*, sum(c.size) OVER w AS cum, planned.amount
+            FROM cells c JOIN planned USING (category, source, g)
+            WINDOW w AS (PARTITION BY c.category, c.source, c.g ORDER BY c.rank, c.sample_id ROWS UNBOUNDED PRECEDING)
+        ),
+        picked AS (
+            SELECT * EXCLUDE (amount) FROM ranked WHERE cum - size < amount OR (size = 0 AND cum <= amount)
+        ),
+        inner_pos AS (
+            SELECT *, (cum - size / 2.0) / nullif(sum(size) OVER (PARTITION BY category, source, g), 0) AS ipos,
+                   row_number() OVER (PARTITION BY category, source, g ORDER BY rank, sample_id) AS ipos_rows
+            FROM picked
+        ),
+        outer_pos AS (
+            SELECT *, (sum(size) OVER w2 - size / 2.0) / nullif(sum(size) OVER (PARTITION BY category), 0) AS opos,
+                   (row_number() OVER w2 - 0.5) / count(*) OVER (PARTITION BY category) AS opos_rows
+            FROM inner_pos
+            WINDOW w2 AS (PARTITION BY category ORDER BY coalesce(ipos, ipos_rows), source, g, rank ROWS UNBOUNDED PRECEDING)
+        )
+        SELECT sample_id, content_hash, origin, generation, source, shard, row, size, category, rank,
+               row_number() OVER (ORDER BY coalesce(opos, opos_rows), CASE category {order} END, rank, sample_id) - 1 AS out_pos
+        FROM outer_pos
+        """
+    )
+
+
+def _composition(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> dict[str, Any]:
+    def by(expression: str) -> dict[str, dict[str, int]]:
+        rows = con.execute(
+            f"SELECT {expression} AS k, count(*), sum(size) FROM chosen WHERE {where} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        return {str(k): {"rows": int(n), "units": int(u or 0)} for k, n, u in rows}
+
+    total = con.execute(
+        f"SELECT count(*), coalesce(sum(size), 0) FROM chosen WHERE {where}"
+    ).fetchall()[0]
+    return {
+        "rows": int(total[0]),
+        "units": int(total[1]),
+        "by_origin": by(
+            "CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END"
+        ),
+        "by_generation": by(
+            "CASE WHEN category IN ('fresh_real', 'used_real') THEN '0' WHEN category = 'synthetic' THEN generation::VARCHAR ELSE 'unknown' END"
+        ),
+        "by_source": by("source"),
+        "by_freshness": by(
+            "CASE category WHEN 'fresh_real' THEN 'fresh_real' WHEN 'used_real' THEN 'used_real' ELSE 'not_real' END"
+        ),
+    }
+
+
+def _amounts_of(composition: dict[str, Any]) -> dict[str, int]:
+    amounts = {k: v["units"] for k, v in composition["by_freshness"].items()}
+    amounts["synthetic"] = composition["by_origin"].get("synthetic", {}).get("units", 0)
+    amounts["unknown"] = composition["by_origin"].get("unknown", {}).get("units", 0)
+    for source, v in composition["by_source"].items():
+        amounts[f"source:{source}"] = v["units"]
+    return amounts
+
+
+def _write_outputs(
+    con: duckdb.DuckDBPyConnection,
+    policy: Policy,
+    snapshot_paths: list[str],
+    tmp_dir: str,
+    manifest_id: str,
+) -> list[dict[str, Any]]:
+    """Stream the chosen rows, in output order, into shards of `shard_rows` rows."""
+    import pyarrow.parquet as pq
+
+    from curator.shards import sha256_file
+
+    shard_rows = policy.output.shard_rows
+    total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
+    outputs: list[dict[str, Any]] = []
+    if total == 0 or not snapshot_paths:
+        return outputs
+    reader = con.sql(
+        "SELECT s.* EXCLUDE (filename, file_row_number) FROM read_parquet($paths, filename = true, file_row_number = true, union_by_name = true) s "
+        "JOIN chosen c ON s.filename = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
+        params={"paths": snapshot_paths},
+    ).to_arrow_reader()
+    metadata = {
+        b"curator.manifest_id": manifest_id.encode(),
+        b"curator.version": __version__.encode(),
+    }
+    extension = "parquet" if policy.output.format == "parquet" else "jsonl"
+    index = 0
+    written_in_shard = 0
+    writer: Any = None
+
+    def open_next() -> Any:
+        path = os.path.join(tmp_dir, f"part-{index:05d}.{extension}")
+        if extension == "parquet":
+            from curator.shards import write_options
+
+            schema = reader.schema.with_metadata(metadata)
+            return pq.ParquetWriter(path, schema, **write_options(schema))  # type: ignore[arg-type]
+        return open(path, "w", encoding="utf-8")
+
+    def close_current() -> None:
+        nonlocal writer, index, written_in_shard
+        if writer is None:
+            return
+        writer.close()
+        path = os.path.join(tmp_dir, f"part-{index:05d}.{extension}")
+        outputs.append(
+            {
+                "path": os.path.basename(path),
+                "rows": written_in_shard,
+                "bytes": os.path.getsize(path),
+                "sha256": sha256_file(path),
+            }
+        )
+        writer = None
+        index += 1
+        written_in_shard = 0
+
+    for batch in reader:
+        start = 0
+        while start < batch.num_rows:
+            if writer is None:
+                writer = open_next()
+            take = min(batch.num_rows - start, shard_rows - written_in_shard)
+            piece = batch.slice(start, take)
+            if extension == "parquet":
+                writer.write_table(
+                    pa.Table.from_batches([piece]).replace_schema_metadata(metadata),
+                    row_group_size=65_536,
+                )
+            else:
+                for row in piece.to_pylist():
+                    writer.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+            written_in_shard += take
+            start += take
+            if written_in_shard == shard_rows:
+                close_current()
+    close_current()
+    return outputs
+
+
+def _json_default(value: Any) -> Any:
+    import base64
+
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def assemble(
+    store: Store,
+    policy: Policy,
+    out: str | os.PathLike[str],
+    *,
+    lineage: str | None = None,
+    name: str | None = None,
+    lock_timeout: float | None = None,
+) -> Manifest:
+    """Assemble a training set into `out` (see the module docstring). Holds the store's write
+    lock throughout, so assemblies of one lineage see each other's usage in order."""
+    from curator import catalog
+    from curator.locking import write_lock
+    from curator.store import new_run_id
+
+    out_dir = Path(out).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
+    with write_lock(store.root, "assemble", lock_timeout):
+        with store.connect(read_only=False) as rw:
+            catalog.ensure(rw)
+        temp_root = os.path.join(store.root, ".staging")
+        os.makedirs(temp_root, exist_ok=True)
+        work = tempfile.mkdtemp(prefix="assemble-", dir=temp_root)
+        session = _Session(store, os.path.join(work, "duckdb"))
+        created_dir = not out_dir.exists()
+        tmp_out = None
+        try:
+            assembly = prepare(store, policy, lineage, session)
+            manifest_id = new_run_id()
+            con = session.con
+            _select(con, assembly)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tmp_out = out_dir / f".tmp-{manifest_id}"
+            tmp_out.mkdir()
+            snapshot_paths = [os.path.join(store.root, s["path"]) for s in assembly.snapshot]
+            outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), manifest_id)
+            overall = _composition(con)
+            per_shard = []
+            for i in range(len(outputs)):
+                low, high = i * policy.output.shard_rows, (i + 1) * policy.output.shard_rows
+                per_shard.append(_composition(con, f"out_pos >= {low} AND out_pos < {high}"))
+            sequence = 1 + int(
+                con.execute(
+                    "SELECT coalesce(max(sequence), 0) FROM cat.manifests WHERE lineage = ?",
+                    [assembly.lineage],
+                ).fetchall()[0][0]
+            )
+            manifest_dir = Path(store.root) / "manifests" / manifest_id
+            manifest_dir.mkdir(parents=True)
+            selection_path = manifest_dir / "selection.parquet"
+            con.execute(
+                f"COPY (SELECT out_pos, sample_id, content_hash, category, origin, generation, source, size, "
+                f"replace(shard, '{store.root.replace(chr(39), chr(39) * 2)}/', '') AS shard, row FROM chosen ORDER BY out_pos) "
+                f"TO '{str(selection_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+            session.detach()
+            data = {
+                "manifest_version": MANIFEST_VERSION,
+                "manifest_id": manifest_id,
+                "name": name or policy.name,
+                "lineage": assembly.lineage,
+                "sequence": sequence,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "curator_version": __version__,
+                "seed": policy.seed,
+                "policy": policy.to_json(),
+                "freshness": {"used_manifests": assembly.used_manifests},
+                "store": {"root": store.root, "shards": assembly.snapshot},
+                "plan": assembly.plan.to_json(),
+                "composition": {"overall": overall, "shards": per_shard},
+                "constraints": constraint_report(policy, _amounts_of(overall), overall["units"]),
+                "out_dir": str(out_dir),
+                "selection": str(selection_path.relative_to(store.root)),
+                "outputs": outputs,
+            }
+            validate_manifest(data)
+            manifest = Manifest(data, out_dir / MANIFEST_FILE)
+            for output in outputs:
+                os.replace(tmp_out / output["path"], out_dir / output["path"])
+            manifest.save(out_dir / MANIFEST_FILE)
+            manifest.save(manifest_dir / MANIFEST_FILE)
+            with store.connect(read_only=False) as rw:
+                catalog.ensure(rw)
+                rw.execute("BEGIN TRANSACTION")
+                try:
+                    rw.execute(
+                        "INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            manifest_id, data["name"], assembly.lineage, sequence, datetime.now(UTC), policy.seed,
+                            policy.target.unit, policy.target.amount, overall["rows"], overall["units"], str(out_dir),
+                            str((manifest_dir / MANIFEST_FILE).relative_to(store.root)), json.dumps(data["policy"]),
+                            json.dumps(data["composition"]["overall"]), __version__,
+                        ],
+                    )  # fmt: skip
+                    rw.execute(
+                        "INSERT INTO usage SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END, category = 'fresh_real' FROM read_parquet(?)",
+                        [manifest_id, str(selection_path)],
+                    )
+                    rw.execute("COMMIT")
+                except BaseException:
+                    rw.execute("ROLLBACK")
+                    raise
+            return manifest
+        except BaseException:
+            if created_dir and out_dir.exists() and not (out_dir / MANIFEST_FILE).exists():
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        finally:
+            session.close()
+            shutil.rmtree(work, ignore_errors=True)
+            if tmp_out is not None and tmp_out.exists():
+                shutil.rmtree(tmp_out, ignore_errors=True)
+
+
+def plan_only(store: Store, policy: Policy, *, lineage: str | None = None) -> Assembly:
+    """Plan without writing anything (``--dry-run``, ``policy check``)."""
+    work = tempfile.mkdtemp(prefix="curator-plan-")
+    session = _Session(store, work)
+    try:
+        return prepare(store, policy, lineage, session)
+    finally:
+        session.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def manifests_of(store: Store) -> list[dict[str, Any]]:
+    """Every manifest of the store, by lineage and sequence."""
+    return store.sql(
+        "SELECT manifest_id, name, lineage, sequence, created_at, unit, target, rows, units, out_dir "
+        "FROM manifests ORDER BY lineage, sequence"
+    ).to_pylist()
+
+
+def find_manifest(store: Store, ident: str) -> Manifest:
+    """A manifest by id, by name (the latest of that name), or by path."""
+    if os.path.exists(ident):
+        return Manifest.load(ident)
+    for row in reversed(manifests_of(store)):
+        if ident in (row["manifest_id"], row["name"]):
+            return Manifest.load(
+                Path(store.root) / "manifests" / row["manifest_id"] / MANIFEST_FILE
+            )
+    raise CuratorError(
+        f"no manifest `{ident}` in store `{store.root}`", "list them with `curator manifest list`"
+    )

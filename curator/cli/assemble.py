@@ -1,0 +1,247 @@
+"""Assembly commands: assemble, policy init|check, manifest list|show|verify."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from curator.cli import cli
+from curator.cli.store import _open, store_option
+
+
+@cli.command("assemble")
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The policy TOML file.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="New or empty directory for the training set.",
+)
+@click.option(
+    "--lineage",
+    help="Lineage of the manifest (default: the policy's freshness.lineage, else `default`).",
+)
+@click.option("--name", help="Name of the manifest (default: the policy's name).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@click.option(
+    "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the manifest (or, with --dry-run, the plan) as JSON.",
+)
+@store_option
+def assemble_command(
+    policy_path: str,
+    out: str,
+    lineage: str | None,
+    name: str | None,
+    dry_run: bool,
+    lock_timeout: float | None,
+    as_json: bool,
+    store_path: str | None,
+) -> None:
+    """Assemble a training set under a policy: Parquet shards plus manifest.json.
+
+    Every constraint of the policy holds over the whole set and in every output shard, or the
+    command fails before writing anything (unless the policy says on_shortfall = "shrink").
+    The content used is recorded so that it is not fresh for later manifests of the lineage.
+
+    \b
+    Examples:
+      curator policy init gen-2.toml
+      curator assemble --policy gen-2.toml --out train/gen-2 --lineage main --dry-run
+      curator assemble --policy gen-2.toml --out train/gen-2 --lineage main
+    """
+    from curator.policy import Policy
+
+    store = _open(store_path)
+    policy = Policy.from_toml(policy_path)
+    if dry_run:
+        assembly = store.plan(policy, lineage=lineage)
+        if as_json:
+            click.echo(json.dumps(assembly.plan.to_json(), indent=2))
+        else:
+            click.echo(assembly.describe())
+            click.echo("(dry run: nothing written)")
+        return
+    manifest = store.assemble(policy, out, lineage=lineage, name=name, lock_timeout=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(manifest.data, indent=2))
+        return
+    click.echo(_summary(manifest.data))
+
+
+def _summary(data: dict) -> str:  # type: ignore[type-arg]
+    overall = data["composition"]["overall"]
+    unit = data["plan"]["unit"]
+    lines = [
+        f"manifest {data['manifest_id']} ({data['lineage']} #{data['sequence']}): {overall['rows']:,} rows, {overall['units']:,} {unit} in {len(data['outputs'])} file(s) in {data['out_dir']}",
+    ]
+    if data["plan"]["shrunk"]:
+        lines.append(f"  shrunk: target was {data['plan']['target']:,} {unit}")
+    total = overall["units"] or 1
+    for key, value in sorted(overall["by_freshness"].items()):
+        lines.append(
+            f"  {key:<12} {value['units']:>14,} {unit}  {100 * value['units'] / total:5.1f}%"
+        )
+    for item in data["constraints"]:
+        relation = ">=" if item["name"].startswith("min") else "<="
+        lines.append(
+            f"  {item['name']:<28} {relation} {item['bound']:<6g} achieved {item['achieved']:.4f}  {'ok' if item['held'] else 'VIOLATED'}"
+        )
+    return "\n".join(lines)
+
+
+@cli.group("policy")
+def policy_group() -> None:
+    """Write and check mixing policies.
+
+    \b
+    Example:
+      curator policy init gen-2.toml && curator policy check gen-2.toml
+    """
+
+
+@policy_group.command("init")
+@click.argument("path", default="policy.toml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def policy_init(path: str, force: bool) -> None:
+    """Write a commented example policy (default: ./policy.toml).
+
+    \b
+    Example:
+      curator policy init gen-2.toml
+    """
+    from curator.errors import InputError
+    from curator.policy import EXAMPLE_POLICY
+
+    if os.path.exists(path) and not force:
+        raise InputError(
+            f"`{path}` already exists", "pass --force to overwrite it, or another path"
+        )
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(EXAMPLE_POLICY)
+    click.echo(f"Wrote {path}")
+
+
+@policy_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--lineage", help="Lineage to plan for (default: the policy's).")
+@store_option
+def policy_check(path: str, lineage: str | None, store_path: str | None) -> None:
+    """Validate a policy and, with a store, explain what it would assemble.
+
+    \b
+    Example:
+      curator policy check gen-2.toml --store ./store
+    """
+    from curator.policy import Policy
+
+    policy = Policy.from_toml(path)
+    click.echo(
+        f"{path}: valid policy (target {policy.target.amount:,} {policy.target.unit}, seed {policy.seed})"
+    )
+    if store_path is None and not os.environ.get("CURATOR_STORE"):
+        return
+    click.echo(_open(store_path).plan(policy, lineage=lineage).describe())
+
+
+@cli.group("manifest")
+def manifest_group() -> None:
+    """List, show and verify assembled training sets.
+
+    \b
+    Example:
+      curator manifest list && curator manifest verify gen-2
+    """
+
+
+@manifest_group.command("list")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def manifest_list(store_path: str | None, as_json: bool) -> None:
+    """Every manifest of the store, by lineage.
+
+    \b
+    Example:
+      curator manifest list --store ./store
+    """
+    from curator.output import render_table, to_json
+
+    rows = _open(store_path).manifests()
+    if as_json:
+        click.echo(to_json(rows))
+        return
+    click.echo(
+        render_table(
+            ["manifest", "name", "lineage", "#", "rows", "units", "unit", "out"],
+            [
+                (
+                    r["manifest_id"],
+                    r["name"],
+                    r["lineage"],
+                    r["sequence"],
+                    r["rows"],
+                    r["units"],
+                    r["unit"],
+                    r["out_dir"],
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
+@manifest_group.command("show")
+@click.argument("ident", metavar="MANIFEST")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest.json.")
+def manifest_show(ident: str, store_path: str | None, as_json: bool) -> None:
+    """Show a manifest (by id, name or path): composition and constraints.
+
+    \b
+    Example:
+      curator manifest show gen-2 --json
+    """
+    from curator.manifest import Manifest
+
+    manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
+    click.echo(json.dumps(manifest.data, indent=2) if as_json else _summary(manifest.data))
+
+
+@manifest_group.command("verify")
+@click.argument("ident", metavar="MANIFEST")
+@store_option
+def manifest_verify(ident: str, store_path: str | None) -> None:
+    """Recompute the checksums of a manifest's output files; name any missing or changed.
+
+    \b
+    Example:
+      curator manifest verify train/gen-2
+    """
+    from curator.errors import CuratorError
+    from curator.manifest import Manifest
+
+    manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
+    problems = manifest.verify()
+    if problems:
+        for line in problems:
+            click.echo(line)
+        raise CuratorError(
+            f"{len(problems)} of {len(manifest.outputs)} output files of manifest `{manifest.manifest_id}` are missing or changed",
+            "re-assemble, or restore the files",
+        )
+    click.echo(
+        f"ok: {len(manifest.outputs)} files of manifest {manifest.manifest_id} match their checksums"
+    )

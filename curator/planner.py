@@ -1,0 +1,405 @@
+"""The planner: exact amounts per pool that meet every constraint of a policy.
+
+Pools are cells of (category, source, generation): categories are fresh real, used real,
+synthetic (by generation) and unknown. The planner finds the largest total not above the target
+for which some split across the cells meets every constraint (a linear program), and then the
+split closest to the *natural* mix — what drawing at random from the eligible pool, weighted by
+source, would give — that meets them (a second linear program, minimising the total deviation).
+Amounts are integers in the policy's unit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from curator.errors import CuratorError
+from curator.policy import Policy
+
+CATEGORIES: tuple[str, ...] = ("fresh_real", "used_real", "synthetic", "unknown")
+REAL_CATEGORIES = ("fresh_real", "used_real")
+
+
+class ShortfallError(CuratorError):
+    """The policy's target cannot be met and `on_shortfall` is ``error``; nothing was written."""
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One pool: a category, a source and (for synthetic samples) a generation."""
+
+    category: str
+    source: str
+    generation: int | None = None
+
+    def key(self) -> tuple[int, str, int]:
+        return (
+            CATEGORIES.index(self.category),
+            self.source,
+            -1 if self.generation is None else self.generation,
+        )
+
+    def label(self) -> str:
+        gen = f" gen {self.generation}" if self.category == "synthetic" else ""
+        return f"{self.category.replace('_', ' ')}{gen} from {self.source}"
+
+
+@dataclass
+class Pool:
+    rows: int
+    units: int
+
+
+@dataclass
+class Plan:
+    """Amounts per cell, in the policy's unit, and how they were reached."""
+
+    unit: str
+    target: int
+    total: int
+    amounts: dict[Cell, int]
+    available: dict[Cell, Pool]
+    shrunk: bool = False
+    binding: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def category_amount(self, *categories: str) -> int:
+        return sum(v for c, v in self.amounts.items() if c.category in categories)
+
+    def category_available(self, *categories: str) -> int:
+        return sum(p.units for c, p in self.available.items() if c.category in categories)
+
+    def source_amount(self, source: str) -> int:
+        return sum(v for c, v in self.amounts.items() if c.source == source)
+
+    def to_json(self) -> dict[str, Any]:
+        cells = sorted(set(self.amounts) | set(self.available), key=Cell.key)
+        return {
+            "unit": self.unit,
+            "target": self.target,
+            "total": self.total,
+            "shrunk": self.shrunk,
+            "binding_constraint": self.binding,
+            "notes": list(self.notes),
+            "cells": [
+                {
+                    "category": c.category,
+                    "source": c.source,
+                    "generation": c.generation,
+                    "planned": self.amounts.get(c, 0),
+                    "available": self.available[c].units if c in self.available else 0,
+                }
+                for c in cells
+            ],
+        }
+
+
+def _lp_rows(policy: Policy, cells: list[Cell]) -> tuple[list[list[float]], list[float]]:
+    """The inequality rows ``A·[x, T] <= 0`` of the constraints (T is the last variable)."""
+    c = policy.constraints
+    n = len(cells)
+    rows: list[list[float]] = []
+
+    def row(members: set[int], sign: float, fraction: float) -> list[float]:
+        r = [sign if i in members else 0.0 for i in range(n)]
+        r.append(-sign * fraction)
+        return r
+
+    index = {cat: {i for i, cell in enumerate(cells) if cell.category == cat} for cat in CATEGORIES}
+    real = index["fresh_real"] | index["used_real"]
+    if c.min_fresh_real_fraction > 0:
+        rows.append(row(index["fresh_real"], -1.0, c.min_fresh_real_fraction))
+    if c.min_real_fraction > 0:
+        rows.append(row(real, -1.0, c.min_real_fraction))
+    if c.max_synthetic_fraction < 1:
+        rows.append(row(index["synthetic"], 1.0, c.max_synthetic_fraction))
+    if c.max_unknown_fraction < 1:
+        rows.append(row(index["unknown"], 1.0, c.max_unknown_fraction))
+    for rule in policy.sources:
+        if rule.max_fraction < 1:
+            members = {i for i, cell in enumerate(cells) if cell.source == rule.name}
+            if members:
+                rows.append(row(members, 1.0, rule.max_fraction))
+    return rows, [0.0] * len(rows)
+
+
+def _max_total(policy: Policy, cells: list[Cell], available: list[int], target: int) -> float:
+    from scipy.optimize import linprog
+
+    n = len(cells)
+    if n == 0:
+        return 0.0
+    a_ub, b_ub = _lp_rows(policy, cells)
+    objective = [0.0] * n + [-1.0]
+    a_eq = [[1.0] * n + [-1.0]]
+    bounds = [(0.0, float(a)) for a in available] + [(0.0, float(target))]
+    result = linprog(
+        objective,
+        A_ub=a_ub or None,
+        b_ub=b_ub or None,
+        A_eq=a_eq,
+        b_eq=[0.0],
+        bounds=bounds,
+        method="highs",
+    )
+    if result.status != 0:  # pragma: no cover - T = 0 is always feasible
+        return 0.0
+    return float(result.x[-1])
+
+
+def _closest_split(
+    policy: Policy, cells: list[Cell], available: list[int], natural: list[float], total: int
+) -> list[float]:
+    from scipy.optimize import linprog
+
+    n = len(cells)
+    a_ub_t, _ = _lp_rows(policy, cells)
+    # With T fixed, a row r·x - f·T <= 0 becomes r·x <= f·T.
+    a_ub: list[list[float]] = []
+    b_ub: list[float] = []
+    for r in a_ub_t:
+        a_ub.append(r[:n] + [0.0] * n)
+        b_ub.append(-r[n] * total)
+    for i in range(n):  # d_i >= |x_i - natural_i|
+        plus = [0.0] * (2 * n)
+        plus[i], plus[n + i] = 1.0, -1.0
+        a_ub.append(plus)
+        b_ub.append(natural[i])
+        minus = [0.0] * (2 * n)
+        minus[i], minus[n + i] = -1.0, -1.0
+        a_ub.append(minus)
+        b_ub.append(-natural[i])
+    objective = [0.0] * n + [1.0] * n
+    a_eq = [[1.0] * n + [0.0] * n]
+    bounds = [(0.0, float(a)) for a in available] + [(0.0, None)] * n
+    result = linprog(
+        objective,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=[float(total)],
+        bounds=bounds,
+        method="highs",
+    )
+    if result.status != 0:
+        raise CuratorError(
+            f"internal planner error: no split of {total} meets the policy ({result.message})"
+        )
+    return [float(v) for v in result.x[:n]]
+
+
+def _integer_split(
+    policy: Policy, cells: list[Cell], available: list[int], split: list[float], total: int
+) -> dict[Cell, int]:
+    """Round the split to integers summing to `total`, giving the rounding remainder first to
+    fresh real cells (until the fresh floor is met), then real cells, then largest remainders."""
+    c = policy.constraints
+    amounts = [min(available[i], math.floor(split[i] + 1e-6)) for i in range(len(cells))]
+    remainder = total - sum(amounts)
+    need_fresh = math.ceil(c.min_fresh_real_fraction * total - 1e-9)
+    need_real = math.ceil(c.min_real_fraction * total - 1e-9)
+    cap = {
+        "synthetic": math.floor(c.max_synthetic_fraction * total + 1e-9),
+        "unknown": math.floor(c.max_unknown_fraction * total + 1e-9),
+    }
+
+    def group(categories: tuple[str, ...]) -> int:
+        return sum(a for a, cell in zip(amounts, cells, strict=True) if cell.category in categories)
+
+    def can_add(i: int) -> bool:
+        cell = cells[i]
+        if amounts[i] >= available[i]:
+            return False
+        if cell.category in cap and group((cell.category,)) + 1 > cap[cell.category]:
+            return False
+        rule = policy.source_rule(cell.source)
+        return not (
+            rule.max_fraction < 1
+            and sum(
+                a for a, other in zip(amounts, cells, strict=True) if other.source == cell.source
+            )
+            + 1
+            > math.floor(rule.max_fraction * total + 1e-9)
+        )
+
+    order = sorted(
+        range(len(cells)), key=lambda i: (-(split[i] - math.floor(split[i] + 1e-6)), cells[i].key())
+    )
+    while remainder > 0:
+        candidates: list[int] = []
+        if group(("fresh_real",)) < need_fresh:
+            candidates = [i for i in order if cells[i].category == "fresh_real"]
+        elif group(REAL_CATEGORIES) < need_real:
+            candidates = [i for i in order if cells[i].category in REAL_CATEGORIES]
+        candidates += order
+        chosen = next((i for i in candidates if can_add(i)), None)
+        if chosen is None:
+            break
+        amounts[chosen] += 1
+        remainder -= 1
+    return {cell: amount for cell, amount in zip(cells, amounts, strict=True) if amount > 0}
+
+
+def plan(policy: Policy, available: dict[Cell, Pool]) -> Plan:
+    """Plan a set under `policy` from the pools in `available` (amounts in the policy's unit).
+
+    Raises:
+        ShortfallError: the target cannot be met and the policy says ``on_shortfall = "error"``;
+            the message names the binding constraint, what is available and what would work.
+    """
+    target = policy.target.amount
+    unit = policy.target.unit
+    eligible = {
+        cell: pool
+        for cell, pool in sorted(available.items(), key=lambda kv: kv[0].key())
+        if pool.units > 0 and policy.source_rule(cell.source).weight > 0
+    }
+    cells = list(eligible)
+    units = [eligible[c].units for c in cells]
+    best = _max_total(policy, cells, units, target)
+    total = min(target, math.floor(best + 1e-6))
+    # Rounding can leave a total the integer split cannot meet exactly: step down until it can.
+    amounts: dict[Cell, int] = {}
+    while total > 0:
+        weights = [policy.source_rule(c.source).weight * eligible[c].units for c in cells]
+        scale = sum(weights)
+        natural = [total * w / scale for w in weights]
+        try:
+            split = _closest_split(policy, cells, units, natural, total)
+        except CuratorError:
+            total -= 1
+            continue
+        amounts = _integer_split(policy, cells, units, split, total)
+        if sum(amounts.values()) == total:
+            break
+        total = sum(amounts.values())
+    result = Plan(
+        unit=unit, target=target, total=max(total, 0), amounts=amounts, available=dict(available)
+    )
+    if result.total < target:
+        result.binding, message, hint_total = explain_shortfall(policy, available, result.total)
+        if policy.output.on_shortfall == "error":
+            raise ShortfallError(
+                message,
+                f"lower the target to {hint_total:,}, add {_what_to_add(result.binding)}, or set "
+                '`on_shortfall = "shrink"`',
+            )
+        result.shrunk = True
+        result.notes.append(
+            f"shrunk to {result.total:,} {unit} of the target {target:,}: {message}"
+        )
+    return result
+
+
+def _what_to_add(binding: str | None) -> str:
+    return {
+        "min_fresh_real_fraction": "fresh real data",
+        "min_real_fraction": "real data",
+        "max_synthetic_fraction": "real data",
+        "max_unknown_fraction": "real or synthetic data",
+        "available": "data",
+    }.get(binding or "", "data")
+
+
+def explain_shortfall(
+    policy: Policy, available: dict[Cell, Pool], best: int
+) -> tuple[str, str, int]:
+    """The constraint that binds first, a sentence saying why, and the largest feasible total."""
+    c = policy.constraints
+    target = policy.target.amount
+    unit = policy.target.unit
+    eligible = {
+        cell: pool for cell, pool in available.items() if policy.source_rule(cell.source).weight > 0
+    }
+
+    def amount(*categories: str) -> int:
+        return sum(p.units for cell, p in eligible.items() if cell.category in categories)
+
+    fresh = amount("fresh_real")
+    real = amount(*REAL_CATEGORIES)
+    synthetic = amount("synthetic")
+    unknown = amount("unknown")
+    unit_word = {"rows": "rows", "bytes": "bytes", "tokens": "tokens"}[unit]
+    candidates: list[tuple[float, str, str]] = []
+    if c.min_fresh_real_fraction > 0:
+        need = math.ceil(c.min_fresh_real_fraction * target)
+        candidates.append(
+            (
+                fresh / c.min_fresh_real_fraction,
+                "min_fresh_real_fraction",
+                f"`min_fresh_real_fraction` {c.min_fresh_real_fraction:g} of {target:,} {unit_word} needs "
+                f"{need:,} fresh real {unit_word}; {fresh:,} are available",
+            )
+        )
+    if c.min_real_fraction > 0:
+        need = math.ceil(c.min_real_fraction * target)
+        candidates.append(
+            (
+                real / c.min_real_fraction,
+                "min_real_fraction",
+                f"`min_real_fraction` {c.min_real_fraction:g} of {target:,} {unit_word} needs {need:,} "
+                f"real {unit_word}; {real:,} are available",
+            )
+        )
+    room = min(synthetic, c.max_synthetic_fraction * target) + min(
+        unknown, c.max_unknown_fraction * target
+    )
+    if real + room < target:
+        if synthetic > c.max_synthetic_fraction * target:
+            name, what = (
+                "max_synthetic_fraction",
+                f"`max_synthetic_fraction` {c.max_synthetic_fraction:g}",
+            )
+        else:
+            name, what = (
+                "max_unknown_fraction",
+                f"`max_unknown_fraction` {c.max_unknown_fraction:g}",
+            )
+        if synthetic + unknown + real < target:
+            name = "available"
+            sentence = f"the target is {target:,} {unit_word}; only {synthetic + unknown + real:,} eligible {unit_word} are in the store"
+        else:
+            sentence = (
+                f"{what} leaves {target - room:,.0f} of {target:,} {unit_word} for real data; "
+                f"{real:,} real {unit_word} are available"
+            )
+        candidates.append((real + room, name, sentence))
+    if not candidates:
+        candidates.append(
+            (
+                best,
+                "source caps",
+                f"the per-source `max_fraction` caps allow only {best:,} {unit_word}",
+            )
+        )
+    _limit, name, sentence = min(candidates, key=lambda item: item[0])
+    return name, sentence, best
+
+
+def check(policy: Policy, amounts: dict[str, int], total: int, tolerance: int = 0) -> list[str]:
+    """Which constraints a composition breaks: `amounts` by category and by ``source:NAME``, in
+    the policy's unit, `total` the set's size. Bounds are relaxed by `tolerance` units."""
+    c = policy.constraints
+    problems = []
+    fresh = amounts.get("fresh_real", 0)
+    real = fresh + amounts.get("used_real", 0)
+    if fresh + tolerance < c.min_fresh_real_fraction * total - 1e-9:
+        problems.append(f"min_fresh_real_fraction: {fresh} < {c.min_fresh_real_fraction} × {total}")
+    if real + tolerance < c.min_real_fraction * total - 1e-9:
+        problems.append(f"min_real_fraction: {real} < {c.min_real_fraction} × {total}")
+    if amounts.get("synthetic", 0) - tolerance > c.max_synthetic_fraction * total + 1e-9:
+        problems.append(
+            f"max_synthetic_fraction: {amounts.get('synthetic', 0)} > {c.max_synthetic_fraction} × {total}"
+        )
+    if amounts.get("unknown", 0) - tolerance > c.max_unknown_fraction * total + 1e-9:
+        problems.append(
+            f"max_unknown_fraction: {amounts.get('unknown', 0)} > {c.max_unknown_fraction} × {total}"
+        )
+    for rule in policy.sources:
+        got = amounts.get(f"source:{rule.name}", 0)
+        if got - tolerance > rule.max_fraction * total + 1e-9:
+            problems.append(
+                f"sources.{rule.name}.max_fraction: {got} > {rule.max_fraction} × {total}"
+            )
+    return problems
