@@ -415,7 +415,7 @@ def _write_outputs(
             from curator.shards import write_options
 
             schema = reader.schema.with_metadata(metadata)
-            return pq.ParquetWriter(path, schema, **write_options(schema))  # type: ignore[arg-type]
+            return pq.ParquetWriter(path, schema, **write_options(schema))
         return open(path, "w", encoding="utf-8")
 
     def close_current() -> None:
@@ -526,7 +526,7 @@ def assemble(
                 f"TO '{str(selection_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
             )
             session.detach()
-            data = {
+            data: dict[str, Any] = {
                 "manifest_version": MANIFEST_VERSION,
                 "manifest_id": manifest_id,
                 "name": name or policy.name,
@@ -561,7 +561,7 @@ def assemble(
                             manifest_id, data["name"], assembly.lineage, sequence, datetime.now(UTC), policy.seed,
                             policy.target.unit, policy.target.amount, overall["rows"], overall["units"], str(out_dir),
                             str((manifest_dir / MANIFEST_FILE).relative_to(store.root)), json.dumps(data["policy"]),
-                            json.dumps(data["composition"]["overall"]), __version__,
+                            json.dumps(overall), __version__,
                         ],
                     )  # fmt: skip
                     rw.execute(

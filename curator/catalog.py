@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS shard_composition (
     rows BIGINT NOT NULL,
     content_bytes BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS columns (
+    name VARCHAR PRIMARY KEY,           -- an input column of some live shard
+    arrow_type VARCHAR NOT NULL         -- its Arrow type: one type per name across the store
+);
 CREATE TABLE IF NOT EXISTS manifests (
     manifest_id VARCHAR PRIMARY KEY,
     name VARCHAR,

@@ -136,10 +136,11 @@ class ShardWriter:
             if target.name in names:
                 column = table[target.name]
                 if not column.type.equals(target.type):
-                    try:
-                        column = column.cast(target.type)
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                    # Only all-null columns are cast: any other cast can change values
+                    # (bool→int, big int→double, struct fields dropped). A new shard is safer.
+                    if not pa.types.is_null(column.type):
                         return None
+                    column = pa.nulls(table.num_rows, target.type)
                 columns.append(column)
             else:
                 if not target.nullable:
@@ -213,11 +214,53 @@ class ShardWriter:
 
 
 def drop_rows(shard: WrittenShard, rows: set[int]) -> None:
-    """Rewrite a complete (not yet published) shard without the given 0-based rows, streaming
-    batch by batch; its counts, composition and checksum follow. A shard left empty is removed
-    (``shard.rows`` becomes 0)."""
+    """Rewrite a complete (not yet published) shard without the given 0-based rows."""
+    rewrite_shard(shard, drop=rows)
+
+
+_NUMERIC = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "halffloat", "float", "double"}
+_STRINGS = {"string", "large_string"}
+
+
+def compatible_types(a: pa.DataType | str, b: pa.DataType | str) -> bool:
+    """Whether DuckDB can read two shards' columns of these types (or their Arrow names) as one
+    column of `samples` without losing values: equal types, nulls, numbers with numbers,
+    strings with strings."""
+    a, b = str(a), str(b)
+    if a == b or "null" in (a, b):
+        return True
+    return (a in _NUMERIC and b in _NUMERIC) or (a in _STRINGS and b in _STRINGS)
+
+
+def json_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column's values as JSON text (strings stay as they are), for columns whose type
+    differs between shards."""
+    import json
+
+    def encode(value: object) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bytes):
+            import base64
+
+            return base64.b64encode(value).decode("ascii")
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    return pa.array([encode(v) for v in column.to_pylist()], pa.string())
+
+
+def rewrite_shard(shard: WrittenShard, *, drop: set[int] | None = None, to_text: set[str] | None = None) -> None:
+    """Rewrite a complete (not yet published) shard, streaming batch by batch: without the
+    0-based rows in `drop`, and with the columns in `to_text` as JSON text. Its counts,
+    composition and checksum follow. A shard left empty is removed (``shard.rows`` becomes 0)."""
+    drop = drop or set()
+    to_text = to_text or set()
     parquet = pq.ParquetFile(shard.path)
     schema = parquet.schema_arrow
+    schema = pa.schema(
+        [pa.field(f.name, pa.string(), nullable=True) if f.name in to_text else f for f in schema],
+        metadata=schema.metadata,
+    )
     content_name = shard.content_kind
     tmp = shard.path + ".tmp"
     shard.rows = 0
@@ -226,16 +269,21 @@ def drop_rows(shard: WrittenShard, rows: set[int]) -> None:
     offset = 0
     with pq.ParquetWriter(tmp, schema, **write_options(schema)) as writer:
         for batch in parquet.iter_batches(batch_size=8192):
-            keep = pa.array([offset + i not in rows for i in range(batch.num_rows)])
+            table = pa.Table.from_batches([batch])
+            if drop:
+                keep = pa.array([offset + i not in drop for i in range(batch.num_rows)])
+                table = table.filter(keep)
             offset += batch.num_rows
-            kept = pa.Table.from_batches([batch]).filter(keep)
-            if kept.num_rows == 0:
+            if table.num_rows == 0:
                 continue
-            writer.write_table(kept, row_group_size=ROW_GROUP_ROWS)
-            content_bytes = pc.binary_length(kept[content_name]).combine_chunks()
-            shard.rows += kept.num_rows
+            for name in to_text:
+                if name in table.schema.names:
+                    table = table.set_column(table.schema.get_field_index(name), pa.field(name, pa.string()), json_text(table[name]))
+            writer.write_table(table.cast(schema), row_group_size=ROW_GROUP_ROWS)
+            content_bytes = pc.binary_length(table[content_name]).combine_chunks()
+            shard.rows += table.num_rows
             shard.content_bytes += int(pc.sum(content_bytes).as_py() or 0)
-            merge_composition(shard.composition, composition_of(kept, content_bytes))
+            merge_composition(shard.composition, composition_of(table, content_bytes))
     parquet.close()
     if shard.rows == 0:
         os.remove(tmp)

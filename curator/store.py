@@ -256,27 +256,32 @@ class Store:
     @contextlib.contextmanager
     def sql_batches(self, query: str) -> Iterator[pa.RecordBatchReader]:
         """Stream the result of a read-only query as Arrow record batches (memory bounded by
-        the batch, not the result).
+        the batch, not the result). An error while streaming raises :class:`QueryError` too.
 
         >>> with store.sql_batches("SELECT * FROM samples") as reader:  # doctest: +SKIP
         ...     for batch in reader: ...
         """
         import duckdb
 
+        hint = "tables and views: samples, shards, runs, shard_composition, composition, manifests, usage"
         with self.connect() as con:
             try:
                 reader = con.sql(query).to_arrow_reader()
             except duckdb.Error as exc:
-                raise QueryError(
-                    f"query failed: {exc}",
-                    "tables and views: samples, shards, runs, shard_composition, composition",
-                ) from exc
+                raise QueryError(f"query failed: {exc}", hint) from exc
             except AttributeError as exc:  # a statement with no result (SET, PRAGMA …)
                 raise QueryError(
                     "the statement returns no rows", "curator sql runs queries that return rows"
                 ) from exc
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                try:
+                    yield from reader
+                except (duckdb.Error, pa.ArrowException, OSError) as exc:
+                    raise QueryError(f"query failed: {exc}", hint) from exc
+
             try:
-                yield reader
+                yield pa.RecordBatchReader.from_batches(reader.schema, batches())
             finally:
                 reader.close()
 
@@ -291,13 +296,18 @@ class Store:
         target = os.fspath(path)
         tmp = target + ".tmp"
         rows = 0
-        with (
-            self.sql_batches(query) as reader,
-            pq.ParquetWriter(tmp, reader.schema, compression="zstd") as writer,
-        ):
-            for batch in reader:
-                writer.write_batch(batch)
-                rows += batch.num_rows
+        try:
+            with (
+                self.sql_batches(query) as reader,
+                pq.ParquetWriter(tmp, reader.schema, compression="zstd") as writer,
+            ):
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
         os.replace(tmp, target)
         return rows
 
@@ -504,7 +514,7 @@ class Store:
         result.files = len(files)
         return result
 
-    def _recover(self) -> None:
+    def _recover(self, timeout: float | None = None) -> None:
         """Under the write lock: undo what crashed runs left behind.
 
         A run killed while staging leaves `.staging/<run>/` (removed here when its process is
@@ -524,7 +534,7 @@ class Store:
                     dead = time.time() - os.path.getmtime(path) > 3600
                 if dead:
                     shutil.rmtree(path, ignore_errors=True)
-        with self.connect(read_only=True) as con:
+        with self.connect(read_only=True, timeout=timeout) as con:
             known = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
         shards_root = os.path.join(self.root, "shards")
         for directory, _subdirs, names in os.walk(shards_root):
@@ -555,10 +565,10 @@ class Store:
             for code, count in r.reject_codes.items():
                 result.reject_codes[code] = result.reject_codes.get(code, 0) + count
         with write_lock(self.root, "ingest", timeout):
-            self._recover()
+            self._recover(timeout)
             extra_rejects: list[Reject] = []
             if staged:
-                extra_rejects, skipped = self._drop_known(spec.source, staged, result)
+                extra_rejects, skipped = self._drop_known(spec.source, staged, result, timeout)
             else:
                 skipped = 0
             result.skipped = skipped
@@ -566,6 +576,13 @@ class Store:
             for reject in extra_rejects:
                 result.reject_codes[reject.code] = result.reject_codes.get(reject.code, 0) + 1
             staged = [s for s in staged if s.rows > 0]
+            try:
+                new_columns = self._reconcile_columns(staged, timeout)
+            except IngestFailed as exc:
+                result.status = "failed"
+                result.ingested = sum(s.rows for s in staged)
+                self._record_run(result, args, started, [], exc.message)
+                raise
             result.ingested = sum(s.rows for s in staged)
             result.content_bytes = sum(s.content_bytes for s in staged)
             assert result.rows_read == result.ingested + result.skipped + result.rejected, result
@@ -584,13 +601,13 @@ class Store:
                 )
             placed = self._place_shards(spec.source, staged)
             _crash_point("renamed")
-            self._record_run(result, args, started, placed, None)
+            self._record_run(result, args, started, placed, None, new_columns)
             _crash_point("committed")
         result.shards = len(staged)
         return result
 
     def _drop_known(
-        self, source: str, staged: list[WrittenShard], result: IngestResult
+        self, source: str, staged: list[WrittenShard], result: IngestResult, timeout: float | None = None
     ) -> tuple[list[Any], int]:
         """Find staged rows whose `sample_id` is already in the store or earlier in this run:
         skip them when the content is the same, reject them when it differs. Rewrites the
@@ -601,7 +618,7 @@ class Store:
         from curator.readers import Reject
         from curator.shards import LOCATIONS_SUFFIX, drop_rows
 
-        with self.connect(read_only=True) as con:
+        with self.connect(read_only=True, timeout=timeout) as con:
             existing = [
                 row[0]
                 for row in con.execute(
@@ -715,6 +732,57 @@ class Store:
             drop_rows(by_path[file], rows_to_drop)
         return rejects, skipped
 
+    def _reconcile_columns(self, staged: list[WrittenShard], timeout: float | None) -> dict[str, str]:
+        """One Arrow type per input column across the store, so `samples` stays readable.
+
+        A column whose type differs between the new shards, or from the store, is rewritten in the
+        new shards as JSON text when the store has it as text (or not at all); when the store has
+        it with another type, the run fails, naming the column. Returns the new columns' types.
+        """
+        import pyarrow.parquet as pq
+
+        from curator.errors import IngestFailed
+        from curator.schema import CONTENT_COLUMNS, PROVENANCE_NAMES
+        from curator.shards import compatible_types, rewrite_shard
+
+        fixed = set(PROVENANCE_NAMES) | set(CONTENT_COLUMNS)
+        with self.connect(read_only=True, timeout=timeout) as con:
+            known = dict(con.execute("SELECT name, arrow_type FROM columns").fetchall()) if _has_table(con, "columns") else {}
+        seen: dict[str, list[tuple[pa.DataType, WrittenShard]]] = {}
+        for shard in staged:
+            for field_ in pq.read_schema(shard.path):
+                if field_.name not in fixed:
+                    seen.setdefault(field_.name, []).append((field_.type, shard))
+        to_text: dict[str, set[str]] = {}
+        new_columns: dict[str, str] = {}
+        for name, entries in seen.items():
+            types = [t for t, _ in entries if not pa.types.is_null(t)]
+            store_type = known.get(name)
+            distinct = {str(t) for t in types}
+            consistent = all(compatible_types(types[0], t) for t in types) if types else True
+            if store_type is not None and types and not all(compatible_types(store_type, t) for t in types):
+                if store_type not in ("string", "large_string"):
+                    first = next(t for t in types if not compatible_types(store_type, t))
+                    raise IngestFailed(
+                        f"column `{name}` is {store_type} in the store but {first} in this input; nothing was committed",
+                        f"rename it with --rename-column {name}=NEW_NAME, or convert it to {store_type}",
+                    )
+                consistent = False
+            if not consistent:
+                for t, shard in entries:
+                    if not pa.types.is_string(t):
+                        to_text.setdefault(shard.path, set()).add(name)
+                distinct = {"string"}
+            if store_type is None and types:
+                if not consistent:
+                    new_columns[name] = "string"
+                else:
+                    new_columns[name] = str(types[0]) if len(distinct) == 1 else "double"
+        by_path = {s.path: s for s in staged}
+        for path, names in to_text.items():
+            rewrite_shard(by_path[path], to_text=names)
+        return new_columns
+
     def _keep_rejects(
         self, run_id: str, results: list[TaskResult], extra: list[Any], result: IngestResult
     ) -> str | None:
@@ -760,6 +828,7 @@ class Store:
         started: datetime,
         placed: list[tuple[WrittenShard, str]],
         message: str | None,
+        new_columns: dict[str, str] | None = None,
     ) -> None:
         """One catalog transaction: the run, its shards and their composition, and the
         `samples` view over the new set of live shards."""
@@ -781,10 +850,10 @@ class Store:
                         result.source,
                         json.dumps(args, sort_keys=True, default=str),
                         result.rows_read,
-                        result.ingested,
+                        result.ingested if result.status == "committed" else 0,
                         result.skipped,
                         result.rejected,
-                        result.content_bytes,
+                        result.content_bytes if result.status == "committed" else 0,
                         len(placed),
                         rejects_rel,
                         __version__,
@@ -822,6 +891,9 @@ class Store:
                             [shard_id, origin, generation, source, rows, nbytes],
                         )
                 if placed:
+                    catalog.ensure(con)
+                    for name, arrow_type in sorted((new_columns or {}).items()):
+                        con.execute("INSERT INTO columns VALUES (?, ?) ON CONFLICT DO NOTHING", [name, arrow_type])
                     catalog.rebuild_samples_view(con)
                 con.execute("COMMIT")
             except BaseException:
@@ -836,7 +908,11 @@ def _codes(codes: dict[str, int]) -> str:
     )
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+
+
 def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:
     from curator.policy import Policy
 
-    return policy if isinstance(policy, Policy) else Policy.from_toml(policy)
+    return policy if isinstance(policy, Policy) else Policy.from_toml(os.fspath(policy))

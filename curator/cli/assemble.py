@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import click
 
@@ -82,7 +83,7 @@ def assemble_command(
     click.echo(_summary(manifest.data))
 
 
-def _summary(data: dict) -> str:  # type: ignore[type-arg]
+def _summary(data: dict[str, Any]) -> str:
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
     lines = [
