@@ -23,6 +23,9 @@ from curator.errors import (
     StoreError,
     StoreLockedError,
 )
+from curator.manifest import Manifest, ManifestError
+from curator.planner import ShortfallError
+from curator.policy import Policy, PolicyError
 from curator.provenance import ProvenanceSpec
 from curator.store import IngestResult, Stats, Store, init_store, open_store
 from curator.tag import TagResult, tag
@@ -32,9 +35,14 @@ __all__ = [
     "IngestFailed",
     "IngestResult",
     "InputError",
+    "Manifest",
+    "ManifestError",
+    "Policy",
+    "PolicyError",
     "ProvenanceError",
     "ProvenanceSpec",
     "QueryError",
+    "ShortfallError",
     "Stats",
     "Store",
     "StoreError",

@@ -100,24 +100,31 @@ def _plan_amounts(p: Plan) -> dict[str, int]:
     return amounts
 
 
-def constraint_report(policy: Policy, amounts: dict[str, int], total: int) -> list[dict[str, Any]]:
-    """Each constraint with its bound, the achieved fraction, whether it held and the margin."""
+def constraint_report(
+    policy: Policy, amounts: dict[str, int], total: int, tolerance: int = 0
+) -> list[dict[str, Any]]:
+    """Each constraint with its bound, the achieved fraction, whether it held and the margin.
+
+    `tolerance` (in the policy's unit) is the size of the largest sample: with bytes or tokens,
+    whole samples can overshoot a planned amount by less than one sample."""
     c = policy.constraints
     report = []
 
     def add(name: str, relation: str, bound: float, achieved_units: int) -> None:
         achieved = achieved_units / total if total else 0.0
         margin = achieved - bound if relation == ">=" else bound - achieved
-        report.append(
-            {
-                "name": name,
-                "relation": relation,
-                "bound": bound,
-                "achieved": achieved,
-                "held": margin >= -1e-9 or total == 0,
-                "margin": margin,
-            }
-        )
+        held = total == 0 or margin * total >= -tolerance - 1e-9 * max(1, total)
+        entry = {
+            "name": name,
+            "relation": relation,
+            "bound": bound,
+            "achieved": achieved,
+            "held": held,
+            "margin": margin,
+        }
+        if tolerance:
+            entry["tolerance_units"] = tolerance
+        report.append(entry)
 
     add("min_fresh_real_fraction", ">=", c.min_fresh_real_fraction, amounts.get("fresh_real", 0))
     add(
@@ -170,7 +177,12 @@ class _Session:
         self.con.close()
 
 
-def _used_manifests(con: duckdb.DuckDBPyConnection, policy: Policy, lineage: str) -> list[str]:
+def _used_manifests(
+    con: duckdb.DuckDBPyConnection, policy: Policy, lineage: str | None
+) -> list[str]:
+    """The earlier manifests whose content counts as used: the policy's explicit list; else those
+    of the lineage (the policy's `freshness.lineage`, else the assembly's); with no lineage at
+    all, every manifest in the store (DESIGN.md's default)."""
     fresh = policy.freshness
     if fresh.manifests is not None:
         known = {row[0] for row in con.execute("SELECT manifest_id FROM cat.manifests").fetchall()}
@@ -182,19 +194,21 @@ def _used_manifests(con: duckdb.DuckDBPyConnection, policy: Policy, lineage: str
             )
         return sorted(fresh.manifests)
     use_lineage = fresh.lineage or lineage
-    return [
-        row[0]
-        for row in con.execute(
+    if use_lineage is None:
+        query, params = "SELECT manifest_id FROM cat.manifests ORDER BY created_at, manifest_id", []
+    else:
+        query, params = (
             "SELECT manifest_id FROM cat.manifests WHERE lineage = ? ORDER BY sequence",
             [use_lineage],
-        ).fetchall()
-    ]
+        )
+    return [row[0] for row in con.execute(query, params).fetchall()]
 
 
 def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session) -> Assembly:
     """Build the candidate table and plan the assembly."""
     con = session.con
-    lineage = lineage or policy.freshness.lineage or DEFAULT_LINEAGE
+    given_lineage = lineage or policy.freshness.lineage
+    lineage = given_lineage or DEFAULT_LINEAGE
     if policy.dedup.near:
         raise PolicyError(
             "`dedup.near = true` needs near-duplicate clusters, which this version of curator cannot compute yet",
@@ -206,7 +220,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             "SELECT path, rows, sha256 FROM cat.shards WHERE live ORDER BY path"
         ).fetchall()
     ]
-    used = _used_manifests(con, policy, lineage)
+    used = _used_manifests(con, policy, given_lineage)
     c = policy.constraints
     con.execute(
         "CREATE OR REPLACE TEMP TABLE used AS SELECT DISTINCT content_hash FROM cat.usage WHERE manifest_id IN (SELECT unnest(?::VARCHAR[]))",
@@ -215,7 +229,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
     paths = [os.path.join(store.root, s["path"]) for s in snapshot]
     if not paths:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS source, NULL::VARCHAR AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size, NULL::VARCHAR AS rank WHERE false"
+            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS source, NULL::VARCHAR AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size, NULL::UHUGEINT AS rank WHERE false"
         )
     else:
         columns = {
@@ -251,34 +265,54 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         params: dict[str, Any] = {"paths": paths, "confidence": c.min_origin_confidence}
         if fresh_after is not None:
             params["fresh_after"] = fresh_after
-        dedup = (
-            f"QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY {TRUST_ORDER}) = 1"
-            if policy.dedup.exact
-            else ""
-        )
         max_generation = (
-            ""
+            "TRUE"
             if c.max_generation is None
-            else f"WHERE NOT (category = 'synthetic' AND generation > {int(c.max_generation)})"
+            else f"NOT (category = 'synthetic' AND generation > {int(c.max_generation)})"
         )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE raw AS
+            SELECT sample_id, content_hash, origin, generation, origin_confidence, collected_at, source,
+                   filename AS shard, file_row_number AS row, {size}::BIGINT AS size
+            FROM read_parquet($paths, filename = true, file_row_number = true, union_by_name = true)
+            """,
+            {"paths": paths},
+        )
+        if policy.dedup.exact:
+            # Only contents with more than one copy need the (costly) ranking of their copies.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE kept AS
+                SELECT * FROM raw WHERE content_hash NOT IN (SELECT content_hash FROM raw GROUP BY 1 HAVING count(*) > 1)
+                UNION ALL
+                SELECT * FROM (
+                    SELECT * FROM raw WHERE content_hash IN (SELECT content_hash FROM raw GROUP BY 1 HAVING count(*) > 1)
+                    QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY {TRUST_ORDER}) = 1
+                )
+                """
+            )
+        else:
+            con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM raw")
+        params.pop("paths")
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE pool AS
             SELECT * FROM (
-                SELECT sample_id, content_hash, origin, generation, source, filename AS shard, file_row_number AS row,
-                       {size}::BIGINT AS size,
+                SELECT sample_id, content_hash, origin, generation, source, shard, row, size,
                        CASE WHEN origin_confidence < $confidence THEN 'unknown'
                             WHEN origin = 'real' AND content_hash NOT IN (SELECT content_hash FROM used) AND {fresh_clause} THEN 'fresh_real'
                             WHEN origin = 'real' THEN 'used_real'
                             WHEN origin = 'synthetic' THEN 'synthetic'
                             ELSE 'unknown' END AS category,
-                       md5('{int(policy.seed)}:' || content_hash) AS rank
-                FROM read_parquet($paths, filename = true, file_row_number = true, union_by_name = true)
-                {dedup}
-            ) {max_generation}
+                       md5_number('{int(policy.seed)}:' || content_hash) AS rank
+                FROM kept
+            ) WHERE {max_generation}
             """,
             params,
         )
+        con.execute("DROP VIEW kept" if not policy.dedup.exact else "DROP TABLE kept")
+        con.execute("DROP TABLE raw")
     available: dict[Cell, Pool] = {}
     for category, source, generation, rows, units in con.execute(
         "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size) FROM pool GROUP BY ALL ORDER BY ALL"
@@ -400,9 +434,11 @@ def _write_outputs(
         "JOIN chosen c ON s.filename = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
         params={"paths": snapshot_paths},
     ).to_arrow_reader()
+    # Nothing run-specific (ids, times) goes into the files: the same store, policy and seed
+    # give byte-identical shards.
     metadata = {
-        b"curator.manifest_id": manifest_id.encode(),
         b"curator.version": __version__.encode(),
+        b"curator.seed": str(policy.seed).encode(),
     }
     extension = "parquet" if policy.output.format == "parquet" else "jsonl"
     index = 0
@@ -540,7 +576,16 @@ def assemble(
                 "store": {"root": store.root, "shards": assembly.snapshot},
                 "plan": assembly.plan.to_json(),
                 "composition": {"overall": overall, "shards": per_shard},
-                "constraints": constraint_report(policy, _amounts_of(overall), overall["units"]),
+                "constraints": constraint_report(
+                    policy,
+                    _amounts_of(overall),
+                    overall["units"],
+                    0
+                    if policy.target.unit == "rows"
+                    else int(
+                        con.execute("SELECT coalesce(max(size), 0) FROM chosen").fetchall()[0][0]
+                    ),
+                ),
                 "out_dir": str(out_dir),
                 "selection": str(selection_path.relative_to(store.root)),
                 "outputs": outputs,

@@ -120,6 +120,40 @@ def _is_text_type(data_type: pa.DataType) -> bool:
     )
 
 
+def _as_string_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A text column as Arrow `string` (from `large_string`, `string_view` or a dictionary of
+    strings), or None when it holds no strings."""
+    data_type = column.type
+    if pa.types.is_dictionary(data_type):
+        if not _is_text_type(data_type.value_type):
+            return None
+    elif not _is_text_type(data_type):
+        return None
+    if pa.types.is_string(data_type):
+        return column
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # A batch over 2 GiB of text cannot be `string`; `large_string` is measured as it is.
+        if pa.types.is_large_string(data_type):
+            return column
+        raise
+
+
+def _id_strings(column: pa.ChunkedArray) -> list[str | None] | None:
+    """The values of an id column as strings, or None when its type is not a scalar one that
+    casts to text (a struct, a list, a map, binary that is not UTF-8)."""
+    data_type = column.type
+    if pa.types.is_nested(data_type):
+        return None
+    if _is_text_type(data_type):
+        return column.to_pylist()
+    try:
+        return column.cast(pa.string()).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+
+
 def _image_bytes_column(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """Image bytes from a binary column, or from the `bytes` field of a Hugging Face image struct."""
     data_type = column.type
@@ -146,8 +180,25 @@ def prepare_batch(
     if table.num_rows == 0:
         return None, None, [], rejects
     renames = dict(spec.renames)
-    if renames:
+    if renames and not batch.renamed:
+        # One simultaneous mapping, applied once (JSON Lines records are renamed by the reader).
         table = table.rename_columns([renames.get(name, name) for name in table.schema.names])
+    names = table.schema.names
+    duplicate = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if duplicate is not None:
+        return (
+            None,
+            None,
+            [],
+            rejects
+            + _reject_all(
+                batch,
+                "duplicate_column",
+                f"input column `{duplicate}` appears {names.count(duplicate)} times"
+                + (" (after --rename-column)" if renames else "")
+                + "; give the columns distinct names",
+            ),
+        )
     clash = [name for name in table.schema.names if name in RESERVED_NAMES]
     if clash:
         return (
@@ -198,6 +249,21 @@ def prepare_batch(
                 f"--rename-column {target_name}=NEW_NAME",
             ),
         )
+    other_name, other_kind = (IMAGE_COLUMN, "image") if kind == "text" else (TEXT_COLUMN, "text")
+    if config.layout == "store" and other_name != content_name and other_name in table.schema.names:
+        return (
+            None,
+            None,
+            [],
+            rejects
+            + _reject_all(
+                batch,
+                "reserved_column",
+                f"input column `{other_name}` has the name of the content column of {other_kind} "
+                f"samples, which a {kind} run must not store; map it away with "
+                f"--rename-column {other_name}=NEW_NAME",
+            ),
+        )
     for flag, column in (
         ("--id-column", spec.id_column),
         ("--collected-at-column", spec.collected_at_column),
@@ -215,6 +281,28 @@ def prepare_batch(
                     f"no column `{column}` for {flag} (columns: {', '.join(table.schema.names)})",
                 ),
             )
+    id_strings: dict[str, list[str | None]] = {}
+    for flag, column in (
+        ("--id-column", spec.id_column),
+        ("--parent-id-column", spec.parent_id_column),
+    ):
+        if column is None:
+            continue
+        values = _id_strings(table[column])
+        if values is None:
+            return (
+                None,
+                None,
+                [],
+                rejects
+                + _reject_all(
+                    batch,
+                    "wrong_type",
+                    f"column `{column}` for {flag} has type {table[column].type}; "
+                    "an id must be a string, a number or another single value",
+                ),
+            )
+        id_strings[flag] = values
 
     content = table[content_name]
     n = table.num_rows
@@ -222,7 +310,8 @@ def prepare_batch(
     reasons: list[tuple[int, str, str] | None] = [None] * n
     hashes: list[str | None]
     if kind == "text":
-        if not _is_text_type(content.type):
+        as_string = _as_string_column(content)
+        if as_string is None:
             return (
                 None,
                 None,
@@ -234,6 +323,11 @@ def prepare_batch(
                     f"content column `{content_name}` has type {content.type}, not a string type; "
                     "check --text-column (for image bytes use --image-column)",
                 ),
+            )
+        if as_string is not content:
+            content = as_string
+            table = table.set_column(
+                table.schema.get_field_index(content_name), content_name, content
             )
         hash_array, normalised = text_hashes(content)
         hashes = hash_array.to_pylist()
@@ -277,12 +371,8 @@ def prepare_batch(
         content_bytes = pc.binary_length(image_bytes)
 
     if spec.id_column is not None:
-        ids = table[spec.id_column]
-        id_values = (
-            ids.cast(pa.string()).to_pylist() if not _is_text_type(ids.type) else ids.to_pylist()
-        )
         keys: list[str | None] = []
-        for i, value in enumerate(id_values):
+        for i, value in enumerate(id_strings["--id-column"]):
             if value is None or value == "":
                 if reasons[i] is None:
                     reasons[i] = (i, "missing_id", f"`{spec.id_column}` is null or empty")
@@ -311,10 +401,7 @@ def prepare_batch(
     else:
         collected = [spec.collected_at] * n
 
-    parents: list[str | None] | None = None
-    if spec.parent_id_column is not None:
-        column = table[spec.parent_id_column]
-        parents = (column if _is_text_type(column.type) else column.cast(pa.string())).to_pylist()
+    parents = id_strings.get("--parent-id-column")
 
     for reason in reasons:
         if reason is not None:
@@ -395,15 +482,23 @@ def run_task(
         lambda n: f"{config.ingest_id}-{task.index:05d}-{n:03d}",
         config.shard_bytes,
         metadata,
-        content_kind="image" if task.format in ("image", "webdataset") else config.spec.content_kind,
+        content_kind="image"
+        if task.format in ("image", "webdataset")
+        else config.spec.content_kind,
     )
     sink = _RejectSink(os.path.join(config.staging_dir, "rejects", f"{task.index:05d}.jsonl"))
     with_locations = config.layout == "store"
     spec = config.spec
     renames = dict(spec.renames)
     reserved = frozenset(RESERVED_NAMES)
+    # `tag` keeps each input file's own column order: a file never shares a shard with another.
+    shard_per_file = config.layout == "tag" and task.format not in ("text", "image")
+    last_file = None
     try:
         for batch in read_task(task, config.options, renames, reserved):
+            if shard_per_file and last_file is not None and batch.file != last_file:
+                writer._close()
+            last_file = batch.file
             table, content_bytes, kept_positions, rejects = prepare_batch(batch, config)
             read = len(batch.positions) + len(batch.rejects)
             result.rows_read += read

@@ -74,7 +74,7 @@ def manifest_json_schema() -> dict[str, Any]:
             "composition",
             "constraints",
             "outputs",
-        ],  # fmt: skip
+        ],
         "properties": {
             "manifest_version": {"const": MANIFEST_VERSION},
             "manifest_id": {"type": "string", "minLength": 1},
@@ -244,3 +244,7 @@ def validate_manifest(data: dict[str, Any], where: str = "manifest") -> None:
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise ManifestError(f"`{where}` is not a valid manifest: `{key}`: {error.message}")
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates schemas/manifest.schema.json
+    print(json.dumps(manifest_json_schema(), indent=2))

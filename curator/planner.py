@@ -189,6 +189,47 @@ def _closest_split(
     return [float(v) for v in result.x[:n]]
 
 
+def _smooth_split(
+    policy: Policy,
+    cells: list[Cell],
+    available: list[int],
+    natural: list[float],
+    total: int,
+    start: list[float],
+) -> list[float]:
+    """Among the splits that meet the policy, the one closest to the natural mix in the
+    chi-square sense, so that what one pool gives up is shared by the others in proportion
+    (the L1 optimum of :func:`_closest_split` is not unique). Falls back to `start`."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    n = len(cells)
+    a_ub_t, _ = _lp_rows(policy, cells)
+    t = np.array(natural, dtype=float)
+    scale = np.maximum(t, 1e-9)
+    rows = np.array([r[:n] for r in a_ub_t], dtype=float) if a_ub_t else np.zeros((0, n))
+    bounds_t = np.array([-r[n] * total for r in a_ub_t], dtype=float)
+    constraints = [{"type": "eq", "fun": lambda x: np.sum(x) - total, "jac": lambda x: np.ones(n)}]
+    if len(rows):
+        constraints.append(
+            {"type": "ineq", "fun": lambda x: bounds_t - rows @ x, "jac": lambda x: -rows}
+        )
+    result = minimize(
+        lambda x: float(np.sum((x - t) ** 2 / scale)),
+        np.array(start, dtype=float),
+        jac=lambda x: 2 * (x - t) / scale,
+        bounds=[(0.0, float(a)) for a in available],
+        constraints=constraints,
+        method="SLSQP",
+        options={"maxiter": 500, "ftol": 1e-10},
+    )
+    x = np.clip(result.x, 0, np.array(available, dtype=float))
+    feasible = abs(x.sum() - total) < 1e-4 * max(1, total) and (
+        not len(rows) or np.all(rows @ x <= bounds_t + 1e-4 * max(1, total))
+    )
+    return [float(v) for v in x] if result.success and feasible else start
+
+
 def _integer_split(
     policy: Policy, cells: list[Cell], available: list[int], split: list[float], total: int
 ) -> dict[Cell, int]:
@@ -241,6 +282,14 @@ def _integer_split(
     return {cell: amount for cell, amount in zip(cells, amounts, strict=True) if amount > 0}
 
 
+def _by_group(amounts: dict[Cell, int]) -> dict[str, int]:
+    groups: dict[str, int] = {}
+    for cell, value in amounts.items():
+        groups[cell.category] = groups.get(cell.category, 0) + value
+        groups[f"source:{cell.source}"] = groups.get(f"source:{cell.source}", 0) + value
+    return groups
+
+
 def plan(policy: Policy, available: dict[Cell, Pool]) -> Plan:
     """Plan a set under `policy` from the pools in `available` (amounts in the policy's unit).
 
@@ -270,10 +319,14 @@ def plan(policy: Policy, available: dict[Cell, Pool]) -> Plan:
         except CuratorError:
             total -= 1
             continue
+        split = _smooth_split(policy, cells, units, natural, total, split)
         amounts = _integer_split(policy, cells, units, split, total)
-        if sum(amounts.values()) == total:
+        if sum(amounts.values()) == total and not check(policy, _by_group(amounts), total):
             break
-        total = sum(amounts.values())
+        # Whole units cannot always reach a fractional optimum (a 0.3 floor of 7 rows needs 3,
+        # a 0.1 cap of 7 rows allows 0): a smaller total may fit exactly.
+        total = min(total - 1, sum(amounts.values()))
+        amounts = {}
     result = Plan(
         unit=unit, target=target, total=max(total, 0), amounts=amounts, available=dict(available)
     )
@@ -342,37 +395,70 @@ def explain_shortfall(
                 f"real {unit_word}; {real:,} are available",
             )
         )
-    room = min(synthetic, c.max_synthetic_fraction * target) + min(
-        unknown, c.max_unknown_fraction * target
-    )
-    if real + room < target:
-        if synthetic > c.max_synthetic_fraction * target:
-            name, what = (
-                "max_synthetic_fraction",
-                f"`max_synthetic_fraction` {c.max_synthetic_fraction:g}",
-            )
-        else:
-            name, what = (
-                "max_unknown_fraction",
-                f"`max_unknown_fraction` {c.max_unknown_fraction:g}",
-            )
-        if synthetic + unknown + real < target:
-            name = "available"
-            sentence = f"the target is {target:,} {unit_word}; only {synthetic + unknown + real:,} eligible {unit_word} are in the store"
-        else:
-            sentence = (
-                f"{what} leaves {target - room:,.0f} of {target:,} {unit_word} for real data; "
-                f"{real:,} real {unit_word} are available"
-            )
-        candidates.append((real + room, name, sentence))
-    if not candidates:
+    everything = real + synthetic + unknown
+
+    def caps_allow(total: float) -> bool:
+        return (
+            real
+            + min(synthetic, c.max_synthetic_fraction * total)
+            + min(unknown, c.max_unknown_fraction * total)
+            >= total - 1e-9
+        )
+
+    if everything < target:
         candidates.append(
             (
-                best,
-                "source caps",
-                f"the per-source `max_fraction` caps allow only {best:,} {unit_word}",
+                everything,
+                "available",
+                f"the target is {target:,} {unit_word}; only {everything:,} eligible {unit_word} are in the store",
             )
         )
+    if not caps_allow(target):
+        low, high = 0.0, float(target)
+        for _ in range(60):
+            middle = (low + high) / 2
+            low, high = (middle, high) if caps_allow(middle) else (low, middle)
+        synthetic_cap = c.max_synthetic_fraction * target
+        unknown_cap = c.max_unknown_fraction * target
+        if synthetic > synthetic_cap:
+            name, capped, cap, what = (
+                "max_synthetic_fraction",
+                "synthetic",
+                synthetic_cap,
+                c.max_synthetic_fraction,
+            )
+            others = real + min(unknown, unknown_cap)
+            other_kind = "real or unknown"
+        else:
+            name, capped, cap, what = (
+                "max_unknown_fraction",
+                "unknown",
+                unknown_cap,
+                c.max_unknown_fraction,
+            )
+            others = real + min(synthetic, synthetic_cap)
+            other_kind = "real or synthetic"
+        candidates.append(
+            (
+                low,
+                name,
+                f"`{name}` {what:g} caps {capped} data at {math.floor(cap):,} of {target:,} {unit_word}; "
+                f"the other {target - math.floor(cap):,} need {other_kind} {unit_word}, and {others:,.0f} are available",
+            )
+        )
+    # A constraint that alone would allow the whole target is not what binds.
+    candidates = [item for item in candidates if item[0] < target - 1e-9]
+    if not candidates:
+        capped_sources = [rule.name for rule in policy.sources if rule.max_fraction < 1]
+        if capped_sources:
+            sentence = (
+                f"with the per-source `max_fraction` caps ({', '.join(f'`{n}`' for n in capped_sources)}) "
+                f"the constraints can be met by at most {best:,} of {target:,} {unit_word}"
+            )
+            candidates.append((best, "sources.max_fraction", sentence))
+        else:
+            sentence = f"in whole samples the constraints can be met by at most {best:,} of {target:,} {unit_word}"
+            candidates.append((best, "rounding", sentence))
     _limit, name, sentence = min(candidates, key=lambda item: item[0])
     return name, sentence, best
 

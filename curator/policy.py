@@ -371,3 +371,7 @@ format = "parquet"            # or "jsonl"
 shard_rows = 100_000
 on_shortfall = "error"        # or "shrink": the largest set that meets every constraint
 """
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates schemas/policy.schema.json
+    print(json.dumps(policy_json_schema(), indent=2))

@@ -155,9 +155,14 @@ def as_utc(value: datetime | date) -> datetime:
     return value.astimezone(UTC)
 
 
+_UNIX_SECONDS = re.compile(r"\d+(\.\d*)?|\.\d+")
+
+
 def parse_timestamp(value: object) -> datetime:
-    """Parse one `collected_at` value: ISO 8601 text (a date or a date-time, `Z` allowed), a
-    date or datetime, or Unix seconds. Raises ``ValueError`` with the reason."""
+    """Parse one `collected_at` value: ISO 8601 text (a date or a date-time, `Z` allowed, the basic
+    format `20210601` too), a date or datetime, or Unix seconds (a JSON number, or text that is
+    not an ISO 8601 date and is a number with at least 9 digits or a decimal point, such as
+    `1622505600` or `1622505600.5`). Raises ``ValueError`` with the reason."""
     if isinstance(value, datetime | date):
         return as_utc(value)
     if isinstance(value, bool):
@@ -168,8 +173,6 @@ def parse_timestamp(value: object) -> datetime:
         text = value.strip()
         if not text:
             raise ValueError("empty time")
-        if text.replace(".", "", 1).isdigit():
-            return datetime.fromtimestamp(float(text), tz=UTC)
         try:
             return as_utc(datetime.fromisoformat(text))
         except ValueError:
@@ -177,5 +180,8 @@ def parse_timestamp(value: object) -> datetime:
         try:
             return as_utc(date.fromisoformat(text))
         except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
+            pass
+        if _UNIX_SECONDS.fullmatch(text) and ("." in text or len(text) >= 9):
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
     raise ValueError(f"{value!r} is not a time")

@@ -218,7 +218,19 @@ def drop_rows(shard: WrittenShard, rows: set[int]) -> None:
     rewrite_shard(shard, drop=rows)
 
 
-_NUMERIC = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "halffloat", "float", "double"}
+_NUMERIC = {
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "halffloat",
+    "float",
+    "double",
+}
 _STRINGS = {"string", "large_string"}
 
 
@@ -249,7 +261,9 @@ def json_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array([encode(v) for v in column.to_pylist()], pa.string())
 
 
-def rewrite_shard(shard: WrittenShard, *, drop: set[int] | None = None, to_text: set[str] | None = None) -> None:
+def rewrite_shard(
+    shard: WrittenShard, *, drop: set[int] | None = None, to_text: set[str] | None = None
+) -> None:
     """Rewrite a complete (not yet published) shard, streaming batch by batch: without the
     0-based rows in `drop`, and with the columns in `to_text` as JSON text. Its counts,
     composition and checksum follow. A shard left empty is removed (``shard.rows`` becomes 0)."""
@@ -278,7 +292,11 @@ def rewrite_shard(shard: WrittenShard, *, drop: set[int] | None = None, to_text:
                 continue
             for name in to_text:
                 if name in table.schema.names:
-                    table = table.set_column(table.schema.get_field_index(name), pa.field(name, pa.string()), json_text(table[name]))
+                    table = table.set_column(
+                        table.schema.get_field_index(name),
+                        pa.field(name, pa.string()),
+                        json_text(table[name]),
+                    )
             writer.write_table(table.cast(schema), row_group_size=ROW_GROUP_ROWS)
             content_bytes = pc.binary_length(table[content_name]).combine_chunks()
             shard.rows += table.num_rows

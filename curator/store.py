@@ -607,7 +607,11 @@ class Store:
         return result
 
     def _drop_known(
-        self, source: str, staged: list[WrittenShard], result: IngestResult, timeout: float | None = None
+        self,
+        source: str,
+        staged: list[WrittenShard],
+        result: IngestResult,
+        timeout: float | None = None,
     ) -> tuple[list[Any], int]:
         """Find staged rows whose `sample_id` is already in the store or earlier in this run:
         skip them when the content is the same, reject them when it differs. Rewrites the
@@ -732,7 +736,9 @@ class Store:
             drop_rows(by_path[file], rows_to_drop)
         return rejects, skipped
 
-    def _reconcile_columns(self, staged: list[WrittenShard], timeout: float | None) -> dict[str, str]:
+    def _reconcile_columns(
+        self, staged: list[WrittenShard], timeout: float | None
+    ) -> dict[str, str]:
         """One Arrow type per input column across the store, so `samples` stays readable.
 
         A column whose type differs between the new shards, or from the store, is rewritten in the
@@ -747,7 +753,11 @@ class Store:
 
         fixed = set(PROVENANCE_NAMES) | set(CONTENT_COLUMNS)
         with self.connect(read_only=True, timeout=timeout) as con:
-            known = dict(con.execute("SELECT name, arrow_type FROM columns").fetchall()) if _has_table(con, "columns") else {}
+            known = (
+                dict(con.execute("SELECT name, arrow_type FROM columns").fetchall())
+                if _has_table(con, "columns")
+                else {}
+            )
         seen: dict[str, list[tuple[pa.DataType, WrittenShard]]] = {}
         for shard in staged:
             for field_ in pq.read_schema(shard.path):
@@ -760,7 +770,11 @@ class Store:
             store_type = known.get(name)
             distinct = {str(t) for t in types}
             consistent = all(compatible_types(types[0], t) for t in types) if types else True
-            if store_type is not None and types and not all(compatible_types(store_type, t) for t in types):
+            if (
+                store_type is not None
+                and types
+                and not all(compatible_types(store_type, t) for t in types)
+            ):
                 if store_type not in ("string", "large_string"):
                     first = next(t for t in types if not compatible_types(store_type, t))
                     raise IngestFailed(
@@ -893,7 +907,10 @@ class Store:
                 if placed:
                     catalog.ensure(con)
                     for name, arrow_type in sorted((new_columns or {}).items()):
-                        con.execute("INSERT INTO columns VALUES (?, ?) ON CONFLICT DO NOTHING", [name, arrow_type])
+                        con.execute(
+                            "INSERT INTO columns VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            [name, arrow_type],
+                        )
                     catalog.rebuild_samples_view(con)
                 con.execute("COMMIT")
             except BaseException:
@@ -909,7 +926,11 @@ def _codes(codes: dict[str, int]) -> str:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[
+            0
+        ][0]
+    )
 
 
 def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:

@@ -377,7 +377,15 @@ def test_readers_wait_while_the_catalog_is_held(store):
 
 
 def test_a_column_whose_type_changes_is_kept_as_json_text_never_cast(store, write_jsonl):
-    path = write_jsonl("a.jsonl", [{"text": "a", "f": True}, {"text": "b", "f": 5}, {"text": "c", "m": {"a": 1}}, {"text": "d", "m": {"b": "q"}}])
+    path = write_jsonl(
+        "a.jsonl",
+        [
+            {"text": "a", "f": True},
+            {"text": "b", "f": 5},
+            {"text": "c", "m": {"a": 1}},
+            {"text": "d", "m": {"b": "q"}},
+        ],
+    )
     result = store.ingest([path], source="s", origin="real", batch_rows=1)
     assert result.ingested == 4
     rows = store.sql("SELECT text, f, m FROM samples ORDER BY text").to_pylist()
@@ -386,20 +394,35 @@ def test_a_column_whose_type_changes_is_kept_as_json_text_never_cast(store, writ
 
 
 def test_a_type_clash_with_the_store_fails_the_run_and_keeps_samples_readable(store, write_jsonl):
-    store.ingest([write_jsonl("a.jsonl", [{"text": "a", "tags": ["x", "y"]}])], source="a", origin="real")
+    store.ingest(
+        [write_jsonl("a.jsonl", [{"text": "a", "tags": ["x", "y"]}])], source="a", origin="real"
+    )
     with pytest.raises(curator.IngestFailed) as caught:
-        store.ingest([write_jsonl("b.jsonl", [{"text": "b", "tags": "x,y"}])], source="b", origin="real")
-    assert caught.value.message == "column `tags` is list<element: string> in the store but string in this input; nothing was committed"
+        store.ingest(
+            [write_jsonl("b.jsonl", [{"text": "b", "tags": "x,y"}])], source="b", origin="real"
+        )
+    assert (
+        caught.value.message
+        == "column `tags` is list<element: string> in the store but string in this input; nothing was committed"
+    )
     assert caught.value.hint.startswith("rename it with --rename-column tags=NEW_NAME")
-    assert store.sql("SELECT text, tags FROM samples").to_pylist() == [{"text": "a", "tags": ["x", "y"]}]
+    assert store.sql("SELECT text, tags FROM samples").to_pylist() == [
+        {"text": "a", "tags": ["x", "y"]}
+    ]
     # the other way round, text in the store, a list arriving: stored as JSON text
-    store.ingest([write_jsonl("c.jsonl", [{"text": "c", "note": "plain"}])], source="c", origin="real")
-    store.ingest([write_jsonl("d.jsonl", [{"text": "d", "note": {"k": 1}}])], source="d", origin="real")
-    assert store.sql("SELECT note FROM samples WHERE note IS NOT NULL ORDER BY note").to_pylist() == [{"note": "plain"}, {"note": '{"k": 1}'}]
+    store.ingest(
+        [write_jsonl("c.jsonl", [{"text": "c", "note": "plain"}])], source="c", origin="real"
+    )
+    store.ingest(
+        [write_jsonl("d.jsonl", [{"text": "d", "note": {"k": 1}}])], source="d", origin="real"
+    )
+    assert store.sql(
+        "SELECT note FROM samples WHERE note IS NOT NULL ORDER BY note"
+    ).to_pylist() == [{"note": "plain"}, {"note": '{"k": 1}'}]
 
 
 def test_errors_while_streaming_a_result_are_query_errors(filled, tmp_path):
-    with pytest.raises(curator.QueryError, match="query failed: .*Conversion Error"):
+    with pytest.raises(curator.QueryError, match=r"query failed: .*Conversion Error"):
         filled.sql("SELECT CAST(text AS INTEGER) FROM samples")
     with pytest.raises(curator.QueryError):
         filled.export("SELECT CAST(text AS INTEGER) FROM samples", tmp_path / "x.parquet")

@@ -80,6 +80,8 @@ class ReadBatch:
     rejects: list[Reject] = field(default_factory=list)
     #: `content_hash` of each row when the reader already decoded the content (images).
     content_hashes: list[str] | None = None
+    #: The reader already applied the run's column renames (JSON Lines does, per record).
+    renamed: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,23 @@ class ReaderOptions:
     batch_rows: int = 8192
     max_image_pixels: int = 89_478_485
     csv_delimiter: str = ","
+
+
+def read_failure(file: InputFile, line: int, exc: BaseException) -> Reject:
+    """The reject for a file whose reading failed part-way (a truncated or corrupt compressed
+    stream, an I/O error), at the 1-based `line` where reading stopped; the lines before it are
+    kept. An end of data before the end of the stream is ``truncated_file``, anything else
+    ``unreadable_file``."""
+    truncated = isinstance(exc, EOFError)
+    what = "is truncated" if truncated else "cannot be read"
+    return Reject(
+        file.relpath,
+        line,
+        "line",
+        "truncated_file" if truncated else "unreadable_file",
+        f"the file {what} at line {line} ({type(exc).__name__}: {exc}); "
+        "the lines before it are kept",
+    )
 
 
 def preview(raw: bytes | str, limit: int = 100_000) -> str:

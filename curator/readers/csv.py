@@ -9,7 +9,14 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from curator.readers.base import InputFile, ReadBatch, ReaderOptions, Reject, preview
+from curator.readers.base import (
+    InputFile,
+    ReadBatch,
+    ReaderOptions,
+    Reject,
+    preview,
+    read_failure,
+)
 from curator.readers.jsonl import open_maybe_compressed
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -20,15 +27,20 @@ def _has_surrogates(values: list[str]) -> bool:
 
 
 def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
-    """Stream a CSV file. A record with more or fewer fields than the header (a ragged row), or
-    with invalid UTF-8, is rejected with the line it starts on; the others are kept."""
+    """Stream a CSV file. The header is the first non-blank line (a UTF-8 byte order mark before
+    it is ignored). A record with more or fewer fields than the header (a ragged row), or with
+    invalid UTF-8, is rejected with the line it starts on; the others are kept. When the file
+    cannot be read to its end (a truncated `.gz`/`.zst`), the rows before the failure are kept
+    and the failure is one reject."""
     with open_maybe_compressed(file.path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(text, delimiter=options.csv_delimiter)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
+        header: list[str] = []
+        while not any(name.strip() for name in header):
+            try:
+                header = next(reader)
+            except StopIteration:
+                return
         width = len(header)
         columns: list[list[str]] = [[] for _ in header]
         keys: list[str] = []
@@ -43,7 +55,14 @@ def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
             return batch
 
         start_line = reader.line_num + 1
-        for record in reader:
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except Exception as exc:  # a truncated or corrupt stream: keep what came before
+                rejects.append(read_failure(file, start_line, exc))
+                break
             line = start_line
             start_line = reader.line_num + 1
             if not record:

@@ -5,10 +5,47 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
+
+import xxhash
 
 from curator.hashing import image_pixels_hash
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
+
+#: Modes whose pixels fit RGBA without loss: hashed as RGBA, so a lossless re-encoding in another
+#: of these modes is an exact duplicate. Other modes (16-bit, 32-bit integer and float, …) are
+#: hashed on their own pixel bytes, with the mode's name.
+_RGBA_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr"})
+
+
+def _frame_bytes(frame: Any) -> bytes:
+    if frame.mode in _RGBA_MODES:
+        return bytes(frame.convert("RGBA").tobytes())
+    return frame.mode.encode() + b":" + bytes(frame.tobytes())
+
+
+def _pixels_hash(image: Any) -> str:
+    """`content_hash` of a loaded image: every frame of an animated image, high-bit-depth pixels
+    unclipped; a single frame of an RGBA-compatible mode hashes as before (its RGBA pixels)."""
+    from PIL import ImageSequence
+
+    width, height = image.size
+    frames = getattr(image, "n_frames", 1)
+    if frames <= 1:
+        if image.mode in _RGBA_MODES:
+            return image_pixels_hash((width, height, image.convert("RGBA").tobytes()))
+        hasher = xxhash.xxh3_128()
+        hasher.update(f"{image.mode}:{width}x{height}:".encode())
+        hasher.update(image.tobytes())
+        return hasher.hexdigest()
+    hasher = xxhash.xxh3_128()
+    hasher.update(f"RGBA:{width}x{height}:frames={frames}:".encode())
+    for frame in ImageSequence.Iterator(image):
+        frame.load()
+        hasher.update(f"{frame.size[0]}x{frame.size[1]}:".encode())
+        hasher.update(_frame_bytes(frame))
+    return hasher.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -41,9 +78,12 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
 
     if not data:
         raise ImageRejected("empty_content", "empty image (0 bytes)")
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     with warnings.catch_warnings():
-        # Our own limit below replaces Pillow's global one; its warning would only be noise.
+        # Our own limit below replaces Pillow's global one (which would refuse images over twice
+        # its default even when --max-image-pixels allows them); its warning would only be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = None
         try:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
@@ -55,8 +95,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
                     )
                 image_format = (image.format or "unknown").lower()
                 image.load()
-                rgba = image.convert("RGBA")
-                content_hash = image_pixels_hash((width, height, rgba.tobytes()))
+                content_hash = _pixels_hash(image)
         except ImageRejected:
             raise
         except Image.DecompressionBombError as exc:
@@ -65,4 +104,6 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
             raise ImageRejected("corrupt_image", "not an image that Pillow can identify") from exc
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageRejected("corrupt_image", f"cannot decode image: {exc}") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
     return ImageInfo(content_hash, width, height, image_format)

@@ -1,8 +1,11 @@
 """WebDataset-style tar files: members grouped by key, one image each, optional sidecars.
 
-A sample is the run of consecutive members that share a key (the member path up to the first
-dot of its file name). Its image (`.png`, `.jpg`, `.jpeg` or `.webp`) becomes column `image`;
-UTF-8 sidecars become a column named by their extension (`txt`, `json`, `cls`, …).
+A sample is the members that share a key (the member path up to the first dot of its file name),
+wherever they are in the archive: members are grouped by key until the archive ends, or until
+more than ``MAX_PENDING_KEYS`` keys are open (the oldest sample is then complete). Its image
+(`.png`, `.jpg`, `.jpeg` or `.webp`) becomes column `image`; UTF-8 sidecars become a column named
+by their extension (`txt`, `json`, `cls`, …), or `<extension>_sidecar` when the extension is the
+name of a provenance column or of a column the reader writes itself (`source` → `source_sidecar`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ from collections.abc import Iterator
 from curator.readers.base import InputFile, ReadBatch, ReaderOptions, Reject
 from curator.readers.files import IMAGE_COLUMNS, image_table
 from curator.readers.images import IMAGE_EXTENSIONS, ImageRejected, inspect_image
+from curator.schema import RESERVED_NAMES, TEXT_COLUMN
+
+#: Samples whose members are still being collected; past this many, the oldest is complete.
+MAX_PENDING_KEYS = 1024
+
+#: Sidecar extensions that would collide with a provenance column, a column of the reader, or the
+#: text content column of a store: stored as `<extension>_sidecar`.
+_RENAMED_SIDECARS = frozenset(RESERVED_NAMES) | frozenset(IMAGE_COLUMNS) | {TEXT_COLUMN}
+
+
+def _sidecar_column(extension: str) -> str:
+    return f"{extension}_sidecar" if extension in _RENAMED_SIDECARS else extension
 
 
 def _split_key(name: str) -> tuple[str, str]:
@@ -63,7 +78,7 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
             if extension in images:
                 continue
             try:
-                sidecars[extension] = payload.decode("utf-8")
+                sidecars[_sidecar_column(extension)] = payload.decode("utf-8")
             except UnicodeDecodeError:
                 rejects.append(
                     Reject(
@@ -99,24 +114,38 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
         sidecar_names, hashes, keys, positions, rejects = [], [], [], [], []
         return batch
 
-    current_key: str | None = None
-    members: dict[str, bytes] = {}
+    def full() -> bool:
+        return len(hashes) + len(rejects) >= batch_rows
+
+    pending: dict[str, dict[str, bytes]] = {}
+    failure: Exception | None = None
     try:
         with tarfile.open(file.path, "r|*") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
                 key, extension = _split_key(member.name)
-                if key != current_key:
-                    if current_key is not None:
-                        add_sample(current_key, members)
-                    current_key, members = key, {}
-                extracted = tar.extractfile(member)
-                members[extension] = extracted.read() if extracted else b""
-                if len(hashes) + len(rejects) >= batch_rows:
-                    yield flush()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        # A truncated or corrupt archive: the member being read is lost, the samples before it
+                try:
+                    extracted = tar.extractfile(member)
+                    data = extracted.read() if extracted else b""
+                except Exception:
+                    # The sample whose member was being read is incomplete: it is lost.
+                    pending.pop(key, None)
+                    raise
+                pending.setdefault(key, {})[extension] = data
+                if len(pending) > MAX_PENDING_KEYS:
+                    oldest = next(iter(pending))
+                    add_sample(oldest, pending.pop(oldest))
+                    if full():
+                        yield flush()
+    except Exception as exc:
+        failure = exc
+    for key, members in pending.items():
+        add_sample(key, members)
+        if full():
+            yield flush()
+    if failure is not None:
+        # A truncated or corrupt archive: the sample being read is lost, the samples before it
         # are kept, and the damage is recorded where it happened.
         rejects.append(
             Reject(
@@ -124,11 +153,8 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
                 index,
                 "sample",
                 "corrupt_archive",
-                f"tar archive is truncated or corrupt after {index} samples: {exc}",
+                f"tar archive is truncated or corrupt after {index} samples: {failure}",
             )
         )
-        current_key = None
-    if current_key is not None:
-        add_sample(current_key, members)
     if hashes or rejects:
         yield flush()

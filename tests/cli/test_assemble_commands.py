@@ -1,0 +1,142 @@
+"""CLI transcripts for policy, assemble and manifest."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import invoke
+
+POLICY = """
+name = "g1"
+seed = 3
+[target]
+rows = 20
+[constraints]
+min_fresh_real_fraction = 0.5
+max_synthetic_fraction = 0.25
+[output]
+shard_rows = 8
+"""
+
+
+def _store(runner, tmp_path, write_jsonl) -> dict[str, str]:
+    store = tmp_path / "store"
+    invoke(runner, "init", str(store))
+    env = {"CURATOR_STORE": str(store)}
+    invoke(
+        runner,
+        "ingest",
+        str(write_jsonl("real.jsonl", [{"text": f"real {i}"} for i in range(30)])),
+        "--source",
+        "web",
+        "--origin",
+        "real",
+        env=env,
+    )
+    invoke(
+        runner,
+        "ingest",
+        str(write_jsonl("gen.jsonl", [{"text": f"gen {i}"} for i in range(30)])),
+        "--source",
+        "gen",
+        "--origin",
+        "synthetic",
+        "--generation",
+        "1",
+        env=env,
+    )
+    (tmp_path / "p.toml").write_text(POLICY)
+    return env
+
+
+def test_policy_init_and_check(runner, tmp_path, write_jsonl):
+    result = invoke(runner, "policy", "init", str(tmp_path / "example.toml"))
+    assert result.output == f"Wrote {tmp_path / 'example.toml'}\n"
+    result = invoke(runner, "policy", "init", str(tmp_path / "example.toml"))
+    assert result.exit_code == 1 and "already exists" in result.output
+    result = invoke(
+        runner, "policy", "check", str(tmp_path / "example.toml"), env={"CURATOR_STORE": ""}
+    )
+    assert (
+        result.output
+        == f"{tmp_path / 'example.toml'}: valid policy (target 800,000 rows, seed 7)\n"
+    )
+    env = _store(runner, tmp_path, write_jsonl)
+    result = invoke(runner, "policy", "check", str(tmp_path / "p.toml"), env=env)
+    lines = result.output.splitlines()
+    assert lines[1] == "lineage default: 0 earlier manifest(s) count as used; 60 candidate samples"
+    assert lines[2] == "target 20 rows; planned 20 rows"
+    assert "  min_fresh_real_fraction      >= 0.5      achieved 0.7500  ok" in lines
+
+
+def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path, write_jsonl):
+    env = _store(runner, tmp_path, write_jsonl)
+    out = tmp_path / "train"
+    result = invoke(
+        runner,
+        "assemble",
+        "--policy",
+        str(tmp_path / "p.toml"),
+        "--out",
+        str(out),
+        "--dry-run",
+        env=env,
+    )
+    assert result.exit_code == 0 and result.output.endswith("(dry run: nothing written)\n")
+    assert not out.exists()
+    result = invoke(
+        runner,
+        "assemble",
+        "--policy",
+        str(tmp_path / "p.toml"),
+        "--out",
+        str(out),
+        "--lineage",
+        "main",
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("manifest ") and first.endswith(
+        f"(main #1): 20 rows, 20 rows in 3 file(s) in {out}"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json",
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    listed = json.loads(invoke(runner, "manifest", "list", "--json", env=env).output)
+    assert [(m["name"], m["lineage"], m["sequence"], m["rows"]) for m in listed] == [
+        ("g1", "main", 1, 20)
+    ]
+    shown = json.loads(invoke(runner, "manifest", "show", "g1", "--json", env=env).output)
+    assert shown["manifest_id"] == listed[0]["manifest_id"]
+    assert invoke(runner, "manifest", "verify", str(out), env=env).output.startswith(
+        "ok: 3 files of manifest "
+    )
+    (out / "part-00001.parquet").unlink()
+    result = invoke(runner, "manifest", "verify", "g1", env=env)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == f"missing: {out / 'part-00001.parquet'}"
+    assert "Error: 1 of 3 output files of manifest" in result.output
+
+
+def test_assemble_shortfall_is_a_clear_error(runner, tmp_path, write_jsonl):
+    env = _store(runner, tmp_path, write_jsonl)
+    (tmp_path / "big.toml").write_text(POLICY.replace("rows = 20", "rows = 100"))
+    result = invoke(
+        runner,
+        "assemble",
+        "--policy",
+        str(tmp_path / "big.toml"),
+        "--out",
+        str(tmp_path / "o"),
+        env=env,
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: `max_synthetic_fraction` 0.25 caps synthetic data at 25 of 100 rows; the other 75 need real or unknown rows, and 30 are available\n"
+        'Hint: lower the target to 40, add real data, or set `on_shortfall = "shrink"`\n'
+    )
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,520 @@
+"""Policies, the planner and assembly: constraints always met, freshness, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import curator
+from curator.manifest import Manifest, manifest_json_schema
+from curator.planner import Cell, Pool, ShortfallError, plan
+from curator.policy import EXAMPLE_POLICY, Policy, PolicyError, policy_json_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- policies ---------------------------------------------------------------------------------
+
+
+def test_schemas_are_generated_from_the_modules():
+    assert json.loads((ROOT / "schemas" / "policy.schema.json").read_text()) == policy_json_schema()
+    assert (
+        json.loads((ROOT / "schemas" / "manifest.schema.json").read_text())
+        == manifest_json_schema()
+    )
+    jsonschema.Draft202012Validator.check_schema(policy_json_schema())
+    jsonschema.Draft202012Validator.check_schema(manifest_json_schema())
+
+
+def test_the_example_policy_is_valid(tmp_path):
+    (tmp_path / "p.toml").write_text(EXAMPLE_POLICY)
+    policy = Policy.from_toml(tmp_path / "p.toml")
+    assert (policy.name, policy.seed, policy.target.unit, policy.target.amount) == (
+        "gen-2",
+        7,
+        "rows",
+        800_000,
+    )
+    assert policy.constraints.min_fresh_real_fraction == 0.5
+    assert policy.freshness.lineage == "main"
+    assert policy.source_rule("web-2021").max_fraction == 0.7
+    assert policy.source_rule("other").weight == 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[target]\nrows = 10\nbogus = 1\n", "p.toml: unknown key `target.bogus`"),
+        (
+            "[target]\nrows = 10\nbytes = 5\n",
+            "p.toml: `target` must give exactly one of `rows`, `bytes` or `tokens`",
+        ),
+        (
+            "[target]\nrows = 10\n[constraints]\nmin_real_fraction = 1.5\n",
+            "p.toml: `constraints.min_real_fraction`: 1.5 is greater than the maximum of 1",
+        ),
+        ("[constraints]\nmin_real_fraction = 0.5\n", "p.toml: `(top level)` is missing 'target'"),
+        (
+            '[target]\nrows = 10\n[output]\non_shortfall = "maybe"\n',
+            "p.toml: `output.on_shortfall`: 'maybe' is not one of ['error', 'shrink']",
+        ),
+        ("[target]\ntokens = 10\n", "p.toml: `target.tokens` needs `target.token_column`"),
+        ("target = [", None),
+    ],
+)
+def test_policy_errors_name_the_key(tmp_path, text, message):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        Policy.from_toml(path)
+    if message is None:
+        assert caught.value.message.startswith(f"`{path}` is not valid TOML")
+    else:
+        assert caught.value.message == message.replace("p.toml", str(path))
+    assert caught.value.hint
+
+
+# -- the planner ------------------------------------------------------------------------------
+
+
+def test_shortfall_message_names_the_binding_constraint_and_what_would_work():
+    policy = Policy.from_dict(
+        {
+            "target": {"rows": 800_000},
+            "constraints": {
+                "min_fresh_real_fraction": 0.5,
+                "min_real_fraction": 0.6,
+                "max_synthetic_fraction": 0.4,
+                "max_unknown_fraction": 0.0,
+            },
+        }
+    )
+    available = {
+        Cell("fresh_real", "web"): Pool(312_004, 312_004),
+        Cell("used_real", "web"): Pool(500_000, 500_000),
+        Cell("synthetic", "gen", 1): Pool(900_000, 900_000),
+    }
+    with pytest.raises(ShortfallError) as caught:
+        plan(policy, available)
+    assert (
+        caught.value.message
+        == "`min_fresh_real_fraction` 0.5 of 800,000 rows needs 400,000 fresh real rows; 312,004 are available"
+    )
+    assert (
+        caught.value.hint
+        == 'lower the target to 624,008, add fresh real data, or set `on_shortfall = "shrink"`'
+    )
+    shrink = Policy.from_dict(
+        {
+            **{"target": {"rows": 800_000}},
+            "constraints": {"min_fresh_real_fraction": 0.5},
+            "output": {"on_shortfall": "shrink"},
+        }
+    )
+    result = plan(shrink, available)
+    assert (result.total, result.shrunk, result.category_amount("fresh_real")) == (
+        624_008,
+        True,
+        312_004,
+    )
+
+
+def test_the_plan_follows_the_natural_mix_where_the_policy_allows():
+    policy = Policy.from_dict(
+        {
+            "target": {"rows": 100},
+            "constraints": {"max_synthetic_fraction": 0.2},
+            "sources": [{"name": "b", "weight": 3.0}],
+        }
+    )
+    available = {
+        Cell("fresh_real", "a"): Pool(1000, 1000),
+        Cell("fresh_real", "b"): Pool(1000, 1000),
+        Cell("synthetic", "g", 1): Pool(2000, 2000),
+    }
+    result = plan(policy, available)
+    # natural: a 1 : b 3 : g 2 → 16.7 / 50 / 33.3; synthetic capped at 20, the rest shared 1 : 3
+    assert result.amounts == {
+        Cell("fresh_real", "a"): 20,
+        Cell("fresh_real", "b"): 60,
+        Cell("synthetic", "g", 1): 20,
+    }
+
+
+# -- assembly end to end ------------------------------------------------------------------------
+
+
+def make_store(
+    root: Path,
+    counts: dict[tuple[str, str], int],
+    *,
+    generation: int = 1,
+    seed: int = 0,
+    confidence: float = 1.0,
+) -> curator.Store:
+    """A store with `counts[(origin, source)]` text samples each (distinct content)."""
+    store = curator.init_store(root / "store")
+    for (origin, source), n in sorted(counts.items()):
+        if n == 0:
+            continue
+        path = root / f"{source}-{origin}.jsonl"
+        with open(path, "w") as handle:
+            for i in range(n):
+                handle.write(
+                    json.dumps(
+                        {"text": f"{origin} {source} sample {i} seed {seed} " + "word " * (i % 7)}
+                    )
+                    + "\n"
+                )
+        store.ingest(
+            [path], source=source, origin=origin,
+            generation=generation if origin == "synthetic" else None,
+            confidence=confidence if origin != "real" else 1.0, jobs=1,
+        )  # fmt: skip
+    return store
+
+
+POLICY = {
+    "name": "gen-1",
+    "seed": 7,
+    "target": {"rows": 100},
+    "constraints": {
+        "min_fresh_real_fraction": 0.5,
+        "min_real_fraction": 0.6,
+        "max_synthetic_fraction": 0.3,
+        "max_unknown_fraction": 0.1,
+    },
+    "output": {"shard_rows": 30},
+}
+
+
+def per_shard_violations(manifest: Manifest, policy: Policy, tolerance: int = 1) -> list[str]:
+    from curator.planner import check
+
+    problems = []
+    for index, shard in enumerate(manifest.data["composition"]["shards"]):
+        amounts = {k: v["units"] for k, v in shard["by_freshness"].items()}
+        amounts["synthetic"] = shard["by_origin"].get("synthetic", {}).get("units", 0)
+        amounts["unknown"] = shard["by_origin"].get("unknown", {}).get("units", 0)
+        for source, v in shard["by_source"].items():
+            amounts[f"source:{source}"] = v["units"]
+        problems += [
+            f"shard {index}: {p}" for p in check(policy, amounts, shard["units"], tolerance)
+        ]
+    return problems
+
+
+def test_assemble_writes_shards_and_a_valid_manifest(tmp_path):
+    store = make_store(
+        tmp_path, {("real", "web"): 120, ("synthetic", "gen"): 80, ("unknown", "crawl"): 40}
+    )
+    policy = Policy.from_dict(POLICY)
+    manifest = store.assemble(policy, tmp_path / "out", lineage="main")
+    data = manifest.data
+    jsonschema.validate(data, manifest_json_schema())
+    assert (data["lineage"], data["sequence"], data["seed"], data["name"]) == (
+        "main",
+        1,
+        7,
+        "gen-1",
+    )
+    overall = data["composition"]["overall"]
+    assert overall["rows"] == 100
+    assert overall["by_freshness"]["fresh_real"]["rows"] >= 50
+    assert (
+        overall["by_origin"]["synthetic"]["rows"] <= 30
+        and overall["by_origin"].get("unknown", {"rows": 0})["rows"] <= 10
+    )
+    assert all(item["held"] for item in data["constraints"])
+    assert [o["rows"] for o in data["outputs"]] == [30, 30, 30, 10]
+    assert per_shard_violations(manifest, policy) == []
+    assert manifest.verify() == []
+    assert [s["path"] for s in data["store"]["shards"]] == [s["path"] for s in store.live_shards()]
+    # the files load as they are
+    import duckdb
+    import polars as pl
+
+    paths = [str(p) for p in manifest.output_paths()]
+    assert pq.ParquetDataset(paths).read().num_rows == 100
+    assert pl.read_parquet(paths).height == 100
+    assert duckdb.execute(f"SELECT count(*) FROM read_parquet({paths!r})").fetchall() == [(100,)]
+    import datasets
+
+    loaded = datasets.load_dataset(
+        "parquet", data_files=paths, split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert loaded.num_rows == 100
+    # the catalog knows the manifest and what it used
+    assert store.sql("SELECT lineage, sequence, rows FROM manifests").to_pylist() == [
+        {"lineage": "main", "sequence": 1, "rows": 100}
+    ]
+    assert store.sql(
+        "SELECT count(*) AS n, count(DISTINCT content_hash) AS d FROM usage"
+    ).to_pylist() == [{"n": 100, "d": 100}]
+
+
+def test_content_used_in_a_lineage_is_not_fresh_again_but_is_for_another_lineage(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 150, ("synthetic", "gen"): 100})
+    policy = Policy.from_dict(
+        {**POLICY, "constraints": {"min_fresh_real_fraction": 0.5}, "target": {"rows": 100}}
+    )
+    first = store.assemble(policy, tmp_path / "g1", lineage="main")
+    used = {
+        row["content_hash"]
+        for row in store.sql(
+            f"SELECT content_hash FROM usage WHERE manifest_id = '{first.manifest_id}' AND origin = 'real'"
+        ).to_pylist()
+    }
+    second = store.assemble(policy, tmp_path / "g2", lineage="main")
+    selection = pq.read_table(Path(store.root) / second.data["selection"]).to_pylist()
+    fresh_again = [
+        r for r in selection if r["category"] == "fresh_real" and r["content_hash"] in used
+    ]
+    assert fresh_again == []
+    assert second.data["freshness"]["used_manifests"] == [first.manifest_id]
+    assert {r["content_hash"] for r in selection if r["category"] == "used_real"} <= used
+    other = store.assemble(policy, tmp_path / "other", lineage="other")
+    other_selection = pq.read_table(Path(store.root) / other.data["selection"]).to_pylist()
+    assert other.data["freshness"]["used_manifests"] == []
+    assert {r["category"] for r in other_selection if r["content_hash"] in used} <= {"fresh_real"}
+    # with only 150 real rows, a third set of 50 fresh real rows needs what the first two left
+    with pytest.raises(
+        ShortfallError, match=r"`min_fresh_real_fraction` 0\.5 of 100 rows needs 50 fresh real rows"
+    ):
+        store.assemble(policy, tmp_path / "g3", lineage="main")
+    assert not (tmp_path / "g3").exists()
+
+
+def test_same_store_policy_and_seed_give_byte_identical_shards(tmp_path):
+    store = make_store(
+        tmp_path,
+        {
+            ("real", "web"): 90,
+            ("real", "books"): 40,
+            ("synthetic", "gen"): 60,
+            ("unknown", "crawl"): 30,
+        },
+    )
+    policy = Policy.from_dict(POLICY)
+    a = store.assemble(policy, tmp_path / "a", lineage="x")
+    b = store.assemble(policy, tmp_path / "b", lineage="y")
+    assert [o["sha256"] for o in a.outputs] == [o["sha256"] for o in b.outputs]
+    for key in ("composition", "plan", "constraints", "outputs", "store", "policy"):
+        assert a.data[key] == b.data[key]
+    other_seed = store.assemble(
+        Policy.from_dict({**POLICY, "seed": 8}), tmp_path / "c", lineage="z"
+    )
+    assert [o["sha256"] for o in other_seed.outputs] != [o["sha256"] for o in a.outputs]
+
+
+def test_adding_samples_does_not_reshuffle_what_was_chosen(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 100})
+    policy = Policy.from_dict({"seed": 1, "target": {"rows": 20}, "output": {"shard_rows": 20}})
+    before = set(
+        pq.read_table(store.assemble(policy, tmp_path / "a", lineage="a").output_paths()[0])[
+            "sample_id"
+        ].to_pylist()
+    )
+    path = tmp_path / "more.jsonl"
+    path.write_text("".join(json.dumps({"text": f"another sample {i}"}) + "\n" for i in range(100)))
+    store.ingest([path], source="more", origin="real")
+    after = set(
+        pq.read_table(store.assemble(policy, tmp_path / "b", lineage="b").output_paths()[0])[
+            "sample_id"
+        ].to_pylist()
+    )
+    # the new samples take some places; the old ones kept are a subset of the old choice
+    assert {s for s in after if s.startswith("web/")} <= before
+
+
+def test_exact_duplicates_collapse_to_the_most_trustworthy_copy(tmp_path):
+    store = curator.init_store(tmp_path / "store")
+    (tmp_path / "r.jsonl").write_text(json.dumps({"text": "the same words"}) + "\n")
+    (tmp_path / "s.jsonl").write_text(
+        json.dumps({"text": "the  same words "}) + "\n" + json.dumps({"text": "other"}) + "\n"
+    )
+    store.ingest([tmp_path / "s.jsonl"], source="gen", origin="synthetic", generation=2)
+    store.ingest([tmp_path / "r.jsonl"], source="web", origin="real")
+    manifest = store.assemble(Policy.from_dict({"target": {"rows": 2}}), tmp_path / "out")
+    rows = pq.read_table(manifest.output_paths()[0]).to_pylist()
+    assert sorted((r["sample_id"], r["origin"]) for r in rows) == [
+        ("gen/s.jsonl:2", "synthetic"),
+        ("web/r.jsonl:1", "real"),
+    ]
+
+
+def test_low_confidence_counts_as_unknown_and_deep_generations_are_left_out(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 10, ("synthetic", "gen"): 10}, generation=3)
+    policy = Policy.from_dict(
+        {
+            "target": {"rows": 20},
+            "constraints": {"max_generation": 2},
+            "output": {"on_shortfall": "shrink"},
+        }
+    )
+    assembly = store.plan(policy)
+    assert assembly.plan.total == 10 and assembly.plan.shrunk
+    weak = make_store(
+        tmp_path / "w", {("real", "web"): 10, ("synthetic", "gen"): 10}, confidence=0.5
+    )
+    assembly = weak.plan(
+        Policy.from_dict({"target": {"rows": 20}, "constraints": {"min_origin_confidence": 0.9}})
+    )
+    assert {c.category for c in assembly.plan.amounts} == {"fresh_real", "unknown"}
+
+
+def test_bytes_unit_and_dry_run_writes_nothing(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 50, ("synthetic", "gen"): 50})
+    policy = Policy.from_dict(
+        {
+            "target": {"bytes": 2000},
+            "constraints": {"min_real_fraction": 0.5},
+            "output": {"shard_rows": 10},
+        }
+    )
+    assembly = store.plan(policy)
+    assert assembly.plan.total == 2000
+    assert "planned 2,000 bytes" in assembly.describe()
+    assert store.manifests() == []
+    manifest = store.assemble(policy, tmp_path / "out")
+    overall = manifest.data["composition"]["overall"]
+    assert 2000 <= overall["units"] < 2000 + 60 * 2  # within one sample per pool
+    assert overall["by_origin"]["real"]["units"] >= 1000
+
+
+def test_manifest_verify_names_missing_and_changed_files(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 40})
+    manifest = store.assemble(
+        Policy.from_dict({"target": {"rows": 40}, "output": {"shard_rows": 15}}), tmp_path / "out"
+    )
+    paths = manifest.output_paths()
+    paths[0].unlink()
+    with open(paths[1], "ab") as handle:
+        handle.write(b"x")
+    assert Manifest.load(tmp_path / "out").verify() == [
+        f"missing: {paths[0]}",
+        f"changed: {paths[1]} ({paths[1].stat().st_size:,} bytes, manifest says {paths[1].stat().st_size - 1:,})",
+    ]
+
+
+def test_an_infeasible_policy_fails_before_writing(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 10, ("synthetic", "gen"): 90})
+    with pytest.raises(ShortfallError):
+        store.assemble(
+            Policy.from_dict({"target": {"rows": 50}, "constraints": {"min_real_fraction": 0.5}}),
+            tmp_path / "out",
+        )
+    assert not (tmp_path / "out").exists()
+    assert store.manifests() == []
+    assert store.sql("SELECT count(*) AS n FROM usage").to_pylist() == [{"n": 0}]
+
+
+# -- properties over random stores and policies ---------------------------------------------------
+
+FRACTION = st.sampled_from([0.0, 0.1, 0.25, 0.3, 0.5, 0.6, 0.75, 0.9, 1.0])
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    counts=st.fixed_dictionaries(
+        {
+            ("real", "a"): st.integers(0, 60),
+            ("real", "b"): st.integers(0, 40),
+            ("synthetic", "g"): st.integers(0, 60),
+            ("unknown", "c"): st.integers(0, 40),
+        }
+    ),
+    used=st.integers(0, 30),
+    target=st.integers(1, 120),
+    fresh=FRACTION,
+    real=FRACTION,
+    synthetic=FRACTION,
+    unknown=FRACTION,
+    cap_a=FRACTION,
+    shard_rows=st.integers(1, 40),
+    seed=st.integers(0, 3),
+    shrink=st.booleans(),
+)
+def test_an_assembly_never_breaks_a_constraint_in_total_or_in_any_shard(
+    tmp_path_factory,
+    counts,
+    used,
+    target,
+    fresh,
+    real,
+    synthetic,
+    unknown,
+    cap_a,
+    shard_rows,
+    seed,
+    shrink,
+):
+    root = tmp_path_factory.mktemp("prop")
+    store = make_store(root, counts, seed=seed)
+    if used and store.stats().total_rows:
+        store.assemble(
+            Policy.from_dict({"target": {"rows": used}, "output": {"on_shortfall": "shrink"}}),
+            root / "warmup",
+            lineage="main",
+        )
+    policy = Policy.from_dict(
+        {
+            "seed": seed,
+            "target": {"rows": target},
+            "constraints": {
+                "min_fresh_real_fraction": fresh,
+                "min_real_fraction": real,
+                "max_synthetic_fraction": synthetic,
+                "max_unknown_fraction": unknown,
+            },
+            "sources": [{"name": "a", "max_fraction": max(cap_a, 0.1)}],
+            "output": {"shard_rows": shard_rows, "on_shortfall": "shrink" if shrink else "error"},
+        }
+    )
+    try:
+        manifest = store.assemble(policy, root / "out", lineage="main")
+    except ShortfallError:
+        assert not shrink
+        assert not (root / "out").exists()
+        return
+    overall = manifest.data["composition"]["overall"]
+    assert overall["rows"] == manifest.data["plan"]["total"]
+    assert overall["rows"] == target or manifest.data["plan"]["shrunk"]
+    assert all(item["held"] for item in manifest.data["constraints"]), manifest.data["constraints"]
+    assert per_shard_violations(manifest, policy, tolerance=1) == []
+    assert sum(o["rows"] for o in manifest.outputs) == overall["rows"]
+
+
+def test_without_a_lineage_every_manifest_counts_as_used_and_jsonl_output(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 30})
+    first = store.assemble(Policy.from_dict({"target": {"rows": 10}}), tmp_path / "a", lineage="x")
+    second = store.assemble(
+        Policy.from_dict({"target": {"rows": 10}, "output": {"format": "jsonl", "shard_rows": 4}}),
+        tmp_path / "b",
+    )
+    assert second.data["lineage"] == "default"
+    assert second.data["freshness"]["used_manifests"] == [first.manifest_id]
+    assert [o["path"] for o in second.outputs] == [
+        "part-00000.jsonl",
+        "part-00001.jsonl",
+        "part-00002.jsonl",
+    ]
+    lines = [
+        json.loads(line) for path in second.output_paths() for line in path.read_text().splitlines()
+    ]
+    assert len(lines) == 10 and {row["origin"] for row in lines} == {"real"}
+    # 20 fresh and 10 used real rows: the natural mix, 2 : 1, rounded towards fresh
+    assert second.data["composition"]["overall"]["by_freshness"] == {
+        "fresh_real": {"rows": 7, "units": 7},
+        "used_real": {"rows": 3, "units": 3},
+    }
