@@ -53,7 +53,7 @@ ASSEMBLE = """
 import json, time, curator
 store = curator.open_store({store!r})
 t = time.perf_counter()
-m = store.assemble({policy!r}, {out!r})
+m = store.assemble({policy!r}, {out!r}, lineage="bench-" + str(time.time_ns()))
 print(json.dumps({{"seconds": time.perf_counter() - t, "rows": m.rows, "selection": str(m.data["selection"])}}))
 """
 

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LINEAGE = "default"
 DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_WRITE_MEMORY_LIMIT = "512MB"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
 
 
@@ -158,6 +160,7 @@ class _Session:
         )
         root = store.root.replace("'", "''")
         self.con.execute(f"SET file_search_path = '{root}'")
+        self.con.execute("SET enable_progress_bar = false")  # DuckDB's bar writes to stdout
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -229,7 +232,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
     paths = [os.path.join(store.root, s["path"]) for s in snapshot]
     if not paths:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS source, NULL::VARCHAR AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size, NULL::UHUGEINT AS rank WHERE false"
+            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS source, NULL::BIGINT AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size, NULL::UHUGEINT AS rank WHERE false"
         )
     else:
         columns = {
@@ -274,8 +277,8 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             f"""
             CREATE OR REPLACE TEMP TABLE raw AS
             SELECT sample_id, content_hash, origin, generation, origin_confidence, collected_at, source,
-                   filename AS shard, file_row_number AS row, {size}::BIGINT AS size
-            FROM read_parquet($paths, filename = true, file_row_number = true, union_by_name = true)
+                   file_index AS shard, file_row_number AS row, {size}::BIGINT AS size
+            FROM read_parquet($paths, file_row_number = true, union_by_name = true)
             """,
             {"paths": paths},
         )
@@ -334,15 +337,47 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
 
 def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
     """Table `chosen`: the selected rows with their output position (`out_pos`)."""
-    cells = [
-        (c.category, c.source, -1 if c.generation is None else c.generation, amount)
-        for c, amount in assembly.plan.amounts.items()
-    ]
+    # Ranks are md5 values, uniform over [0, 2**128): a cell needing a fraction f of its units
+    # finds them, with overwhelming probability, among the ranks below (f + 8 standard
+    # deviations) · 2**128. Only those rows are sorted; a cell whose cut falls short (never seen,
+    # but possible) is taken whole (threshold 2**128).
+    cells = []
+    for cell, amount in assembly.plan.amounts.items():
+        pool = assembly.plan.available[cell]
+        fraction = amount / pool.units if pool.units else 1.0
+        spread = 8 * math.sqrt(max(fraction * (1 - fraction), 0.0) / max(pool.rows, 1)) + 16 / max(
+            pool.rows, 1
+        )
+        cut = min(1.0, fraction + spread)
+        threshold = 2**128 - 1 if cut >= 1.0 else int(cut * 2**128)
+        cells.append(
+            (
+                cell.category,
+                cell.source,
+                -1 if cell.generation is None else cell.generation,
+                amount,
+                str(threshold),
+            )
+        )
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE planned (category VARCHAR, source VARCHAR, g INTEGER, amount BIGINT)"
+        "CREATE OR REPLACE TEMP TABLE planned (category VARCHAR, source VARCHAR, g INTEGER, amount BIGINT, threshold UHUGEINT)"
     )
     if cells:
-        con.executemany("INSERT INTO planned VALUES (?, ?, ?, ?)", cells)
+        con.executemany("INSERT INTO planned VALUES (?, ?, ?, ?, ?::UHUGEINT)", cells)
+    shortfall = con.execute(
+        """
+        SELECT p.category, p.source, p.g FROM planned p
+        LEFT JOIN (
+            SELECT category, source, CASE WHEN category = 'synthetic' THEN generation ELSE -1 END AS g, rank, size FROM pool
+        ) c ON c.category = p.category AND c.source = p.source AND c.g = p.g AND c.rank <= p.threshold
+        GROUP BY p.category, p.source, p.g, p.amount HAVING coalesce(sum(c.size), 0) < p.amount
+        """
+    ).fetchall()
+    for category, source, g in shortfall:
+        con.execute(
+            "UPDATE planned SET threshold = ?::UHUGEINT WHERE category = ? AND source = ? AND g = ?",
+            [str(2**128 - 1), category, source, g],
+        )
     order = " ".join(f"WHEN '{cat}' THEN {i}" for i, cat in enumerate(CATEGORIES))
     con.execute(
         f"""
@@ -354,6 +389,7 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
         ranked AS (
             SELECT c.*, sum(c.size) OVER w AS cum, planned.amount
             FROM cells c JOIN planned USING (category, source, g)
+            WHERE c.rank <= planned.threshold
             WINDOW w AS (PARTITION BY c.category, c.source, c.g ORDER BY c.rank, c.sample_id ROWS UNBOUNDED PRECEDING)
         ),
         picked AS (
@@ -375,6 +411,8 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
         FROM outer_pos
         """
     )
+    # The candidates are no longer needed: give their memory to the output phase.
+    con.execute("DROP TABLE pool")
 
 
 def _composition(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> dict[str, Any]:
@@ -419,19 +457,21 @@ def _write_outputs(
     tmp_dir: str,
     manifest_id: str,
 ) -> list[dict[str, Any]]:
-    """Stream the chosen rows, in output order, into shards of `shard_rows` rows."""
-    import pyarrow.parquet as pq
+    """Stream the chosen rows, in output order, into shards of `shard_rows` rows.
 
-    from curator.shards import sha256_file
+    DuckDB reads, joins and orders the rows; finished shards are compressed and written by two
+    threads while the next shard is read (at most two shards are held in memory)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     shard_rows = policy.output.shard_rows
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
-    outputs: list[dict[str, Any]] = []
     if total == 0 or not snapshot_paths:
-        return outputs
+        return []
+    # The sorted rows DuckDB holds and the shards being compressed here share the memory budget.
+    con.execute(f"SET memory_limit = '{DUCKDB_WRITE_MEMORY_LIMIT}'")
     reader = con.sql(
-        "SELECT s.* EXCLUDE (filename, file_row_number) FROM read_parquet($paths, filename = true, file_row_number = true, union_by_name = true) s "
-        "JOIN chosen c ON s.filename = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
+        "SELECT s.* EXCLUDE (file_row_number) FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
+        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
         params={"paths": snapshot_paths},
     ).to_arrow_reader()
     # Nothing run-specific (ids, times) goes into the files: the same store, policy and seed
@@ -440,59 +480,56 @@ def _write_outputs(
         b"curator.version": __version__.encode(),
         b"curator.seed": str(policy.seed).encode(),
     }
+    schema = reader.schema.with_metadata(metadata)
     extension = "parquet" if policy.output.format == "parquet" else "jsonl"
-    index = 0
-    written_in_shard = 0
-    writer: Any = None
+    futures: list[Future[dict[str, Any]]] = []
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
 
-    def open_next() -> Any:
-        path = os.path.join(tmp_dir, f"part-{index:05d}.{extension}")
-        if extension == "parquet":
-            from curator.shards import write_options
+        def submit() -> None:
+            nonlocal pending, pending_rows
+            # Back-pressure: wait for the oldest shard before a third one is buffered.
+            while sum(not f.done() for f in futures) >= 2:
+                next(f for f in futures if not f.done()).result()
+            path = os.path.join(tmp_dir, f"part-{len(futures):05d}.{extension}")
+            futures.append(pool.submit(_write_shard, path, schema, pending, extension))
+            pending, pending_rows = [], 0
 
-            schema = reader.schema.with_metadata(metadata)
-            return pq.ParquetWriter(path, schema, **write_options(schema))
-        return open(path, "w", encoding="utf-8")
+        for batch in reader:
+            start = 0
+            while start < batch.num_rows:
+                take = min(batch.num_rows - start, shard_rows - pending_rows)
+                pending.append(batch.slice(start, take))
+                pending_rows += take
+                start += take
+                if pending_rows == shard_rows:
+                    submit()
+        if pending_rows:
+            submit()
+        return [f.result() for f in futures]
 
-    def close_current() -> None:
-        nonlocal writer, index, written_in_shard
-        if writer is None:
-            return
-        writer.close()
-        path = os.path.join(tmp_dir, f"part-{index:05d}.{extension}")
-        outputs.append(
-            {
-                "path": os.path.basename(path),
-                "rows": written_in_shard,
-                "bytes": os.path.getsize(path),
-                "sha256": sha256_file(path),
-            }
-        )
-        writer = None
-        index += 1
-        written_in_shard = 0
 
-    for batch in reader:
-        start = 0
-        while start < batch.num_rows:
-            if writer is None:
-                writer = open_next()
-            take = min(batch.num_rows - start, shard_rows - written_in_shard)
-            piece = batch.slice(start, take)
-            if extension == "parquet":
-                writer.write_table(
-                    pa.Table.from_batches([piece]).replace_schema_metadata(metadata),
-                    row_group_size=65_536,
-                )
-            else:
-                for row in piece.to_pylist():
-                    writer.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-            written_in_shard += take
-            start += take
-            if written_in_shard == shard_rows:
-                close_current()
-    close_current()
-    return outputs
+def _write_shard(
+    path: str, schema: pa.Schema, batches: list[pa.RecordBatch], extension: str
+) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from curator.shards import sha256_file, write_options
+
+    table = pa.Table.from_batches(batches, schema=schema)
+    if extension == "parquet":
+        pq.write_table(table, path, row_group_size=65_536, **write_options(schema))
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            for row in table.to_pylist():
+                handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+    return {
+        "path": os.path.basename(path),
+        "rows": table.num_rows,
+        "bytes": os.path.getsize(path),
+        "sha256": sha256_file(path),
+    }
 
 
 def _json_default(value: Any) -> Any:
@@ -556,9 +593,16 @@ def assemble(
             manifest_dir = Path(store.root) / "manifests" / manifest_id
             manifest_dir.mkdir(parents=True)
             selection_path = manifest_dir / "selection.parquet"
+            # `chosen` names shards by their index in the snapshot; the selection file by path.
+            con.execute("CREATE OR REPLACE TEMP TABLE snapshot_paths (shard BIGINT, path VARCHAR)")
+            if assembly.snapshot:
+                con.executemany(
+                    "INSERT INTO snapshot_paths VALUES (?, ?)",
+                    [(i, s["path"]) for i, s in enumerate(assembly.snapshot)],
+                )
             con.execute(
-                f"COPY (SELECT out_pos, sample_id, content_hash, category, origin, generation, source, size, "
-                f"replace(shard, '{store.root.replace(chr(39), chr(39) * 2)}/', '') AS shard, row FROM chosen ORDER BY out_pos) "
+                "COPY (SELECT out_pos, sample_id, content_hash, category, origin, generation, source, size, "
+                "p.path AS shard, row FROM chosen JOIN snapshot_paths p USING (shard) ORDER BY out_pos) "
                 f"TO '{str(selection_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
             )
             session.detach()

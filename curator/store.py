@@ -234,6 +234,7 @@ class Store:
                 time.sleep(0.05)
         try:
             con.execute("SET file_search_path = '" + self.root.replace("'", "''") + "'")
+            con.execute("SET enable_progress_bar = false")  # DuckDB's bar writes to stdout
             yield con
         finally:
             con.close()
