@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_LINEAGE = "default"
 DUCKDB_MEMORY_LIMIT = "1GB"
-DUCKDB_WRITE_MEMORY_LIMIT = "512MB"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
 
 
@@ -225,10 +224,13 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
     ]
     used = _used_manifests(con, policy, given_lineage)
     c = policy.constraints
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE used AS SELECT DISTINCT content_hash FROM cat.usage WHERE manifest_id IN (SELECT unnest(?::VARCHAR[]))",
-        [used],
-    )
+    if used:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE used AS SELECT DISTINCT content_hash FROM cat.usage WHERE manifest_id IN (SELECT unnest(?::VARCHAR[]))",
+            [used],
+        )
+    else:  # nothing used yet: no need to scan the ledger
+        con.execute("CREATE OR REPLACE TEMP TABLE used (content_hash VARCHAR)")
     paths = [os.path.join(store.root, s["path"]) for s in snapshot]
     if not paths:
         con.execute(
@@ -380,8 +382,8 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
         )
     order = " ".join(f"WHEN '{cat}' THEN {i}" for i, cat in enumerate(CATEGORIES))
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE chosen AS
+        """
+        CREATE OR REPLACE TEMP TABLE picked_rows AS
         WITH cells AS (
             SELECT p.*, CASE WHEN p.category = 'synthetic' THEN p.generation ELSE -1 END AS g
             FROM pool p
@@ -399,20 +401,105 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
             SELECT *, (cum - size / 2.0) / nullif(sum(size) OVER (PARTITION BY category, source, g), 0) AS ipos,
                    row_number() OVER (PARTITION BY category, source, g ORDER BY rank, sample_id) AS ipos_rows
             FROM picked
-        ),
-        outer_pos AS (
-            SELECT *, (sum(size) OVER w2 - size / 2.0) / nullif(sum(size) OVER (PARTITION BY category), 0) AS opos,
-                   (row_number() OVER w2 - 0.5) / count(*) OVER (PARTITION BY category) AS opos_rows
-            FROM inner_pos
-            WINDOW w2 AS (PARTITION BY category ORDER BY coalesce(ipos, ipos_rows), source, g, rank ROWS UNBOUNDED PRECEDING)
         )
         SELECT sample_id, content_hash, origin, generation, source, shard, row, size, category, rank,
-               row_number() OVER (ORDER BY coalesce(opos, opos_rows), CASE category {order} END, rank, sample_id) - 1 AS out_pos
-        FROM outer_pos
+               row_number() OVER (PARTITION BY category ORDER BY coalesce(ipos, ipos_rows), source, g, rank, sample_id) - 1 AS m
+        FROM inner_pos
         """
     )
+    counts = dict(con.execute("SELECT category, count(*) FROM picked_rows GROUP BY 1").fetchall())
+    quotas = shard_quotas(
+        [int(counts.get(cat, 0)) for cat in CATEGORIES], assembly.policy.output.shard_rows
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT)"
+    )
+    rows = []
+    for k, category in enumerate(CATEGORIES):
+        low = 0
+        for shard_no, per_category in enumerate(quotas):
+            if per_category[k]:
+                rows.append((category, shard_no, low, low + per_category[k]))
+            low += per_category[k]
+    if rows:
+        con.executemany("INSERT INTO quota VALUES (?, ?, ?, ?)", rows)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE chosen AS
+        SELECT p.* EXCLUDE (m),
+               row_number() OVER (ORDER BY q.shard_no, (p.m - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id) - 1 AS out_pos
+        FROM picked_rows p JOIN quota q ON p.category = q.category AND p.m >= q.lo AND p.m < q.hi
+        """
+    )
+    con.execute("DROP TABLE picked_rows")
     # The candidates are no longer needed: give their memory to the output phase.
     con.execute("DROP TABLE pool")
+
+
+def shard_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
+    """How many rows of each category (fresh real, used real, synthetic, unknown) go into each
+    output shard, so that in every shard each constrained group — fresh real, all real,
+    synthetic, unknown — is within one row of its share of the set.
+
+    Shard by shard, each category gets the floor or the ceiling of its share of what remains
+    (so the totals come out exact); among those choices the one whose worst group error is
+    smallest is taken (16 candidates at most)."""
+    import itertools
+
+    total = sum(counts)
+    remaining = list(counts)
+    assigned = [0] * len(counts)
+    done = 0
+    shares = [c / total if total else 0.0 for c in counts]
+    groups = [((0,), 1), ((0, 1), 1), ((2,), -1), ((3,), -1)]  # (categories, +1 floor / -1 cap)
+    quotas = []
+    while done < total:
+        size = min(shard_rows, total - done)
+        # What each category should have reached by the end of this shard, less what it has.
+        target = [share * (done + size) - got for share, got in zip(shares, assigned, strict=True)]
+        options = [
+            sorted({max(0, min(r, math.floor(x))), max(0, min(r, math.ceil(x)))})
+            for x, r in zip(target, remaining, strict=True)
+        ]
+        best: tuple[float, float, tuple[int, ...]] | None = None
+        for combo in itertools.product(*options):
+            if sum(combo) != size:
+                continue
+            worst = 0.0
+            for members, sign in groups:
+                got = sum(combo[k] for k in members)
+                want = sum(shares[k] for k in members) * size
+                worst = max(worst, (want - got) if sign > 0 else (got - want))
+            drift = sum(abs(c - x) for c, x in zip(combo, target, strict=True))
+            key = (worst, drift, combo)
+            if best is None or key < best:
+                best = key
+        if best is None:  # rounding left no exact combination: widen to every feasible count
+            wide = [range(0, min(r, size) + 1) for r in remaining]
+            for combo in itertools.product(*wide):
+                if sum(combo) == size:
+                    worst = max(
+                        (
+                            (sum(shares[k] for k in m) * size - sum(combo[k] for k in m))
+                            if sign > 0
+                            else (sum(combo[k] for k in m) - sum(shares[k] for k in m) * size)
+                        )
+                        for m, sign in groups
+                    )
+                    key = (
+                        worst,
+                        sum(abs(c - x) for c, x in zip(combo, target, strict=True)),
+                        combo,
+                    )
+                    if best is None or key < best:
+                        best = key
+        assert best is not None
+        chosen = list(best[2])
+        quotas.append(chosen)
+        remaining = [r - c for r, c in zip(remaining, chosen, strict=True)]
+        assigned = [a + c for a, c in zip(assigned, chosen, strict=True)]
+        done += size
+    return quotas
 
 
 def _composition(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> dict[str, Any]:
@@ -457,57 +544,78 @@ def _write_outputs(
     tmp_dir: str,
     manifest_id: str,
 ) -> list[dict[str, Any]]:
-    """Stream the chosen rows, in output order, into shards of `shard_rows` rows.
+    """Write the chosen rows, in output order, as shards of `shard_rows` rows.
 
-    DuckDB reads, joins and orders the rows; finished shards are compressed and written by two
-    threads while the next shard is read (at most two shards are held in memory)."""
-    from concurrent.futures import Future, ThreadPoolExecutor
+    DuckDB streams the chosen rows in store order (no sort of wide rows); each row goes to a
+    spill file of its output shard's bucket (Arrow IPC). Then two threads take one bucket at a
+    time, order its rows by output position and write its shards. Memory is bounded by a bucket,
+    not by the set."""
+    import pyarrow.compute as pc
+    import pyarrow.ipc as ipc
 
     shard_rows = policy.output.shard_rows
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
     if total == 0 or not snapshot_paths:
         return []
-    # The sorted rows DuckDB holds and the shards being compressed here share the memory budget.
-    con.execute(f"SET memory_limit = '{DUCKDB_WRITE_MEMORY_LIMIT}'")
+    shard_count = -(-total // shard_rows)
+    per_bucket = max(
+        1, -(-shard_count // 64), -(-200_000 // shard_rows) if shard_rows < 200_000 else 1
+    )
+    buckets = -(-shard_count // per_bucket)
     reader = con.sql(
-        "SELECT s.* EXCLUDE (file_row_number) FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
-        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
+        "SELECT s.* EXCLUDE (file_row_number), c.out_pos AS __out_pos FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
+        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row",
         params={"paths": snapshot_paths},
     ).to_arrow_reader()
+    spill_dir = os.path.join(tmp_dir, ".spill")
+    os.makedirs(spill_dir)
+    writers: dict[int, Any] = {}
+    rows_per_bucket = shard_rows * per_bucket
+    try:
+        for batch in reader:
+            bucket_of = pc.divide(batch.column("__out_pos"), rows_per_bucket).cast(pa.int64())
+            for bucket in pc.unique(bucket_of).to_pylist():
+                part = batch.filter(pc.equal(bucket_of, bucket))
+                if bucket not in writers:
+                    writers[bucket] = ipc.new_file(
+                        os.path.join(spill_dir, f"{bucket:06d}.arrow"), batch.schema
+                    )
+                writers[bucket].write_batch(part)
+    finally:
+        for writer in writers.values():
+            writer.close()
     # Nothing run-specific (ids, times) goes into the files: the same store, policy and seed
     # give byte-identical shards.
     metadata = {
         b"curator.version": __version__.encode(),
         b"curator.seed": str(policy.seed).encode(),
     }
-    schema = reader.schema.with_metadata(metadata)
+    schema = reader.schema.remove(reader.schema.get_field_index("__out_pos")).with_metadata(
+        metadata
+    )
     extension = "parquet" if policy.output.format == "parquet" else "jsonl"
-    futures: list[Future[dict[str, Any]]] = []
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
+
+    def write_bucket(bucket: int) -> list[dict[str, Any]]:
+        with ipc.open_file(os.path.join(spill_dir, f"{bucket:06d}.arrow")) as spilled:
+            table = spilled.read_all()
+        os.remove(os.path.join(spill_dir, f"{bucket:06d}.arrow"))
+        table = table.take(pc.sort_indices(table["__out_pos"]))
+        first = int(table["__out_pos"][0].as_py())
+        table = table.drop_columns(["__out_pos"])
+        results = []
+        for offset in range(0, table.num_rows, shard_rows):
+            index = (first + offset) // shard_rows
+            path = os.path.join(tmp_dir, f"part-{index:05d}.{extension}")
+            piece = table.slice(offset, shard_rows).cast(schema)
+            results.append(_write_shard(path, schema, piece.to_batches(), extension))
+        return results
+
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-
-        def submit() -> None:
-            nonlocal pending, pending_rows
-            # Back-pressure: wait for the oldest shard before a third one is buffered.
-            while sum(not f.done() for f in futures) >= 2:
-                next(f for f in futures if not f.done()).result()
-            path = os.path.join(tmp_dir, f"part-{len(futures):05d}.{extension}")
-            futures.append(pool.submit(_write_shard, path, schema, pending, extension))
-            pending, pending_rows = [], 0
-
-        for batch in reader:
-            start = 0
-            while start < batch.num_rows:
-                take = min(batch.num_rows - start, shard_rows - pending_rows)
-                pending.append(batch.slice(start, take))
-                pending_rows += take
-                start += take
-                if pending_rows == shard_rows:
-                    submit()
-        if pending_rows:
-            submit()
-        return [f.result() for f in futures]
+        done = list(pool.map(write_bucket, range(buckets)))
+    os.rmdir(spill_dir)
+    return [item for bucket in done for item in bucket]
 
 
 def _write_shard(
