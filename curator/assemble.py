@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 DEFAULT_LINEAGE = "default"
 DUCKDB_MEMORY_LIMIT = "1GB"
+#: While the output is written, DuckDB holds the sorted rows and two shards are compressed here.
+DUCKDB_WRITE_MEMORY_LIMIT = "512MB"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
 
 
@@ -438,12 +440,72 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
 
 def shard_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
     """How many rows of each category (fresh real, used real, synthetic, unknown) go into each
-    output shard, so that in every shard each constrained group — fresh real, all real,
-    synthetic, unknown — is within one row of its share of the set.
+    output shard, so that in every shard the floors (fresh real, all real) are short by less than
+    one row of their share and the caps (synthetic, unknown) over by less than one row.
 
-    Shard by shard, each category gets the floor or the ceiling of its share of what remains
-    (so the totals come out exact); among those choices the one whose worst group error is
-    smallest is taken (16 candidates at most)."""
+    The per-shard bounds form, with the shard sizes and the category totals, a transportation
+    problem with a laminar family per shard: its linear program has integral vertices, so dual
+    simplex gives whole rows directly. Very many shards (over 2,000) use :func:`_greedy_quotas`.
+    """
+    total = sum(counts)
+    if total == 0:
+        return []
+    sizes = [shard_rows] * (total // shard_rows) + (
+        [total % shard_rows] if total % shard_rows else []
+    )
+    if len(sizes) > 2000:
+        return _greedy_quotas(counts, shard_rows)
+    import numpy as np
+    from scipy.optimize import linprog
+
+    shards, k = len(sizes), len(counts)
+    share = [c / total for c in counts]
+
+    def var(i: int, c: int) -> int:
+        return i * k + c
+
+    a_eq, b_eq = [], []
+    for i, size in enumerate(sizes):  # each shard is full
+        row = np.zeros(shards * k)
+        row[[var(i, c) for c in range(k)]] = 1
+        a_eq.append(row)
+        b_eq.append(size)
+    for c in range(k):  # each category is placed whole
+        row = np.zeros(shards * k)
+        row[[var(i, c) for i in range(shards)]] = 1
+        a_eq.append(row)
+        b_eq.append(counts[c])
+    a_ub, b_ub = [], []
+    for i, size in enumerate(sizes):
+        for members, sign in (((0,), 1), ((0, 1), 1), ((2,), -1), ((3,), -1)):
+            ideal = sum(share[c] for c in members) * size
+            row = np.zeros(shards * k)
+            row[[var(i, c) for c in members]] = 1
+            if sign > 0:  # sum >= floor(ideal)  ⇔  -sum <= -floor(ideal)
+                a_ub.append(-row)
+                b_ub.append(-math.floor(ideal + 1e-9))
+            else:  # sum <= ceil(ideal)
+                a_ub.append(row)
+                b_ub.append(math.ceil(ideal - 1e-9))
+    result = linprog(
+        np.zeros(shards * k), A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
+        bounds=[(0, None)] * (shards * k), method="highs-ds",
+    )  # fmt: skip
+    if result.status != 0:
+        return _greedy_quotas(counts, shard_rows)
+    values = np.rint(result.x).astype(int)
+    quotas = [[int(values[var(i, c)]) for c in range(k)] for i in range(shards)]
+    if [sum(q) for q in quotas] != sizes or [sum(col) for col in zip(*quotas, strict=True)] != list(
+        counts
+    ):
+        return _greedy_quotas(counts, shard_rows)
+    return quotas
+
+
+def _greedy_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
+    """Shard quotas for very many shards, shard by shard: each category gets the floor or the
+    ceiling of what keeps it on its share; among those the choice with the smallest worst group
+    error wins. Without lookahead a group can miss its share by up to two rows."""
     import itertools
 
     total = sum(counts)
@@ -544,78 +606,57 @@ def _write_outputs(
     tmp_dir: str,
     manifest_id: str,
 ) -> list[dict[str, Any]]:
-    """Write the chosen rows, in output order, as shards of `shard_rows` rows.
+    """Stream the chosen rows, in output order, into shards of `shard_rows` rows.
 
-    DuckDB streams the chosen rows in store order (no sort of wide rows); each row goes to a
-    spill file of its output shard's bucket (Arrow IPC). Then two threads take one bucket at a
-    time, order its rows by output position and write its shards. Memory is bounded by a bucket,
-    not by the set."""
-    import pyarrow.compute as pc
-    import pyarrow.ipc as ipc
+    DuckDB reads, joins and orders the rows; finished shards are compressed and written by two
+    threads while the next shard is read (at most two shards are held in memory)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     shard_rows = policy.output.shard_rows
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
     if total == 0 or not snapshot_paths:
         return []
-    shard_count = -(-total // shard_rows)
-    per_bucket = max(
-        1, -(-shard_count // 64), -(-200_000 // shard_rows) if shard_rows < 200_000 else 1
-    )
-    buckets = -(-shard_count // per_bucket)
+    # The sorted rows DuckDB holds and the shards being compressed here share the memory budget.
+    con.execute(f"SET memory_limit = '{DUCKDB_WRITE_MEMORY_LIMIT}'")
     reader = con.sql(
-        "SELECT s.* EXCLUDE (file_row_number), c.out_pos AS __out_pos FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
-        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row",
+        "SELECT s.* EXCLUDE (file_row_number) FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
+        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
         params={"paths": snapshot_paths},
     ).to_arrow_reader()
-    spill_dir = os.path.join(tmp_dir, ".spill")
-    os.makedirs(spill_dir)
-    writers: dict[int, Any] = {}
-    rows_per_bucket = shard_rows * per_bucket
-    try:
-        for batch in reader:
-            bucket_of = pc.divide(batch.column("__out_pos"), rows_per_bucket).cast(pa.int64())
-            for bucket in pc.unique(bucket_of).to_pylist():
-                part = batch.filter(pc.equal(bucket_of, bucket))
-                if bucket not in writers:
-                    writers[bucket] = ipc.new_file(
-                        os.path.join(spill_dir, f"{bucket:06d}.arrow"), batch.schema
-                    )
-                writers[bucket].write_batch(part)
-    finally:
-        for writer in writers.values():
-            writer.close()
     # Nothing run-specific (ids, times) goes into the files: the same store, policy and seed
     # give byte-identical shards.
     metadata = {
         b"curator.version": __version__.encode(),
         b"curator.seed": str(policy.seed).encode(),
     }
-    schema = reader.schema.remove(reader.schema.get_field_index("__out_pos")).with_metadata(
-        metadata
-    )
+    schema = reader.schema.with_metadata(metadata)
     extension = "parquet" if policy.output.format == "parquet" else "jsonl"
-
-    def write_bucket(bucket: int) -> list[dict[str, Any]]:
-        with ipc.open_file(os.path.join(spill_dir, f"{bucket:06d}.arrow")) as spilled:
-            table = spilled.read_all()
-        os.remove(os.path.join(spill_dir, f"{bucket:06d}.arrow"))
-        table = table.take(pc.sort_indices(table["__out_pos"]))
-        first = int(table["__out_pos"][0].as_py())
-        table = table.drop_columns(["__out_pos"])
-        results = []
-        for offset in range(0, table.num_rows, shard_rows):
-            index = (first + offset) // shard_rows
-            path = os.path.join(tmp_dir, f"part-{index:05d}.{extension}")
-            piece = table.slice(offset, shard_rows).cast(schema)
-            results.append(_write_shard(path, schema, piece.to_batches(), extension))
-        return results
-
-    from concurrent.futures import ThreadPoolExecutor
-
+    futures: list[Future[dict[str, Any]]] = []
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(write_bucket, range(buckets)))
-    os.rmdir(spill_dir)
-    return [item for bucket in done for item in bucket]
+
+        def submit() -> None:
+            nonlocal pending, pending_rows
+            # Back-pressure: wait for the oldest shard before a third one is buffered.
+            while sum(not f.done() for f in futures) >= 2:
+                next(f for f in futures if not f.done()).result()
+            path = os.path.join(tmp_dir, f"part-{len(futures):05d}.{extension}")
+            futures.append(pool.submit(_write_shard, path, schema, pending, extension))
+            pending, pending_rows = [], 0
+
+        for batch in reader:
+            start = 0
+            while start < batch.num_rows:
+                take = min(batch.num_rows - start, shard_rows - pending_rows)
+                pending.append(batch.slice(start, take))
+                pending_rows += take
+                start += take
+                if pending_rows == shard_rows:
+                    submit()
+        if pending_rows:
+            submit()
+        return [f.result() for f in futures]
 
 
 def _write_shard(
