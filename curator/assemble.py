@@ -405,37 +405,125 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
             FROM picked
         )
         SELECT sample_id, content_hash, origin, generation, source, shard, row, size, category, rank,
-               row_number() OVER (PARTITION BY category ORDER BY coalesce(ipos, ipos_rows), source, g, rank, sample_id) - 1 AS m
+               row_number() OVER (PARTITION BY category ORDER BY coalesce(ipos, ipos_rows), source, g, rank, sample_id) - 1 AS m,
+               row_number() OVER (PARTITION BY category, source ORDER BY coalesce(ipos, ipos_rows), g, rank, sample_id) - 1 AS m_cell
         FROM inner_pos
         """
     )
-    counts = dict(con.execute("SELECT category, count(*) FROM picked_rows GROUP BY 1").fetchall())
-    quotas = shard_quotas(
-        [int(counts.get(cat, 0)) for cat in CATEGORIES], assembly.policy.output.shard_rows
-    )
+    # Rows per shard: by (category, source) cell when the shards' source caps can be met too,
+    # else by category (sources then follow their spread within each category).
+    cell_counts = con.execute(
+        "SELECT category, source, count(*) FROM picked_rows GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    shard_rows = assembly.policy.output.shard_rows
+    capped = {rule.name for rule in assembly.policy.sources if rule.max_fraction < 1}
+    quota_cells = [(str(c), str(src), int(n)) for c, src, n in cell_counts]
+    per_cell = cell_quotas(quota_cells, shard_rows, capped) if capped else None
+    rows: list[tuple[str, str | None, int, int, int]] = []
+    if per_cell is not None:
+        for j, (category, source, _n) in enumerate(quota_cells):
+            low = 0
+            for shard_no, quota in enumerate(per_cell):
+                if quota[j]:
+                    rows.append((category, source, shard_no, low, low + quota[j]))
+                low += quota[j]
+        key, position = "p.category = q.category AND p.source = q.source", "p.m_cell"
+    else:
+        counts: dict[str, int] = {}
+        for category, _source, n in quota_cells:
+            counts[category] = counts.get(category, 0) + n
+        quotas = shard_quotas([counts.get(cat, 0) for cat in CATEGORIES], shard_rows)
+        for k, category in enumerate(CATEGORIES):
+            low = 0
+            for shard_no, per_category in enumerate(quotas):
+                if per_category[k]:
+                    rows.append((category, None, shard_no, low, low + per_category[k]))
+                low += per_category[k]
+        key, position = "p.category = q.category", "p.m"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT)"
+        "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, source VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT)"
     )
-    rows = []
-    for k, category in enumerate(CATEGORIES):
-        low = 0
-        for shard_no, per_category in enumerate(quotas):
-            if per_category[k]:
-                rows.append((category, shard_no, low, low + per_category[k]))
-            low += per_category[k]
     if rows:
-        con.executemany("INSERT INTO quota VALUES (?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO quota VALUES (?, ?, ?, ?, ?)", rows)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE chosen AS
-        SELECT p.* EXCLUDE (m),
-               row_number() OVER (ORDER BY q.shard_no, (p.m - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id) - 1 AS out_pos
-        FROM picked_rows p JOIN quota q ON p.category = q.category AND p.m >= q.lo AND p.m < q.hi
+        SELECT p.* EXCLUDE (m, m_cell),
+               row_number() OVER (ORDER BY q.shard_no, ({position} - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id) - 1 AS out_pos
+        FROM picked_rows p JOIN quota q ON {key} AND {position} >= q.lo AND {position} < q.hi
         """
     )
     con.execute("DROP TABLE picked_rows")
     # The candidates are no longer needed: give their memory to the output phase.
     con.execute("DROP TABLE pool")
+
+
+def cell_quotas(
+    cells: list[tuple[str, str, int]], shard_rows: int, capped: set[str]
+) -> list[list[int]] | None:
+    """Rows of each (category, source) cell per output shard such that every shard is within
+    one row of its share on the four category groups (as :func:`shard_quotas`) and under each
+    capped source's share plus one row. A small integer program (HiGHS); ``None`` when it has
+    no solution quickly or there are too many shards (the caller falls back to categories)."""
+    total = sum(n for _c, _s, n in cells)
+    if total == 0:
+        return []
+    sizes = [shard_rows] * (total // shard_rows) + (
+        [total % shard_rows] if total % shard_rows else []
+    )
+    if len(sizes) * len(cells) > 20_000:
+        return None
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    shards, k = len(sizes), len(cells)
+    n_vars = shards * k
+    rows: list[np.ndarray] = []
+    lower: list[float] = []
+    upper: list[float] = []
+
+    def add(indices: list[int], lo: float, hi: float) -> None:
+        row = np.zeros(n_vars)
+        row[indices] = 1
+        rows.append(row)
+        lower.append(lo)
+        upper.append(hi)
+
+    for i, size in enumerate(sizes):
+        add([i * k + j for j in range(k)], size, size)
+    for j, (_c, _s, n) in enumerate(cells):
+        add([i * k + j for i in range(shards)], n, n)
+    groups: list[tuple[list[int], int]] = [
+        ([j for j, cell in enumerate(cells) if cell[0] == "fresh_real"], 1),
+        ([j for j, cell in enumerate(cells) if cell[0] in ("fresh_real", "used_real")], 1),
+        ([j for j, cell in enumerate(cells) if cell[0] == "synthetic"], -1),
+        ([j for j, cell in enumerate(cells) if cell[0] == "unknown"], -1),
+    ]
+    groups += [
+        ([j for j, cell in enumerate(cells) if cell[1] == source], -1) for source in sorted(capped)
+    ]
+    for members, sign in groups:
+        if not members:
+            continue
+        share = sum(cells[j][2] for j in members) / total
+        for i, size in enumerate(sizes):
+            ideal = share * size
+            indices = [i * k + j for j in members]
+            if sign > 0:
+                add(indices, math.floor(ideal + 1e-9), np.inf)
+            else:
+                add(indices, 0, math.ceil(ideal - 1e-9))
+    result = milp(
+        np.zeros(n_vars),
+        constraints=LinearConstraint(np.array(rows), lower, upper),
+        integrality=np.ones(n_vars),
+        bounds=Bounds(0, np.inf),
+        options={"time_limit": 10.0},
+    )
+    if result.status != 0 or result.x is None:
+        return None
+    values = np.rint(result.x).astype(int)
+    return [[int(values[i * k + j]) for j in range(k)] for i in range(shards)]
 
 
 def shard_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
