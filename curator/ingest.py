@@ -176,6 +176,11 @@ def prepare_batch(
     """
     spec = config.spec
     rejects = list(batch.rejects)
+
+    def whole(code: str, reason: str) -> tuple[None, None, list[int | None], list[Reject]]:
+        """Every row of the batch rejected for one reason (a file-level problem)."""
+        return None, None, [], rejects + _reject_all(batch, code, reason)
+
     table = batch.table
     if table.num_rows == 0:
         return None, None, [], rejects
@@ -186,49 +191,28 @@ def prepare_batch(
     names = table.schema.names
     duplicate = next((name for i, name in enumerate(names) if name in names[:i]), None)
     if duplicate is not None:
-        return (
-            None,
-            None,
-            [],
-            rejects
-            + _reject_all(
-                batch,
-                "duplicate_column",
-                f"input column `{duplicate}` appears {names.count(duplicate)} times"
-                + (" (after --rename-column)" if renames else "")
-                + "; give the columns distinct names",
-            ),
+        return whole(
+            "duplicate_column",
+            f"input column `{duplicate}` appears {names.count(duplicate)} times"
+            + (" (after --rename-column)" if renames else "")
+            + "; give the columns distinct names",
         )
     clash = [name for name in table.schema.names if name in RESERVED_NAMES]
     if clash:
-        return (
-            None,
-            None,
-            [],
-            rejects
-            + _reject_all(
-                batch,
-                "reserved_column",
-                f"input column `{clash[0]}` has the name of a provenance column; "
-                f"map it away with --rename-column {clash[0]}=NEW_NAME",
-            ),
+        return whole(
+            "reserved_column",
+            f"input column `{clash[0]}` has the name of a provenance column; "
+            f"map it away with --rename-column {clash[0]}=NEW_NAME",
         )
     if batch.content_hashes is not None:  # image files and tar members: the reader decoded them
         content_name, kind = IMAGE_COLUMN, "image"
     else:
         content_name, kind = spec.content_column, spec.content_kind
     if content_name not in table.schema.names:
-        return (
-            None,
-            None,
-            [],
-            rejects
-            + _reject_all(
-                batch,
-                "missing_column",
-                f"no content column `{content_name}` (columns: {', '.join(table.schema.names)}); "
-                f"name it with --{kind}-column",
-            ),
+        return whole(
+            "missing_column",
+            f"no content column `{content_name}` (columns: {', '.join(table.schema.names)}); "
+            f"name it with --{kind}-column",
         )
     target_name = TEXT_COLUMN if kind == "text" else IMAGE_COLUMN
     if (
@@ -236,33 +220,19 @@ def prepare_batch(
         and content_name != target_name
         and target_name in table.schema.names
     ):
-        return (
-            None,
-            None,
-            [],
-            rejects
-            + _reject_all(
-                batch,
-                "reserved_column",
-                f"input column `{target_name}` would be shadowed by the content column "
-                f"`{content_name}`, stored as `{target_name}`; map it away with "
-                f"--rename-column {target_name}=NEW_NAME",
-            ),
+        return whole(
+            "reserved_column",
+            f"input column `{target_name}` would be shadowed by the content column "
+            f"`{content_name}`, stored as `{target_name}`; map it away with "
+            f"--rename-column {target_name}=NEW_NAME",
         )
     other_name, other_kind = (IMAGE_COLUMN, "image") if kind == "text" else (TEXT_COLUMN, "text")
     if config.layout == "store" and other_name != content_name and other_name in table.schema.names:
-        return (
-            None,
-            None,
-            [],
-            rejects
-            + _reject_all(
-                batch,
-                "reserved_column",
-                f"input column `{other_name}` has the name of the content column of {other_kind} "
-                f"samples, which a {kind} run must not store; map it away with "
-                f"--rename-column {other_name}=NEW_NAME",
-            ),
+        return whole(
+            "reserved_column",
+            f"input column `{other_name}` has the name of the content column of {other_kind} "
+            f"samples, which a {kind} run must not store; map it away with "
+            f"--rename-column {other_name}=NEW_NAME",
         )
     for flag, column in (
         ("--id-column", spec.id_column),
@@ -270,16 +240,9 @@ def prepare_batch(
         ("--parent-id-column", spec.parent_id_column),
     ):
         if column is not None and column not in table.schema.names:
-            return (
-                None,
-                None,
-                [],
-                rejects
-                + _reject_all(
-                    batch,
-                    "missing_column",
-                    f"no column `{column}` for {flag} (columns: {', '.join(table.schema.names)})",
-                ),
+            return whole(
+                "missing_column",
+                f"no column `{column}` for {flag} (columns: {', '.join(table.schema.names)})",
             )
     id_strings: dict[str, list[str | None]] = {}
     for flag, column in (
@@ -290,17 +253,10 @@ def prepare_batch(
             continue
         values = _id_strings(table[column])
         if values is None:
-            return (
-                None,
-                None,
-                [],
-                rejects
-                + _reject_all(
-                    batch,
-                    "wrong_type",
-                    f"column `{column}` for {flag} has type {table[column].type}; "
-                    "an id must be a string, a number or another single value",
-                ),
+            return whole(
+                "wrong_type",
+                f"column `{column}` for {flag} has type {table[column].type}; "
+                "an id must be a string, a number or another single value",
             )
         id_strings[flag] = values
 
@@ -312,17 +268,10 @@ def prepare_batch(
     if kind == "text":
         as_string = _as_string_column(content)
         if as_string is None:
-            return (
-                None,
-                None,
-                [],
-                rejects
-                + _reject_all(
-                    batch,
-                    "wrong_type",
-                    f"content column `{content_name}` has type {content.type}, not a string type; "
-                    "check --text-column (for image bytes use --image-column)",
-                ),
+            return whole(
+                "wrong_type",
+                f"content column `{content_name}` has type {content.type}, not a string type; "
+                "check --text-column (for image bytes use --image-column)",
             )
         if as_string is not content:
             content = as_string
@@ -341,17 +290,10 @@ def prepare_batch(
     else:
         image_bytes = _image_bytes_column(content)
         if image_bytes is None:
-            return (
-                None,
-                None,
-                [],
-                rejects
-                + _reject_all(
-                    batch,
-                    "wrong_type",
-                    f"image column `{content_name}` has type {content.type}, not binary "
-                    "(or a struct with a `bytes` field)",
-                ),
+            return whole(
+                "wrong_type",
+                f"image column `{content_name}` has type {content.type}, not binary "
+                "(or a struct with a `bytes` field)",
             )
         if batch.content_hashes is not None:
             hashes = list(batch.content_hashes)

@@ -185,49 +185,11 @@ def test_a_kill_after_commit_is_a_complete_run(store, write_jsonl):
     assert json.loads(rerun.stdout)["skipped"] == 10
 
 
-def test_sigkill_in_the_middle_of_a_large_ingest(store, tmp_path):
+def _start_big_ingest(store, tmp_path, rows: int) -> tuple[subprocess.Popen, list[str]]:
+    """Start a CLI ingest of `rows` JSON lines and return once it has staged a shard."""
     path = tmp_path / "big.jsonl"
     with open(path, "w") as handle:
-        for i in range(300_000):
-            handle.write(json.dumps({"text": f"document {i} " + "word " * 20}) + "\n")
-    args = [
-        "ingest",
-        str(path),
-        "--store",
-        store.root,
-        "--source",
-        "big",
-        "--origin",
-        "real",
-        "--batch-rows",
-        "2000",
-        "--shard-size",
-        "2MB",
-    ]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curator", *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    staging = Path(store.root, ".staging")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(staging.rglob("*.parquet")):
-        time.sleep(0.01)
-    assert list(staging.rglob("*.parquet")), "the ingest never wrote a staged shard"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert _store_state(store.root)[:2] == (0, 0)
-    rerun = run_cli(*args, "--json")
-    assert rerun.returncode == 0, rerun.stderr
-    assert json.loads(rerun.stdout)["ingested"] == 300_000
-    assert _store_state(store.root)[0] == 300_000
-
-
-def test_ctrl_c_commits_nothing_and_a_rerun_completes(store, tmp_path):
-    path = tmp_path / "big.jsonl"
-    with open(path, "w") as handle:
-        for i in range(200_000):
+        for i in range(rows):
             handle.write(json.dumps({"text": f"document {i} " + "word " * 20}) + "\n")
     args = [
         "ingest",
@@ -251,6 +213,24 @@ def test_ctrl_c_commits_nothing_and_a_rerun_completes(store, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(staging.rglob("*.parquet")):
         time.sleep(0.01)
+    assert list(staging.rglob("*.parquet")), "the ingest never wrote a staged shard"
+    return process, args
+
+
+def test_sigkill_in_the_middle_of_a_large_ingest(store, tmp_path):
+    process, args = _start_big_ingest(store, tmp_path, 300_000)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _store_state(store.root)[:2] == (0, 0)
+    rerun = run_cli(*args, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["ingested"] == 300_000
+    assert _store_state(store.root)[0] == 300_000
+
+
+def test_ctrl_c_commits_nothing_and_a_rerun_completes(store, tmp_path):
+    process, args = _start_big_ingest(store, tmp_path, 200_000)
+    staging = Path(store.root, ".staging")
     process.send_signal(signal.SIGINT)
     _out, err = process.communicate(timeout=60)
     # Normally curator catches the interrupt, removes its staging directory and exits 130. If the
