@@ -12,6 +12,17 @@ from curator.readers.images import ImageRejected, inspect_image
 IMAGE_COLUMNS = ("image", "path", "width", "height", "image_format")
 
 
+def _read_file(file: InputFile, rejects: list[Reject]) -> bytes | None:
+    """The file's bytes, or None after recording why it cannot be read."""
+    try:
+        with open(file.path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        reason = f"cannot read: {exc.strerror or exc}"
+        rejects.append(Reject(file.relpath, None, "file", "unreadable_file", reason))
+        return None
+
+
 def read_text_files(files: Sequence[InputFile], options: ReaderOptions) -> Iterator[ReadBatch]:
     """Each file is one sample: column `text` (the file decoded as UTF-8) and `path`."""
     for start in range(0, len(files), options.batch_rows):
@@ -20,19 +31,8 @@ def read_text_files(files: Sequence[InputFile], options: ReaderOptions) -> Itera
         rejects: list[Reject] = []
         group = files[start : start + options.batch_rows]
         for file in group:
-            try:
-                with open(file.path, "rb") as handle:
-                    data = handle.read()
-            except OSError as exc:
-                rejects.append(
-                    Reject(
-                        file.relpath,
-                        None,
-                        "file",
-                        "unreadable_file",
-                        f"cannot read: {exc.strerror or exc}",
-                    )
-                )
+            data = _read_file(file, rejects)
+            if data is None:
                 continue
             try:
                 texts.append(data.decode("utf-8"))
@@ -65,19 +65,8 @@ def read_image_files(files: Sequence[InputFile], options: ReaderOptions) -> Iter
         hashes: list[str] = []
         rejects: list[Reject] = []
         for file in group:
-            try:
-                with open(file.path, "rb") as handle:
-                    data = handle.read()
-            except OSError as exc:
-                rejects.append(
-                    Reject(
-                        file.relpath,
-                        None,
-                        "file",
-                        "unreadable_file",
-                        f"cannot read: {exc.strerror or exc}",
-                    )
-                )
+            data = _read_file(file, rejects)
+            if data is None:
                 continue
             try:
                 info = inspect_image(data, options.max_image_pixels)
