@@ -289,16 +289,20 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         if policy.dedup.exact:
             # Only contents with more than one copy need the (costly) ranking of their copies.
             con.execute(
+                "CREATE OR REPLACE TEMP TABLE repeated AS SELECT content_hash FROM raw GROUP BY 1 HAVING count(*) > 1"
+            )
+            con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE kept AS
-                SELECT * FROM raw WHERE content_hash NOT IN (SELECT content_hash FROM raw GROUP BY 1 HAVING count(*) > 1)
+                SELECT * FROM raw ANTI JOIN repeated USING (content_hash)
                 UNION ALL
                 SELECT * FROM (
-                    SELECT * FROM raw WHERE content_hash IN (SELECT content_hash FROM raw GROUP BY 1 HAVING count(*) > 1)
+                    SELECT * FROM raw SEMI JOIN repeated USING (content_hash)
                     QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY {TRUST_ORDER}) = 1
                 )
                 """
             )
+            con.execute("DROP TABLE repeated")
         else:
             con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM raw")
         params.pop("paths")
