@@ -16,6 +16,7 @@ format:
 
 bench:
 	$(PY) bench/ingest.py
+	$(PY) bench/assemble.py
 
 demo:
 	$(PY) -m curator demo
