@@ -293,7 +293,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             )
             con.execute(
                 f"""
-                CREATE OR REPLACE TEMP TABLE kept AS
+                CREATE OR REPLACE TEMP VIEW kept AS
                 SELECT * FROM raw ANTI JOIN repeated USING (content_hash)
                 UNION ALL
                 SELECT * FROM (
@@ -302,7 +302,6 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
                 )
                 """
             )
-            con.execute("DROP TABLE repeated")
         else:
             con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM raw")
         params.pop("paths")
@@ -322,7 +321,9 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             """,
             params,
         )
-        con.execute("DROP VIEW kept" if not policy.dedup.exact else "DROP TABLE kept")
+        con.execute("DROP VIEW kept")
+        if policy.dedup.exact:
+            con.execute("DROP TABLE repeated")
         con.execute("DROP TABLE raw")
     available: dict[Cell, Pool] = {}
     for category, source, generation, rows, units in con.execute(
