@@ -425,25 +425,25 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
     quota_cells = [(str(c), str(src), int(n)) for c, src, n in cell_counts]
     per_cell = cell_quotas(quota_cells, shard_rows, capped) if capped else None
     rows: list[tuple[str, str | None, int, int, int]] = []
-    if per_cell is not None:
-        for j, (category, source, _n) in enumerate(quota_cells):
+
+    def ranges(labels: list[tuple[str, str | None]], quotas: list[list[int]]) -> None:
+        """Quota rows: the positions [lo, hi) of each label's rows that go to each shard."""
+        for j, (category, source) in enumerate(labels):
             low = 0
-            for shard_no, quota in enumerate(per_cell):
+            for shard_no, quota in enumerate(quotas):
                 if quota[j]:
                     rows.append((category, source, shard_no, low, low + quota[j]))
                 low += quota[j]
+
+    if per_cell is not None:
+        ranges([(category, source) for category, source, _n in quota_cells], per_cell)
         key, position = "p.category = q.category AND p.source = q.source", "p.m_cell"
     else:
         counts: dict[str, int] = {}
         for category, _source, n in quota_cells:
             counts[category] = counts.get(category, 0) + n
         quotas = shard_quotas([counts.get(cat, 0) for cat in CATEGORIES], shard_rows)
-        for k, category in enumerate(CATEGORIES):
-            low = 0
-            for shard_no, per_category in enumerate(quotas):
-                if per_category[k]:
-                    rows.append((category, None, shard_no, low, low + per_category[k]))
-                low += per_category[k]
+        ranges([(category, None) for category in CATEGORIES], quotas)
         key, position = "p.category = q.category", "p.m"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, source VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT)"
@@ -536,63 +536,14 @@ def shard_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
     output shard, so that in every shard the floors (fresh real, all real) are short by less than
     one row of their share and the caps (synthetic, unknown) over by less than one row.
 
-    The per-shard bounds form, with the shard sizes and the category totals, a transportation
-    problem with a laminar family per shard: its linear program has integral vertices, so dual
-    simplex gives whole rows directly. Very many shards (over 2,000) use :func:`_greedy_quotas`.
-    """
-    total = sum(counts)
-    if total == 0:
+    This is :func:`cell_quotas` with one cell per category: the per-shard bounds form, with the
+    shard sizes and category totals, a transportation problem with a laminar family per shard,
+    whose linear program has integral vertices. Very many shards use :func:`_greedy_quotas`."""
+    if sum(counts) == 0:
         return []
-    sizes = [shard_rows] * (total // shard_rows) + (
-        [total % shard_rows] if total % shard_rows else []
-    )
-    if len(sizes) > 2000:
-        return _greedy_quotas(counts, shard_rows)
-    import numpy as np
-    from scipy.optimize import linprog
-
-    shards, k = len(sizes), len(counts)
-    share = [c / total for c in counts]
-
-    def var(i: int, c: int) -> int:
-        return i * k + c
-
-    a_eq, b_eq = [], []
-    for i, size in enumerate(sizes):  # each shard is full
-        row = np.zeros(shards * k)
-        row[[var(i, c) for c in range(k)]] = 1
-        a_eq.append(row)
-        b_eq.append(size)
-    for c in range(k):  # each category is placed whole
-        row = np.zeros(shards * k)
-        row[[var(i, c) for i in range(shards)]] = 1
-        a_eq.append(row)
-        b_eq.append(counts[c])
-    a_ub, b_ub = [], []
-    for i, size in enumerate(sizes):
-        for members, sign in (((0,), 1), ((0, 1), 1), ((2,), -1), ((3,), -1)):
-            ideal = sum(share[c] for c in members) * size
-            row = np.zeros(shards * k)
-            row[[var(i, c) for c in members]] = 1
-            if sign > 0:  # sum >= floor(ideal)  ⇔  -sum <= -floor(ideal)
-                a_ub.append(-row)
-                b_ub.append(-math.floor(ideal + 1e-9))
-            else:  # sum <= ceil(ideal)
-                a_ub.append(row)
-                b_ub.append(math.ceil(ideal - 1e-9))
-    result = linprog(
-        np.zeros(shards * k), A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
-        bounds=[(0, None)] * (shards * k), method="highs-ds",
-    )  # fmt: skip
-    if result.status != 0:
-        return _greedy_quotas(counts, shard_rows)
-    values = np.rint(result.x).astype(int)
-    quotas = [[int(values[var(i, c)]) for c in range(k)] for i in range(shards)]
-    if [sum(q) for q in quotas] != sizes or [sum(col) for col in zip(*quotas, strict=True)] != list(
-        counts
-    ):
-        return _greedy_quotas(counts, shard_rows)
-    return quotas
+    cells = [(category, category, n) for category, n in zip(CATEGORIES, counts, strict=True)]
+    quotas = cell_quotas(cells, shard_rows, set())
+    return quotas if quotas is not None else _greedy_quotas(counts, shard_rows)
 
 
 def _greedy_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
@@ -657,30 +608,42 @@ def _greedy_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
     return quotas
 
 
-def _composition(con: duckdb.DuckDBPyConnection, where: str = "TRUE") -> dict[str, Any]:
-    def by(expression: str) -> dict[str, dict[str, int]]:
-        rows = con.execute(
-            f"SELECT {expression} AS k, count(*), sum(size) FROM chosen WHERE {where} GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        return {str(k): {"rows": int(n), "units": int(u or 0)} for k, n, u in rows}
+_BREAKDOWNS = {
+    "by_origin": "CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END",
+    "by_generation": "CASE WHEN category IN ('fresh_real', 'used_real') THEN '0' WHEN category = 'synthetic' THEN generation::VARCHAR ELSE 'unknown' END",
+    "by_source": "source",
+    "by_freshness": "CASE category WHEN 'fresh_real' THEN 'fresh_real' WHEN 'used_real' THEN 'used_real' ELSE 'not_real' END",
+}
 
-    total = con.execute(
-        f"SELECT count(*), coalesce(sum(size), 0) FROM chosen WHERE {where}"
-    ).fetchall()[0]
-    return {
-        "rows": int(total[0]),
-        "units": int(total[1]),
-        "by_origin": by(
-            "CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END"
-        ),
-        "by_generation": by(
-            "CASE WHEN category IN ('fresh_real', 'used_real') THEN '0' WHEN category = 'synthetic' THEN generation::VARCHAR ELSE 'unknown' END"
-        ),
-        "by_source": by("source"),
-        "by_freshness": by(
-            "CASE category WHEN 'fresh_real' THEN 'fresh_real' WHEN 'used_real' THEN 'used_real' ELSE 'not_real' END"
-        ),
-    }
+
+def _compositions(
+    con: duckdb.DuckDBPyConnection, shard_rows: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The composition of the whole set and of each output shard (rows `out_pos // shard_rows`),
+    each breakdown in one grouped pass over `chosen`."""
+
+    def empty() -> dict[str, Any]:
+        return {"rows": 0, "units": 0, **{name: {} for name in _BREAKDOWNS}}
+
+    overall = empty()
+    shards: dict[int, dict[str, Any]] = {}
+    for name, expression in _BREAKDOWNS.items():
+        rows = con.execute(
+            f"SELECT out_pos // {int(shard_rows)} AS s, {expression} AS k, count(*), sum(size) "
+            "FROM chosen GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        for shard_no, key, n, units in rows:
+            for target in (overall, shards.setdefault(int(shard_no), empty())):
+                slot = target[name].setdefault(str(key), {"rows": 0, "units": 0})
+                slot["rows"] += int(n)
+                slot["units"] += int(units or 0)
+                if name == "by_origin":
+                    target["rows"] += int(n)
+                    target["units"] += int(units or 0)
+    for target in (overall, *shards.values()):  # keys in a stable order
+        for name in _BREAKDOWNS:
+            target[name] = dict(sorted(target[name].items()))
+    return overall, [shards[i] for i in sorted(shards)]
 
 
 def _amounts_of(composition: dict[str, Any]) -> dict[str, int]:
@@ -821,11 +784,7 @@ def assemble(
             tmp_out.mkdir()
             snapshot_paths = [os.path.join(store.root, s["path"]) for s in assembly.snapshot]
             outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), manifest_id)
-            overall = _composition(con)
-            per_shard = []
-            for i in range(len(outputs)):
-                low, high = i * policy.output.shard_rows, (i + 1) * policy.output.shard_rows
-                per_shard.append(_composition(con, f"out_pos >= {low} AND out_pos < {high}"))
+            overall, per_shard = _compositions(con, policy.output.shard_rows)
             sequence = 1 + int(
                 con.execute(
                     "SELECT coalesce(max(sequence), 0) FROM cat.manifests WHERE lineage = ?",

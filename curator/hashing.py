@@ -98,8 +98,3 @@ def image_pixels_hash(mode_size_pixels: tuple[int, int, bytes]) -> str:
     hasher.update(f"RGBA:{width}x{height}:".encode())
     hasher.update(pixels)
     return hasher.hexdigest()
-
-
-def utf8_lengths(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Length in UTF-8 bytes of each string (the `bytes` unit of policies)."""
-    return pc.binary_length(texts)

@@ -46,10 +46,14 @@ class TaskResult:
     rows_read: int = 0
     written: int = 0
     rejected: int = 0
-    content_bytes: int = 0
     shards: list[WrittenShard] = field(default_factory=list)
     reject_codes: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
+
+    @property
+    def content_bytes(self) -> int:
+        """Content bytes written (the shard writer counts them)."""
+        return sum(shard.content_bytes for shard in self.shards)
 
 
 @dataclass(frozen=True)
@@ -459,7 +463,6 @@ def run_task(
                     )
                 writer.write(table, content_bytes, sidecar)
                 result.written += table.num_rows
-                result.content_bytes += int(pc.sum(content_bytes).as_py() or 0)
         result.shards = writer.close()
     except BaseException:
         writer.abort()

@@ -40,10 +40,6 @@ class Cell:
             -1 if self.generation is None else self.generation,
         )
 
-    def label(self) -> str:
-        gen = f" gen {self.generation}" if self.category == "synthetic" else ""
-        return f"{self.category.replace('_', ' ')}{gen} from {self.source}"
-
 
 @dataclass
 class Pool:
@@ -66,12 +62,6 @@ class Plan:
 
     def category_amount(self, *categories: str) -> int:
         return sum(v for c, v in self.amounts.items() if c.category in categories)
-
-    def category_available(self, *categories: str) -> int:
-        return sum(p.units for c, p in self.available.items() if c.category in categories)
-
-    def source_amount(self, source: str) -> int:
-        return sum(v for c, v in self.amounts.items() if c.source == source)
 
     def to_json(self) -> dict[str, Any]:
         cells = sorted(set(self.amounts) | set(self.available), key=Cell.key)

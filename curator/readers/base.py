@@ -38,12 +38,6 @@ class ReadTask:
     files: tuple[InputFile, ...]
     row_groups: tuple[int, ...] | None = None
 
-    @property
-    def label(self) -> str:
-        if len(self.files) == 1:
-            return self.files[0].relpath
-        return f"{self.files[0].relpath} … ({len(self.files)} files)"
-
 
 @dataclass(frozen=True)
 class Reject:
