@@ -10,7 +10,8 @@
 4. Order: rows are interleaved so that every prefix of the set — and so every output shard — has
    each category and source in its planned share (within one sample).
 5. Output: Parquet (or JSON Lines) shards and `manifest.json`, written under a temporary name and
-   renamed; the usage ledger is committed in the same catalog transaction as the manifest.
+   renamed. The wide rows are never sorted whole: they are read in storage order, spilled per
+   output shard, and each shard is ordered on its own; the usage ledger is committed in the same catalog transaction as the manifest.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ if TYPE_CHECKING:
 
 DEFAULT_LINEAGE = "default"
 DUCKDB_MEMORY_LIMIT = "1GB"
-#: While the output is written, DuckDB holds the sorted rows and two shards are compressed here.
+#: While the output is written, DuckDB streams the chosen rows and two shards are compressed here.
 DUCKDB_WRITE_MEMORY_LIMIT = "512MB"
+#: The output position carried through the spill files (dropped before writing).
+_POSITION = "__curator_out_pos"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
 
 
@@ -388,41 +391,34 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
             [str(2**128 - 1), category, source, g],
         )
     order = " ".join(f"WHEN '{cat}' THEN {i}" for i, cat in enumerate(CATEGORIES))
+    # Each cell's first rows by rank until its amount is reached (a prefix of the rank order, so
+    # `n_in_cell` also numbers the picked rows); `cum` places each row within its cell.
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE picked_rows AS
-        WITH cells AS (
-            SELECT p.*, CASE WHEN p.category = 'synthetic' THEN p.generation ELSE -1 END AS g
-            FROM pool p
-        ),
-        ranked AS (
-            SELECT c.*, sum(c.size) OVER w AS cum, planned.amount
-            FROM cells c JOIN planned USING (category, source, g)
+        CREATE OR REPLACE TEMP TABLE picked AS
+        WITH ranked AS (
+            SELECT c.*, sum(c.size) OVER w AS cum, row_number() OVER w AS n_in_cell, planned.amount
+            FROM (
+                SELECT *, CASE WHEN category = 'synthetic' THEN generation ELSE -1 END AS g FROM pool
+            ) c JOIN planned USING (category, source, g)
             WHERE c.rank <= planned.threshold
             WINDOW w AS (PARTITION BY c.category, c.source, c.g ORDER BY c.rank, c.sample_id ROWS UNBOUNDED PRECEDING)
-        ),
-        picked AS (
-            SELECT * EXCLUDE (amount) FROM ranked WHERE cum - size < amount OR (size = 0 AND cum <= amount)
-        ),
-        inner_pos AS (
-            SELECT *, (cum - size / 2.0) / nullif(sum(size) OVER (PARTITION BY category, source, g), 0) AS ipos,
-                   row_number() OVER (PARTITION BY category, source, g ORDER BY rank, sample_id) AS ipos_rows
-            FROM picked
         )
-        SELECT sample_id, content_hash, origin, generation, source, shard, row, size, category, rank,
-               row_number() OVER (PARTITION BY category ORDER BY coalesce(ipos, ipos_rows), source, g, rank, sample_id) - 1 AS m,
-               row_number() OVER (PARTITION BY category, source ORDER BY coalesce(ipos, ipos_rows), g, rank, sample_id) - 1 AS m_cell
-        FROM inner_pos
+        SELECT * EXCLUDE (amount) FROM ranked WHERE cum - size < amount OR (size = 0 AND cum <= amount)
         """
     )
+    con.execute("DROP TABLE pool")  # give the candidates' memory to what follows
+    cell_totals = con.execute(
+        "SELECT category, source, g, count(*), sum(size) FROM picked GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     # Rows per shard: by (category, source) cell when the shards' source caps can be met too,
     # else by category (sources then follow their spread within each category).
-    cell_counts = con.execute(
-        "SELECT category, source, count(*) FROM picked_rows GROUP BY 1, 2 ORDER BY 1, 2"
-    ).fetchall()
+    per_source: dict[tuple[str, str], int] = {}
+    for category, source, _g, n, _units in cell_totals:
+        per_source[(str(category), str(source))] = per_source.get((category, source), 0) + int(n)
     shard_rows = assembly.policy.output.shard_rows
     capped = {rule.name for rule in assembly.policy.sources if rule.max_fraction < 1}
-    quota_cells = [(str(c), str(src), int(n)) for c, src, n in cell_counts]
+    quota_cells = [(c, src, n) for (c, src), n in sorted(per_source.items())]
     per_cell = cell_quotas(quota_cells, shard_rows, capped) if capped else None
     rows: list[tuple[str, str | None, int, int, int]] = []
 
@@ -436,31 +432,60 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
                 low += quota[j]
 
     if per_cell is not None:
-        ranges([(category, source) for category, source, _n in quota_cells], per_cell)
-        key, position = "p.category = q.category AND p.source = q.source", "p.m_cell"
+        quotas = per_cell
+        ranges([(category, source) for category, source, _n in quota_cells], quotas)
+        key, partition, tie = (
+            "p.category = q.category AND p.source = q.source",
+            "category, source",
+            "g",
+        )
     else:
         counts: dict[str, int] = {}
         for category, _source, n in quota_cells:
             counts[category] = counts.get(category, 0) + n
         quotas = shard_quotas([counts.get(cat, 0) for cat in CATEGORIES], shard_rows)
         ranges([(category, None) for category in CATEGORIES], quotas)
-        key, position = "p.category = q.category", "p.m"
+        key, partition, tie = "p.category = q.category", "category", "source, g"
+    # `m`: the row's place in the interleaved order of its category (or cell): cells spread
+    # evenly by their rows' positions within the cell.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, source VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT)"
+        f"""
+        CREATE OR REPLACE TEMP TABLE picked_rows AS
+        SELECT p.* EXCLUDE (cum, n_in_cell),
+               row_number() OVER (
+                   PARTITION BY {partition}
+                   ORDER BY coalesce((p.cum - p.size / 2.0) / nullif(t.units, 0), p.n_in_cell), {tie}, rank, sample_id
+               ) - 1 AS m
+        FROM picked p JOIN (
+            SELECT category, source, g, sum(size) AS units FROM picked GROUP BY ALL
+        ) t USING (category, source, g)
+        """
     )
+    con.execute("DROP TABLE picked")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, source VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT, base BIGINT)"
+    )
+    # Each shard's first output position: shards are filled in order.
+    bases = [0]
+    for quota in quotas:
+        bases.append(bases[-1] + sum(quota))
     if rows:
-        con.executemany("INSERT INTO quota VALUES (?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO quota VALUES (?, ?, ?, ?, ?, ?)",
+            [(*row, bases[row[2]]) for row in rows],
+        )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE chosen AS
-        SELECT p.* EXCLUDE (m, m_cell),
-               row_number() OVER (ORDER BY q.shard_no, ({position} - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id) - 1 AS out_pos
-        FROM picked_rows p JOIN quota q ON {key} AND {position} >= q.lo AND {position} < q.hi
+        SELECT p.* EXCLUDE (m, g),
+               q.base + row_number() OVER (
+                   PARTITION BY q.shard_no
+                   ORDER BY (p.m - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id
+               ) - 1 AS out_pos
+        FROM picked_rows p JOIN quota q ON {key} AND p.m >= q.lo AND p.m < q.hi
         """
     )
     con.execute("DROP TABLE picked_rows")
-    # The candidates are no longer needed: give their memory to the output phase.
-    con.execute("DROP TABLE pool")
 
 
 def cell_quotas(
@@ -660,71 +685,84 @@ def _write_outputs(
     policy: Policy,
     snapshot_paths: list[str],
     tmp_dir: str,
-    manifest_id: str,
+    spill_dir: str,
 ) -> list[dict[str, Any]]:
-    """Stream the chosen rows, in output order, into shards of `shard_rows` rows.
+    """Write the chosen rows, in output order, as shards of `shard_rows` rows.
 
-    DuckDB reads, joins and orders the rows; finished shards are compressed and written by two
-    threads while the next shard is read (at most two shards are held in memory)."""
-    from concurrent.futures import Future, ThreadPoolExecutor
+    Sorting the wide rows is what costs, so they are not sorted whole: DuckDB streams the chosen
+    rows in whatever order it reads them, each with its output position; each batch is split by
+    output shard into one uncompressed Arrow spill file per shard. Then each shard's spill file is
+    memory-mapped, ordered by position and compressed, two shards at a time. Memory stays at
+    DuckDB's read buffers plus two shards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import pyarrow.compute as pc
 
     shard_rows = policy.output.shard_rows
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
     if total == 0 or not snapshot_paths:
         return []
-    # The sorted rows DuckDB holds and the shards being compressed here share the memory budget.
     con.execute(f"SET memory_limit = '{DUCKDB_WRITE_MEMORY_LIMIT}'")
     reader = con.sql(
-        "SELECT s.* EXCLUDE (file_row_number) FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
-        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row ORDER BY c.out_pos",
+        f"SELECT s.* EXCLUDE (file_row_number), c.out_pos AS {_POSITION} "
+        "FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
+        "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row",
         params={"paths": snapshot_paths},
     ).to_arrow_reader()
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    try:
+        for batch in reader:
+            if batch.num_rows == 0:
+                continue
+            shard_of = batch.column(_POSITION).to_numpy() // shard_rows
+            order = np.argsort(shard_of, kind="stable")
+            grouped = batch.take(pa.array(order))
+            shard_of = shard_of[order]
+            cuts = np.flatnonzero(np.diff(shard_of)) + 1
+            for lo, hi in zip(
+                np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard_of)]]), strict=True
+            ):
+                shard_no = int(shard_of[lo])
+                writer = writers.get(shard_no)
+                if writer is None:
+                    writer = writers[shard_no] = pa.ipc.new_file(
+                        os.path.join(spill_dir, f"{shard_no}.arrow"), batch.schema
+                    )
+                writer.write_batch(grouped.slice(int(lo), int(hi - lo)))
+    finally:
+        for writer in writers.values():
+            writer.close()
     # Nothing run-specific (ids, times) goes into the files: the same store, policy and seed
     # give byte-identical shards.
     metadata = {
         b"curator.version": __version__.encode(),
         b"curator.seed": str(policy.seed).encode(),
     }
-    schema = reader.schema.with_metadata(metadata)
     extension = "parquet" if policy.output.format == "parquet" else "jsonl"
-    futures: list[Future[dict[str, Any]]] = []
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
+
+    def finish(shard_no: int) -> dict[str, Any]:
+        spill = os.path.join(spill_dir, f"{shard_no}.arrow")
+        with pa.memory_map(spill) as source:
+            table = pa.ipc.open_file(source).read_all()
+            table = table.take(pc.sort_indices(table.column(_POSITION)))
+        table = table.drop_columns([_POSITION])
+        table = table.replace_schema_metadata(metadata)
+        os.remove(spill)
+        path = os.path.join(tmp_dir, f"part-{shard_no:05d}.{extension}")
+        return _write_shard(path, table, extension)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-
-        def submit() -> None:
-            nonlocal pending, pending_rows
-            # Back-pressure: wait for the oldest shard before a third one is buffered.
-            while sum(not f.done() for f in futures) >= 2:
-                next(f for f in futures if not f.done()).result()
-            path = os.path.join(tmp_dir, f"part-{len(futures):05d}.{extension}")
-            futures.append(pool.submit(_write_shard, path, schema, pending, extension))
-            pending, pending_rows = [], 0
-
-        for batch in reader:
-            start = 0
-            while start < batch.num_rows:
-                take = min(batch.num_rows - start, shard_rows - pending_rows)
-                pending.append(batch.slice(start, take))
-                pending_rows += take
-                start += take
-                if pending_rows == shard_rows:
-                    submit()
-        if pending_rows:
-            submit()
-        return [f.result() for f in futures]
+        return list(pool.map(finish, sorted(writers)))
 
 
-def _write_shard(
-    path: str, schema: pa.Schema, batches: list[pa.RecordBatch], extension: str
-) -> dict[str, Any]:
+def _write_shard(path: str, table: pa.Table, extension: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from curator.shards import sha256_file, write_options
 
-    table = pa.Table.from_batches(batches, schema=schema)
     if extension == "parquet":
-        pq.write_table(table, path, row_group_size=65_536, **write_options(schema))
+        pq.write_table(table, path, row_group_size=65_536, **write_options(table.schema))
     else:
         with open(path, "w", encoding="utf-8") as handle:
             for row in table.to_pylist():
@@ -783,7 +821,9 @@ def assemble(
             tmp_out = out_dir / f".tmp-{manifest_id}"
             tmp_out.mkdir()
             snapshot_paths = [os.path.join(store.root, s["path"]) for s in assembly.snapshot]
-            outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), manifest_id)
+            spill_dir = os.path.join(work, "spill")
+            os.makedirs(spill_dir)
+            outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir)
             overall, per_shard = _compositions(con, policy.output.shard_rows)
             sequence = 1 + int(
                 con.execute(
@@ -795,16 +835,11 @@ def assemble(
             manifest_dir.mkdir(parents=True)
             selection_path = manifest_dir / "selection.parquet"
             # `chosen` names shards by their index in the snapshot; the selection file by path.
-            con.execute("CREATE OR REPLACE TEMP TABLE snapshot_paths (shard BIGINT, path VARCHAR)")
-            if assembly.snapshot:
-                con.executemany(
-                    "INSERT INTO snapshot_paths VALUES (?, ?)",
-                    [(i, s["path"]) for i, s in enumerate(assembly.snapshot)],
-                )
             con.execute(
                 "COPY (SELECT out_pos, sample_id, content_hash, category, origin, generation, source, size, "
-                "p.path AS shard, row FROM chosen JOIN snapshot_paths p USING (shard) ORDER BY out_pos) "
-                f"TO '{str(selection_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)"
+                "$paths[shard::BIGINT + 1] AS shard, row FROM chosen ORDER BY out_pos) "
+                f"TO '{str(selection_path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet, COMPRESSION zstd)",
+                {"paths": [s["path"] for s in assembly.snapshot]},
             )
             session.detach()
             data: dict[str, Any] = {

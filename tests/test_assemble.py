@@ -313,6 +313,27 @@ def test_same_store_policy_and_seed_give_byte_identical_shards(tmp_path):
     assert [o["sha256"] for o in other_seed.outputs] != [o["sha256"] for o in a.outputs]
 
 
+def test_output_rows_are_in_selection_order_across_shards(tmp_path):
+    # Rows reach the writer in whatever order DuckDB reads them; each output shard must still
+    # hold exactly its positions of the selection, in order.
+    store = make_store(
+        tmp_path, {("real", "web"): 150, ("synthetic", "gen"): 90, ("unknown", "crawl"): 40}
+    )
+    manifest = store.assemble(
+        Policy.from_dict({**POLICY, "target": {"rows": 200}, "output": {"shard_rows": 17}}),
+        tmp_path / "out",
+    )
+    selection = pq.read_table(Path(store.root) / manifest.data["selection"])
+    assert selection["out_pos"].to_pylist() == list(range(200))
+    written = [
+        sample_id
+        for path in manifest.output_paths()
+        for sample_id in pq.read_table(path)["sample_id"].to_pylist()
+    ]
+    assert written == selection["sample_id"].to_pylist()
+    assert [o["rows"] for o in manifest.outputs] == [17] * 11 + [13]
+
+
 def test_adding_samples_does_not_reshuffle_what_was_chosen(tmp_path):
     store = make_store(tmp_path, {("real", "web"): 100})
     policy = Policy.from_dict({"seed": 1, "target": {"rows": 20}, "output": {"shard_rows": 20}})
