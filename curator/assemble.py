@@ -11,7 +11,8 @@
    each category and source in its planned share (within one sample).
 5. Output: Parquet (or JSON Lines) shards and `manifest.json`, written under a temporary name and
    renamed. The wide rows are never sorted whole: they are read in storage order, spilled per
-   output shard, and each shard is ordered on its own; the usage ledger is committed in the same catalog transaction as the manifest.
+   output shard, and each shard is ordered on its own. The usage ledger is committed in the same
+   catalog transaction as the manifest.
 """
 
 from __future__ import annotations
