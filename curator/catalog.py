@@ -1,7 +1,9 @@
 """The catalog: an embedded DuckDB database beside the shards.
 
-Tables: ``meta``, ``runs``, ``shards``, ``shard_composition``; views: ``samples`` (every row of
-every live shard) and ``composition``. Shard paths are relative to the store directory, so
+Tables: ``meta``, ``runs``, ``shards``, ``shard_composition``, ``columns``, ``manifests``,
+``usage`` (which samples each manifest used) and ``models``; views: ``samples`` (every row of every
+live shard), ``composition`` and ``lineage_edges`` (how data flows: sample → manifest → model →
+sample). Shard paths are relative to the store directory, so
 ``duckdb catalog.duckdb`` started inside the store answers queries on ``samples`` with no
 curator code involved.
 """
@@ -90,6 +92,29 @@ CREATE TABLE IF NOT EXISTS usage (
     origin VARCHAR NOT NULL,
     fresh BOOLEAN NOT NULL
 );
+-- Added with models: which sample was used, with its labels at the time.
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS sample_id VARCHAR;
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS source VARCHAR;
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS generation SMALLINT;
+ALTER TABLE usage ADD COLUMN IF NOT EXISTS model VARCHAR;
+CREATE TABLE IF NOT EXISTS models (
+    name VARCHAR PRIMARY KEY,
+    generation SMALLINT NOT NULL,       -- its samples are generation + 1
+    declared BOOLEAN NOT NULL,          -- generation declared (--generation), not computed
+    trained_on VARCHAR,                 -- manifest_id; null for a model trained elsewhere
+    lineage VARCHAR,                    -- the lineage of that manifest
+    registered_at TIMESTAMPTZ NOT NULL,
+    notes VARCHAR,
+    unit VARCHAR,                       -- the unit of the fractions (the manifest's policy unit)
+    training_rows BIGINT,
+    training_units BIGINT,
+    real_fraction DOUBLE,
+    fresh_real_fraction DOUBLE,
+    synthetic_fraction DOUBLE,
+    unknown_fraction DOUBLE,
+    synthetic_by_generation JSON,       -- {"1": 0.25, …}
+    curator_version VARCHAR NOT NULL
+);
 CREATE OR REPLACE VIEW composition AS
     SELECT c.origin, c.generation, c.source,
            sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes
@@ -127,9 +152,26 @@ def samples_view_sql(paths: list[str]) -> str:
     )
 
 
+#: Edges of the lineage graph, in the direction data flows: a sample is used in a manifest, a
+#: manifest trains a model, a model generates samples, a sample is derived into another.
+LINEAGE_VIEW = """
+CREATE OR REPLACE VIEW lineage_edges AS
+    SELECT 'sample' AS src_kind, sample_id AS src_id, 'manifest' AS dst_kind, manifest_id AS dst_id,
+           'used_in' AS relation
+    FROM usage WHERE sample_id IS NOT NULL
+    UNION ALL
+    SELECT 'manifest', trained_on, 'model', name, 'trained' FROM models WHERE trained_on IS NOT NULL
+    UNION ALL
+    SELECT 'model', model, 'sample', sample_id, 'generated' FROM samples WHERE model IS NOT NULL
+    UNION ALL
+    SELECT 'sample', parent_id, 'sample', sample_id, 'derived' FROM samples WHERE parent_id IS NOT NULL
+"""
+
+
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
-    """Create any table a newer curator added to an older catalog (idempotent)."""
+    """Create any table or view a newer curator added to an older catalog (idempotent)."""
     con.execute(DDL)
+    con.execute(LINEAGE_VIEW)
 
 
 def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
@@ -140,6 +182,7 @@ def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
         [CATALOG_VERSION, f"curator {curator_version}"],
     )
     con.execute(samples_view_sql([]))
+    con.execute(LINEAGE_VIEW)
 
 
 def rebuild_samples_view(con: duckdb.DuckDBPyConnection) -> None:

@@ -2,7 +2,8 @@
 
 ```
 STORE/
-  catalog.duckdb            runs, shards, composition; view `samples` over the live shards
+  catalog.duckdb            runs, shards, manifests, usage, models; views `samples` (the live
+                            shards) and `lineage_edges`
   shards/<source>/…parquet  immutable; written to a temporary name, then renamed
   indexes/  manifests/      (near-duplicate indexes, assembled training sets)
   rejects/<run>/            input records that failed validation, each with its reason
@@ -27,16 +28,24 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from curator import __version__, catalog
-from curator.errors import IngestFailed, InputError, QueryError, StoreError, StoreLockedError
+from curator.errors import (
+    IngestFailed,
+    InputError,
+    ProvenanceError,
+    QueryError,
+    StoreError,
+    StoreLockedError,
+)
 from curator.locking import lock_timeout, pid_alive, write_lock
 from curator.provenance import ProvenanceSpec
-from curator.schema import SCHEMA_VERSION
+from curator.schema import MAX_GENERATION, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     import duckdb
 
     from curator.assemble import Assembly
     from curator.ingest import TaskResult
+    from curator.lineage import LineageNode, Model
     from curator.manifest import Manifest
     from curator.policy import Policy
     from curator.shards import WrittenShard
@@ -387,6 +396,65 @@ class Store:
 
         return find_manifest(self, ident)
 
+    # -- models and lineage -------------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        trained_on: str | None = None,
+        generation: int | None = None,
+        notes: str | None = None,
+        lock_timeout: float | None = None,
+    ) -> Model:
+        """Register the model `name`, trained on the manifest `trained_on` (id, name or path):
+        its generation is the deepest generation among that manifest's samples. A model
+        trained outside curator is registered with `generation` declared instead.
+
+        Raises:
+            ModelError: the name is taken, the manifest is not in this store, or the manifest
+                contains the model's own output (a cycle).
+
+        >>> store.register_model("ngram-1", trained_on="gen-1")  # doctest: +SKIP
+        Model(name='ngram-1', generation=0, declared=False, trained_on='…', …)
+        """
+        from curator.lineage import register_model
+
+        return register_model(
+            self,
+            name,
+            trained_on=trained_on,
+            generation=generation,
+            notes=notes,
+            lock_timeout=lock_timeout,
+        )
+
+    def models(self) -> list[Model]:
+        """Every registered model, oldest first."""
+        from curator.lineage import list_models
+
+        return list_models(self)
+
+    def model(self, name: str) -> Model:
+        """The registered model `name` (a :class:`ModelError` lists the registered ones)."""
+        from curator.lineage import get_model
+
+        return get_model(self, name)
+
+    def lineage(self, ident: str) -> LineageNode:
+        """Where a sample, model or manifest came from, as a tree (``.to_json()`` for JSON)."""
+        from curator.lineage import lineage_tree
+
+        return lineage_tree(self, ident)
+
+    def lineage_report(self, lineage: str) -> dict[str, Any]:
+        """The generation audit of `lineage`: per manifest, in order, the fractions of real,
+        fresh real, synthetic by generation and unknown, the deepest generation, and each
+        constraint with whether it held and its margin."""
+        from curator.lineage import lineage_report
+
+        return lineage_report(self, lineage)
+
     # -- ingest ----------------------------------------------------------------------------
 
     def ingest(
@@ -394,9 +462,10 @@ class Store:
         inputs: Sequence[str | os.PathLike[str]],
         *,
         source: str,
-        origin: str,
+        origin: str | None = None,
         generation: int | None = None,
         model: str | None = None,
+        generated_by: str | None = None,
         confidence: float = 1.0,
         collected_at: datetime | date | None = None,
         collected_at_column: str | None = None,
@@ -425,6 +494,9 @@ class Store:
             inputs: files, directories and globs (JSONL, Parquet, CSV, text, images, tar).
             source, origin, generation, model, confidence, collected_at, collected_at_column,
             id_column, text_column, image_column, parent_id_column: see :class:`ProvenanceSpec`.
+            generated_by: a registered model that made every sample: origin ``synthetic``,
+                generation = the model's generation + 1, evidence ``model-lineage``,
+                confidence 1 (instead of `origin`, `generation` and `model`).
             rename_columns: ``{old: new}`` renames applied to input columns first.
             input_format: ``auto`` (by file name) or one of ``jsonl``, ``parquet``, ``csv``,
                 ``text``, ``image``, ``webdataset``.
@@ -451,12 +523,23 @@ class Store:
         from curator.readers import ReaderOptions, discover, plan_tasks
         from curator.shards import DEFAULT_SHARD_BYTES
 
+        evidence = "declared"
+        if generated_by is not None:
+            origin, generation, model = self._generated_by(
+                generated_by, origin, generation, model, confidence
+            )
+            evidence = "model-lineage"
+        elif origin is None:
+            raise ProvenanceError(
+                "no origin given", "pass --origin real|synthetic|unknown, or --generated-by MODEL"
+            )
         spec = ProvenanceSpec(
             source=source,
             origin=origin,
             generation=generation,
             model=model,
             confidence=confidence,
+            evidence=evidence,
             collected_at=collected_at
             if collected_at is None or isinstance(collected_at, datetime)
             else datetime(collected_at.year, collected_at.month, collected_at.day),
@@ -514,6 +597,44 @@ class Store:
         result.ignored_files = ignored
         result.files = len(files)
         return result
+
+    def _generated_by(
+        self,
+        name: str,
+        origin: str | None,
+        generation: int | None,
+        model: str | None,
+        confidence: float,
+    ) -> tuple[str, int, str]:
+        """Origin, generation and model of samples made by the registered model `name`."""
+        from curator.lineage import get_model
+
+        registered = get_model(self, name)
+        derived = registered.generation + 1
+        if origin not in (None, "synthetic"):
+            raise ProvenanceError(
+                f"`--generated-by {name}` makes the samples synthetic, but `--origin {origin}` was given",
+                "drop --origin",
+            )
+        if generation is not None and generation != derived:
+            raise ProvenanceError(
+                f"`--generation {generation}` contradicts `--generated-by {name}`: model `{name}` "
+                f"is generation {registered.generation}, so its samples are generation {derived}",
+                "drop --generation",
+            )
+        if model is not None and model != name:
+            raise ProvenanceError(
+                f"`--model {model}` contradicts `--generated-by {name}`", "drop --model"
+            )
+        if confidence != 1.0:
+            raise ProvenanceError(
+                "`--confidence` does not apply with `--generated-by`: a registered model's "
+                "samples are labelled with confidence 1",
+                "drop --confidence",
+            )
+        if derived > MAX_GENERATION:
+            raise ProvenanceError(f"generation {derived} exceeds the maximum of {MAX_GENERATION}")
+        return "synthetic", derived, name
 
     def _recover(self, timeout: float | None = None) -> None:
         """Under the write lock: undo what crashed runs left behind.

@@ -79,9 +79,8 @@ def provenance_options(f: F) -> F:
         ),
         click.option(
             "--origin",
-            required=True,
             type=click.Choice(["real", "synthetic", "unknown"]),
-            help="Declared origin of every sample.",
+            help="Declared origin of every sample (required unless --generated-by).",
         ),
         click.option(
             "--generation",
@@ -231,6 +230,11 @@ def init_command(store_dir: str | None, store_path: str | None) -> None:
 @store_option
 @provenance_options
 @click.option(
+    "--generated-by",
+    metavar="MODEL",
+    help="A registered model made every sample: origin synthetic, generation = its generation + 1.",
+)
+@click.option(
     "--lock-timeout",
     type=click.FloatRange(0),
     help="Seconds to wait for another writer (default 120; env CURATOR_LOCK_TIMEOUT).",
@@ -242,6 +246,7 @@ def ingest_command(
     as_json: bool,
     lock_timeout: float | None,
     progress: bool,
+    generated_by: str | None,
     **kwargs: Any,
 ) -> None:
     """Add input records to the store, tagged with provenance.
@@ -256,10 +261,15 @@ def ingest_command(
       curator ingest crawl/*.jsonl.zst --source web-2021 --origin real --collected-at 2021-06-01
       curator ingest gen.parquet --source gen-v3 --origin synthetic --generation 1 --model v3
       curator ingest photos/ --source photos --origin unknown --format image
+      curator ingest samples.jsonl --source ngram-1-out --generated-by ngram-1
     """
     store = _open(store_path)
     result = store.ingest(
-        list(inputs), lock_timeout=lock_timeout, progress=progress, **_provenance_kwargs(kwargs)
+        list(inputs),
+        lock_timeout=lock_timeout,
+        progress=progress,
+        generated_by=generated_by,
+        **_provenance_kwargs(kwargs),
     )
     if as_json:
         click.echo(to_json(result.to_json()))
@@ -308,8 +318,11 @@ def tag_command(
     Example:
       curator tag shards/*.parquet --out tagged/ --source web-2021 --origin real
     """
+    from curator.errors import ProvenanceError
     from curator.tag import tag
 
+    if kwargs["origin"] is None:
+        raise ProvenanceError("no origin given", "pass --origin real, synthetic or unknown")
     result = tag(list(inputs), out, progress=progress, **_provenance_kwargs(kwargs))
     if as_json:
         click.echo(to_json(result.to_json()))
