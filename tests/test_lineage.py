@@ -416,3 +416,44 @@ def test_lineage_show_of_a_model_and_a_manifest_and_unknown_ids(tmp_path):
         store.lineage("nothing-like-it")
     with pytest.raises(curator.CuratorError, match="lineage `b` has no manifest"):
         store.lineage_report("b")
+
+
+def test_derived_samples_link_to_their_parents(tmp_path):
+    store = _loop_store(tmp_path)
+    store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
+    store.register_model("para", trained_on="m1")
+    parent = "web/real.jsonl:1"
+    assert store.sql(f"SELECT count(*) AS n FROM samples WHERE sample_id = '{parent}'").to_pylist()
+    rows = [
+        {"text": "a paraphrase of the first", "of": parent},
+        {"text": "a paraphrase of nothing known", "of": "web/elsewhere:9"},
+    ]
+    path = tmp_path / "para.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    store.ingest([path], source="para-out", generated_by="para", parent_id_column="of")
+    child = (
+        store.sql(
+            "SELECT sample_id FROM samples WHERE source = 'para-out' AND parent_id = 'web/real.jsonl:1'"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    tree = store.lineage(child).to_json()
+    assert [(p["kind"], p["id"]) for p in tree["parents"]] == [
+        ("model", "para"),
+        ("sample", parent),
+    ]
+    assert tree["parents"][1]["origin"] == "real"
+    orphan = (
+        store.sql("SELECT sample_id FROM samples WHERE parent_id = 'web/elsewhere:9'")
+        .column(0)[0]
+        .as_py()
+    )
+    missing = store.lineage(orphan).to_json()["parents"][1]
+    assert (missing["id"], missing["missing"]) == ("web/elsewhere:9", True)
+    assert store.sql(
+        "SELECT src_id, dst_id FROM lineage_edges WHERE relation = 'derived' ORDER BY src_id"
+    ).to_pylist() == [
+        {"src_id": "web/elsewhere:9", "dst_id": orphan},
+        {"src_id": parent, "dst_id": child},
+    ]
