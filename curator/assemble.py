@@ -221,10 +221,19 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
     given_lineage = lineage or policy.freshness.lineage
     lineage = given_lineage or DEFAULT_LINEAGE
     if policy.dedup.near:
-        raise PolicyError(
-            "`dedup.near = true` needs near-duplicate clusters, which this version of curator cannot compute yet",
-            "set `near = false` (exact duplicates are still removed)",
+        has_clusters = (
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'cat' AND table_name = 'duplicates'"
+            ).fetchall()[0][0]
+            and con.execute(
+                "SELECT count(*) FROM cat.meta WHERE key = 'last_dedup_run'"
+            ).fetchall()[0][0]
         )
+        if not has_clusters:
+            raise PolicyError(
+                "`dedup.near = true` needs near-duplicate clusters, and `curator dedup` has not run on this store",
+                "run `curator dedup` first, or set `near = false` (exact duplicates are still removed)",
+            )
     snapshot = [
         dict(zip(("path", "rows", "sha256"), row, strict=True))
         for row in con.execute(
@@ -300,7 +309,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             )
             con.execute(
                 f"""
-                CREATE OR REPLACE TEMP VIEW kept AS
+                CREATE OR REPLACE TEMP VIEW kept_exact AS
                 SELECT * FROM raw ANTI JOIN repeated USING (content_hash)
                 UNION ALL
                 SELECT * FROM (
@@ -310,7 +319,16 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
                 """
             )
         else:
-            con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM raw")
+            con.execute("CREATE OR REPLACE TEMP VIEW kept_exact AS SELECT * FROM raw")
+        if not policy.dedup.near:
+            con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact")
+        else:
+            # One sample per near-duplicate cluster: the one `curator dedup` kept (the same
+            # provenance-aware rule). Samples ingested after that run are in no cluster yet.
+            con.execute(
+                "CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact ANTI JOIN "
+                "(SELECT DISTINCT sample_id FROM cat.duplicates WHERE NOT kept) USING (sample_id)"
+            )
         params.pop("paths")
         con.execute(
             f"""
@@ -329,6 +347,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             params,
         )
         con.execute("DROP VIEW kept")
+        con.execute("DROP VIEW kept_exact")
         if policy.dedup.exact:
             con.execute("DROP TABLE repeated")
         con.execute("DROP TABLE raw")

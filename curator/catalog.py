@@ -115,6 +115,15 @@ CREATE TABLE IF NOT EXISTS models (
     synthetic_by_generation JSON,       -- {"1": 0.25, …}
     curator_version VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS duplicates (
+    sample_id VARCHAR NOT NULL,         -- a live sample that has a copy
+    cluster_id VARCHAR NOT NULL,        -- '<method>:<smallest content_hash of the cluster>'
+    cluster_size BIGINT NOT NULL,       -- samples in the cluster
+    kept BOOLEAN NOT NULL,              -- the one kept by the provenance-aware rule
+    method VARCHAR NOT NULL,            -- minhash | phash
+    similarity DOUBLE NOT NULL,         -- to its closest verified neighbour (1 for exact copies)
+    run_id VARCHAR NOT NULL
+);
 CREATE OR REPLACE VIEW composition AS
     SELECT c.origin, c.generation, c.source,
            sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes

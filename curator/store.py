@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from curator.assemble import Assembly
+    from curator.dedup import DedupResult
     from curator.ingest import TaskResult
     from curator.lineage import LineageNode, Model
     from curator.manifest import Manifest
@@ -395,6 +396,40 @@ class Store:
         from curator.assemble import find_manifest
 
         return find_manifest(self, ident)
+
+    # -- near-duplicates ----------------------------------------------------------------------
+
+    def dedup(
+        self,
+        *,
+        text: bool = True,
+        images: bool = True,
+        threshold: float = 0.8,
+        num_perm: int = 128,
+        shingling: str = "word:5",
+        hamming: int = 8,
+        lock_timeout: float | None = None,
+        progress: bool = False,
+    ) -> DedupResult:
+        """Find near-duplicate clusters (MinHash LSH for text, pHash bands for images) and
+        record them in the catalog table ``duplicates``; see :mod:`curator.dedup`.
+
+        >>> result = store.dedup(threshold=0.8)  # doctest: +SKIP
+        >>> store.sql("SELECT cluster_id, sample_id, kept FROM duplicates")  # doctest: +SKIP
+        """
+        from curator.dedup import dedup
+
+        return dedup(
+            self,
+            text=text,
+            images=images,
+            threshold=threshold,
+            num_perm=num_perm,
+            shingling=shingling,
+            hamming=hamming,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
 
     # -- models and lineage -------------------------------------------------------------------
 

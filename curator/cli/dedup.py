@@ -1,0 +1,111 @@
+"""`curator dedup`: near-duplicate clusters."""
+
+from __future__ import annotations
+
+import click
+
+from curator.cli import cli
+from curator.cli.store import _open, store_option
+
+
+@cli.command("dedup")
+@store_option
+@click.option("--text/--no-text", default=True, show_default=True, help="Cluster text samples.")
+@click.option(
+    "--images/--no-images", default=True, show_default=True, help="Cluster image samples."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="Text: estimated Jaccard similarity of shingle sets at or above which two are copies.",
+)
+@click.option(
+    "--num-perm",
+    type=click.IntRange(16, 1024),
+    default=128,
+    show_default=True,
+    help="Text: MinHash permutations.",
+)
+@click.option(
+    "--shingle",
+    "shingling",
+    default="word:5",
+    show_default=True,
+    metavar="word:K|char:N",
+    help="Text: shingles of K words or N characters of the normalised text.",
+)
+@click.option(
+    "--hamming",
+    type=click.IntRange(0, 31),
+    default=8,
+    show_default=True,
+    help="Images: pHashes within this many differing bits (of 64) are copies.",
+)
+@click.option(
+    "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
+)
+@click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def dedup_command(
+    store_path: str | None,
+    text: bool,
+    images: bool,
+    threshold: float,
+    num_perm: int,
+    shingling: str,
+    hamming: int,
+    lock_timeout: float | None,
+    progress: bool,
+    as_json: bool,
+) -> None:
+    """Find near-duplicate clusters and record them in the catalog table `duplicates`.
+
+    Text: MinHash signatures of shingles, LSH bands chosen for the threshold, candidate pairs
+    verified by estimated Jaccard, clusters by connected components. Images: 64-bit pHashes,
+    split into hamming + 1 bands, verified by Hamming distance. Signatures are kept under
+    STORE/indexes/, so a later run only computes new samples. In each cluster one sample is
+    kept: real before synthetic, lower generation, higher confidence, earlier, smaller id.
+    A policy with `dedup.near = true` then assembles from the kept samples only.
+
+    \b
+    Examples:
+      curator dedup
+      curator dedup --no-images --threshold 0.7 --shingle word:3
+      curator sql "SELECT cluster_id, sample_id, kept FROM duplicates ORDER BY 1"
+    """
+    from curator.output import to_json
+
+    result = _open(store_path).dedup(
+        text=text,
+        images=images,
+        threshold=threshold,
+        num_perm=num_perm,
+        shingling=shingling,
+        hamming=hamming,
+        lock_timeout=lock_timeout,
+        progress=progress,
+    )
+    if as_json:
+        click.echo(to_json(result.to_json()))
+        return
+    lines = [f"dedup {result.run_id}: {result.seconds:.2f}s"]
+    for m in result.methods:
+        p = m.parameters
+        if m.method == "minhash":
+            lines.append(
+                f"  text (MinHash, {p['shingling']}, {p['num_perm']} permutations, threshold {p['threshold']:g}): "
+                f"LSH {p['bands']} bands × {p['rows']} rows; expected false positives {p['false_positive']:.3f}, "
+                f"false negatives {p['false_negative']:.3f}"
+            )
+        else:
+            lines.append(
+                f"  images (pHash, 64 bits): Hamming distance ≤ {p['hamming']} ({p['bands']} bands)"
+            )
+        lines.append(
+            f"    {m.contents:,} distinct contents ({m.computed:,} newly hashed), "
+            f"{m.candidate_pairs:,} candidate pairs, {m.verified_pairs:,} verified; "
+            f"{m.clusters:,} clusters, {m.duplicate_samples:,} samples not kept"
+        )
+    click.echo("\n".join(lines))
