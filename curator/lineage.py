@@ -22,6 +22,8 @@ from curator.errors import CuratorError
 from curator.schema import MAX_GENERATION
 
 if TYPE_CHECKING:
+    import duckdb
+
     from curator.manifest import Manifest
     from curator.store import Store
 
@@ -143,6 +145,7 @@ def _has_models_table(store: Store) -> bool:
 
 def list_models(store: Store) -> list[Model]:
     """Every registered model, oldest first."""
+    ensure_current(store)
     if not _has_models_table(store):
         return []
     rows = store.sql("SELECT * FROM models ORDER BY registered_at, name").to_pylist()
@@ -208,7 +211,7 @@ def register_model(
     from curator import catalog
     from curator.locking import write_lock
 
-    if not re.match(MODEL_NAME_PATTERN, name or ""):
+    if not isinstance(name, str) or not re.fullmatch(MODEL_NAME_PATTERN, name):
         raise ModelError(
             f"{name!r} is not a valid model name",
             "use letters, digits, '.', '_', '-', '/' and ':' (at most 128), e.g. gpt-small-v2",
@@ -218,6 +221,10 @@ def register_model(
             f"model `{name}` needs the manifest it was trained on, or its generation",
             "pass --trained-on MANIFEST, or --generation N for a model trained outside curator",
         )
+    if generation is not None and (isinstance(generation, bool) or not isinstance(generation, int)):
+        raise ModelError(
+            f"generation {generation!r} is not a whole number", "pass e.g. --generation 1"
+        )
     if generation is not None and not 0 <= generation < MAX_GENERATION:
         raise ModelError(
             f"generation {generation} is out of range",
@@ -226,6 +233,8 @@ def register_model(
     with write_lock(store.root, "model register", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
+        _upgrade_usage(store)
+        _check_name_is_free(store, name)
         existing = [m for m in list_models(store) if m.name == name]
         if existing:
             m = existing[0]
@@ -243,7 +252,7 @@ def register_model(
             manifest = _manifest_of_store(store, trained_on)
             overall = manifest.data["composition"]["overall"]
             fractions, by_generation = _composition_fractions(overall)
-            computed = deepest_generation(overall)
+            computed = _deepest_used_generation(store, manifest.manifest_id, overall)
             upstream = _models_upstream(store, manifest.manifest_id)
             if name in upstream:
                 chain = " ← ".join(upstream[name][::-1])
@@ -265,9 +274,16 @@ def register_model(
                     f"({computed}) in manifest {manifest.manifest_id}",
                     f"drop --generation (it is computed as {computed}) or declare at least {computed}",
                 )
+        final = generation if generation is not None else int(computed or 0)
+        if final >= MAX_GENERATION:
+            raise ModelError(
+                f"model `{name}` would be generation {final}, and its samples generation "
+                f"{final + 1}, beyond the maximum of {MAX_GENERATION}",
+                "a chain this deep is almost certainly mislabelled: check the manifest's samples",
+            )
         model = Model(
             name=name,
-            generation=generation if generation is not None else int(computed or 0),
+            generation=final,
             declared=generation is not None,
             trained_on=manifest.manifest_id if manifest else None,
             lineage=manifest.lineage if manifest else None,
@@ -303,27 +319,158 @@ def _dumps(value: Any) -> str:
 
 
 def _manifest_of_store(store: Store, ident: str) -> Manifest:
-    """A manifest of this store by id, name or path; a :class:`ModelError` if it is not one."""
-    from curator.assemble import find_manifest
+    """A manifest of this store by id, name or path to a manifest.json; read from the store's
+    own copy. Several matches (two manifests of one name, or a name and a path that differ) are
+    an error that lists them: a model's generation cannot be changed once registered."""
+    import os
 
-    try:
-        manifest = find_manifest(store, ident)
-    except CuratorError as exc:
+    from curator.manifest import MANIFEST_FILE, Manifest
+
+    rows = store.sql(
+        "SELECT manifest_id, name, lineage, sequence, manifest_path FROM manifests"
+    ).to_pylist()
+    matches = {r["manifest_id"]: r for r in rows if ident == r["manifest_id"]}
+    if not matches:
+        matches = {r["manifest_id"]: r for r in rows if ident == r["name"]}
+        path = ident if not os.path.isdir(ident) else os.path.join(ident, MANIFEST_FILE)
+        if os.path.isfile(path):
+            try:
+                at_path = Manifest.load(path).manifest_id
+            except CuratorError:
+                at_path = None
+            by_id = {r["manifest_id"]: r for r in rows}
+            if at_path is not None and at_path not in by_id:
+                raise ModelError(
+                    f"`{ident}` is manifest {at_path}, which is not a manifest of store `{store.root}`",
+                    "register the model in the store the manifest was assembled from (--store)",
+                )
+            if at_path is not None:
+                matches[at_path] = by_id[at_path]
+    if not matches:
         raise ModelError(
             f"no manifest `{ident}` in store `{store.root}` to register the model against",
             "list them with `curator manifest list`; a model trained outside curator is "
             "registered with --generation N instead",
-        ) from exc
-    known = {
-        row["manifest_id"] for row in store.sql("SELECT manifest_id FROM manifests").to_pylist()
-    }
-    if manifest.manifest_id not in known:
-        raise ModelError(
-            f"`{ident}` is manifest {manifest.manifest_id}, which is not a manifest of store "
-            f"`{store.root}`",
-            "register the model in the store the manifest was assembled from (--store)",
         )
-    return manifest
+    if len(matches) > 1:
+        listed = "; ".join(
+            f"{r['manifest_id']} (lineage {r['lineage']} #{r['sequence']})"
+            for r in sorted(matches.values(), key=lambda r: r["manifest_id"])
+        )
+        raise ModelError(
+            f"`{ident}` matches {len(matches)} manifests: {listed}",
+            "pass the manifest id instead",
+        )
+    (row,) = matches.values()
+    return Manifest.load(os.path.join(store.root, row["manifest_path"]))
+
+
+def _deepest_used_generation(store: Store, manifest_id: str, overall: dict[str, Any]) -> int | None:
+    """The deepest generation among the samples a manifest used, whatever pool they counted in
+    (a synthetic sample below `min_origin_confidence` counted as unknown still has its depth)."""
+    with store.connect() as con:
+        rows = con.execute(
+            "SELECT max(generation), count(*) FILTER (WHERE sample_id IS NULL) FROM usage WHERE manifest_id = ?",
+            [manifest_id],
+        ).fetchall()
+    deepest, untracked = rows[0]
+    from_usage = None if deepest is None else int(deepest)
+    from_composition = deepest_generation(overall)
+    if untracked:  # usage rows from before generations were recorded
+        return from_composition
+    candidates = [g for g in (from_usage, from_composition) if g is not None]
+    return max(candidates) if candidates else None
+
+
+def _check_name_is_free(store: Store, name: str) -> None:
+    """A model may not share its name with a manifest or a sample (`lineage show` takes all)."""
+    clash = store.sql(
+        "SELECT manifest_id FROM manifests WHERE manifest_id = "
+        + _quote(name)
+        + " OR name = "
+        + _quote(name)
+    ).to_pylist()
+    if clash:
+        raise ModelError(
+            f"`{name}` is already the name of manifest {clash[0]['manifest_id']}",
+            "give the model another name, e.g. " + f"{name}-model",
+        )
+    if store.sql("SELECT 1 FROM samples WHERE sample_id = " + _quote(name) + " LIMIT 1").num_rows:
+        raise ModelError(
+            f"`{name}` is already a sample id", f"give the model another name, e.g. {name}-model"
+        )
+
+
+def _needs_upgrade(store: Store) -> bool:
+    with store.connect() as con:
+        tables = {
+            row[0]
+            for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        if "models" not in tables or "lineage_edges" not in tables:
+            return True
+        columns = {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'usage'"
+            ).fetchall()
+        }
+        if "sample_id" not in columns:
+            return True
+        return bool(_stale_manifests(con, store.root))
+
+
+def _stale_manifests(con: duckdb.DuckDBPyConnection, root: str) -> list[tuple[str, str]]:
+    """Manifests whose usage rows predate generations, with the selection file to fill them."""
+    import os
+
+    stale = []
+    for (manifest_id,) in con.execute(
+        "SELECT DISTINCT manifest_id FROM usage WHERE sample_id IS NULL ORDER BY 1"
+    ).fetchall():
+        selection = os.path.join(root, "manifests", manifest_id, "selection.parquet")
+        if os.path.exists(selection):
+            stale.append((manifest_id, selection))
+    return stale
+
+
+def _upgrade_usage(store: Store) -> None:
+    """Under the write lock: add what a catalog from before generations lacks, and fill the
+    usage ledger's sample, source, generation and model from each manifest's selection file."""
+    from curator import catalog
+
+    with store.connect(read_only=False) as rw:
+        catalog.ensure(rw)
+        for manifest_id, selection in _stale_manifests(rw, store.root):
+            columns = {
+                row[0]
+                for row in rw.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?)", [selection]
+                ).fetchall()
+            }
+            model = "model" if "model" in columns else "NULL::VARCHAR"
+            rw.execute("BEGIN TRANSACTION")
+            try:
+                rw.execute("DELETE FROM usage WHERE manifest_id = ?", [manifest_id])
+                rw.execute(
+                    "INSERT INTO usage (manifest_id, content_hash, origin, fresh, sample_id, source, generation, model) "
+                    "SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END, "
+                    f"category = 'fresh_real', sample_id, source, generation, {model} FROM read_parquet(?)",
+                    [manifest_id, selection],
+                )
+                rw.execute("COMMIT")
+            except BaseException:
+                rw.execute("ROLLBACK")
+                raise
+
+
+def ensure_current(store: Store, lock_timeout: float | None = None) -> None:
+    """Bring a catalog from before models and lineage up to date (once; a no-op after)."""
+    from curator.locking import write_lock
+
+    if _needs_upgrade(store):
+        with write_lock(store.root, "upgrade catalog", lock_timeout):
+            _upgrade_usage(store)
 
 
 # -- lineage ----------------------------------------------------------------------------------
@@ -339,12 +486,15 @@ class LineageNode:
     details: dict[str, Any] = field(default_factory=dict)
     parents: list[LineageNode] = field(default_factory=list)
     repeated: bool = False  # shown in full elsewhere in the tree
+    truncated: bool = False  # has parents beyond the depth limit
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "id": self.id, "label": self.label}
         data.update(self.details)
         if self.repeated:
             data["repeated"] = True
+        if self.truncated:
+            data["truncated"] = True
         data["parents"] = [p.to_json() for p in self.parents]
         return data
 
@@ -404,6 +554,7 @@ class _Walker:
             node.repeated = True
             return node
         if depth >= self.max_depth:
+            node.truncated = bool(row["model"] or row["parent_id"])
             return node
         if row["model"]:
             node.parents.append(self.model(row["model"], depth + 1))
@@ -447,6 +598,8 @@ class _Walker:
             return node
         if model.trained_on and depth < self.max_depth:
             node.parents.append(self.manifest(model.trained_on, depth + 1))
+        elif model.trained_on:
+            node.truncated = True
         return node
 
     def manifest(self, manifest_id: str, depth: int) -> LineageNode:
@@ -493,6 +646,7 @@ class _Walker:
             node.repeated = True
             return node
         if depth >= self.max_depth:
+            node.truncated = True
             return node
         with self.store.connect() as con:
             groups = con.execute(
@@ -514,11 +668,16 @@ class _Walker:
             )
             if model and depth + 1 < self.max_depth:
                 child.parents.append(self.model(model, depth + 2))
+            elif model:
+                child.truncated = True
             node.parents.append(child)
         return node
 
 
-def lineage_tree(store: Store, ident: str, *, max_depth: int = 32) -> LineageNode:
+DEFAULT_DEPTH = 64
+
+
+def lineage_tree(store: Store, ident: str, *, max_depth: int = DEFAULT_DEPTH) -> LineageNode:
     """Where `ident` came from: a sample (by ``sample_id``), a model (by name) or a manifest (by
     id, name or path), walked upstream: sample ← model ← manifest ← its sources and generations ←
     the models that made them ← …"""
@@ -548,7 +707,11 @@ def render_tree(node: LineageNode) -> Any:
 
     def label(n: LineageNode) -> str:
         text = escape(n.label)
-        return text + (" [dim](see above)[/dim]" if n.repeated else "")
+        if n.repeated:
+            text += " [dim](see above)[/dim]"
+        if n.truncated:
+            text += " [dim](… deeper levels cut: raise --depth)[/dim]"
+        return text
 
     tree = Tree(label(node))
 

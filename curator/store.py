@@ -476,11 +476,12 @@ class Store:
 
         return get_model(self, name)
 
-    def lineage(self, ident: str) -> LineageNode:
-        """Where a sample, model or manifest came from, as a tree (``.to_json()`` for JSON)."""
+    def lineage(self, ident: str, *, max_depth: int = 64) -> LineageNode:
+        """Where a sample, model or manifest came from, as a tree (``.to_json()`` for JSON);
+        nodes with parents beyond `max_depth` levels are marked ``truncated``."""
         from curator.lineage import lineage_tree
 
-        return lineage_tree(self, ident)
+        return lineage_tree(self, ident, max_depth=max_depth)
 
     def lineage_report(self, lineage: str) -> dict[str, Any]:
         """The generation audit of `lineage`: per manifest, in order, the fractions of real,
@@ -568,6 +569,8 @@ class Store:
             raise ProvenanceError(
                 "no origin given", "pass --origin real|synthetic|unknown, or --generated-by MODEL"
             )
+        elif model is not None:
+            self._check_declared_model(model, generation)
         spec = ProvenanceSpec(
             source=source,
             origin=origin,
@@ -632,6 +635,19 @@ class Store:
         result.ignored_files = ignored
         result.files = len(files)
         return result
+
+    def _check_declared_model(self, model: str, generation: int | None) -> None:
+        """`--model NAME` naming a registered model must agree with its generation."""
+        from curator.lineage import list_models
+
+        registered = {m.name: m for m in list_models(self)}
+        if model in registered and generation != registered[model].generation + 1:
+            g = registered[model].generation
+            raise ProvenanceError(
+                f"`--model {model}` names a registered model of generation {g}, whose samples "
+                f"are generation {g + 1}, but `--generation {generation}` was given",
+                f"use --generated-by {model} (it sets origin, generation and model)",
+            )
 
     def _generated_by(
         self,

@@ -457,3 +457,115 @@ def test_derived_samples_link_to_their_parents(tmp_path):
         {"src_id": "web/elsewhere:9", "dst_id": orphan},
         {"src_id": parent, "dst_id": child},
     ]
+
+
+def test_review_cases_of_registration(tmp_path):
+    store = _loop_store(tmp_path)
+    # synthetic samples below min_origin_confidence count as unknown, but keep their depth
+    store.ingest(
+        [write_jsonl(tmp_path / "low.jsonl", [f"low confidence {i}" for i in range(30)])],
+        source="lowconf",
+        origin="synthetic",
+        generation=4,
+        model="ext",
+        confidence=0.5,
+    )
+    low = tmp_path / "low.toml"
+    low.write_text(
+        'name = "v1"\nseed = 1\n[target]\nrows = 60\n[constraints]\nmin_origin_confidence = 0.9\n'
+        "max_unknown_fraction = 1.0\n[output]\nshard_rows = 60\n"
+    )
+    manifest = store.assemble(low, tmp_path / "v1", lineage="L")
+    assert manifest.data["composition"]["overall"]["by_origin"]["unknown"]["rows"] > 0
+    model = store.register_model("mv", trained_on="v1")
+    assert model.generation == 4
+    assert model.fractions["unknown"] > 0
+    # two manifests of one name: refuse, and list them
+    store.assemble(low, tmp_path / "v1b", lineage="other")
+    with pytest.raises(
+        ModelError, match=r"`v1` matches 2 manifests: .*lineage L #1.*lineage other #1"
+    ):
+        store.register_model("ambiguous", trained_on="v1")
+    # the store's copy of the manifest counts, not an edited file elsewhere
+    forged = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    forged["composition"]["overall"]["by_generation"] = {"0": {"rows": 60, "units": 60}}
+    (tmp_path / "forged").mkdir()
+    (tmp_path / "forged" / "manifest.json").write_text(json.dumps(forged))
+    assert store.register_model("from-path", trained_on=str(tmp_path / "forged")).generation == 4
+    # names: not a manifest's or a sample's, no trailing newline, whole-number generations
+    with pytest.raises(ModelError, match="is already the name of manifest"):
+        store.register_model("v1", generation=0)
+    with pytest.raises(ModelError, match="is already a sample id"):
+        store.register_model("web/real.jsonl:1", generation=0)
+    with pytest.raises(ModelError, match="is not a valid model name"):
+        store.register_model("nl\n", generation=0)
+    with pytest.raises(ModelError, match="is not a whole number"):
+        store.register_model("half", generation=1.5)  # type: ignore[arg-type]
+    # a chain that would go past the maximum generation is refused at registration
+    store.register_model("top", generation=999)
+    store.ingest(
+        [write_jsonl(tmp_path / "top.jsonl", ["from the top"])],
+        source="top-out",
+        generated_by="top",
+    )
+    deep = tmp_path / "deep.toml"
+    deep.write_text(
+        "seed = 1\n[target]\nrows = 10\n[constraints]\nmax_synthetic_fraction = 1.0\n"
+        '[[sources]]\nname = "top-out"\nweight = 100\n[output]\nshard_rows = 10\n'
+    )
+    deep_manifest = store.assemble(deep, tmp_path / "deep", lineage="deep")
+    assert "1000" in deep_manifest.data["composition"]["overall"]["by_generation"]
+    with pytest.raises(ModelError, match="beyond the maximum of 1000"):
+        store.register_model("too-deep", trained_on=deep_manifest.manifest_id)
+    # --model naming a registered model must agree with its generation
+    with pytest.raises(curator.CuratorError, match="use --generated-by mv"):
+        store.ingest(
+            [write_jsonl(tmp_path / "spoof.jsonl", ["spoofed"])],
+            source="spoof",
+            origin="synthetic",
+            generation=1,
+            model="mv",
+        )
+
+
+def test_lineage_marks_what_the_depth_limit_cuts(tmp_path):
+    store = _loop_store(tmp_path)
+    store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
+    store.register_model("m", trained_on="m1")
+    shallow = store.lineage("m", max_depth=1).to_json()
+    (manifest,) = shallow["parents"]
+    assert manifest["truncated"] is True and manifest["parents"] == []
+    assert "truncated" not in store.lineage("m").to_json()["parents"][0]
+
+
+def test_a_catalog_from_before_generations_is_upgraded(tmp_path):
+    store = _loop_store(tmp_path)
+    first = store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
+    with store.connect(read_only=False) as con:  # what an older curator left
+        con.execute("DROP VIEW lineage_edges")
+        con.execute("DROP TABLE models")
+        for column in ("sample_id", "source", "generation", "model"):
+            con.execute(f"ALTER TABLE usage DROP COLUMN {column}")
+    tree = store.lineage("m1").to_json()
+    assert [(p["id"], p["rows"]) for p in tree["parents"]] == [("web", 60)]
+    assert store.sql(
+        f"SELECT count(*) AS n FROM usage WHERE manifest_id = '{first.manifest_id}' AND sample_id IS NOT NULL"
+    ).to_pylist() == [{"n": 60}]
+    assert store.sql("SELECT count(*) AS n FROM lineage_edges").to_pylist() == [{"n": 60}]
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    store = _loop_store(tmp_path)
+    result = subprocess.run(
+        f"{sys.executable} -m curator sql 'SELECT range FROM range(2000000)' --format csv "
+        f"--store {store.root} | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout == "range\n0\n1\n"
+    assert "Error" not in result.stderr and "Traceback" not in result.stderr

@@ -28,6 +28,11 @@ class CuratorGroup(click.Group):
             if exc.hint:
                 click.echo(f"Hint: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `curator … | head`: the reader left; say nothing more.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            ctx.exit(141)
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing of this run was committed.", err=True)
             ctx.exit(130)

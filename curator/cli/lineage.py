@@ -34,8 +34,8 @@ def model_group() -> None:
 )
 @click.option(
     "--generation",
-    type=click.IntRange(0),
-    help="Declare the generation (a model trained outside curator, or on unknown data).",
+    type=click.IntRange(0, 999),
+    help="Declare the generation, 0-999 (a model trained outside curator, or on unknown data).",
 )
 @click.option("--notes", help="Free text kept with the model.")
 @click.option(
@@ -75,6 +75,13 @@ def model_register(
     )
     if model.fractions:
         click.echo(_training_line(model.fractions, model.synthetic_by_generation, model.unit))
+    if model.fractions.get("unknown"):
+        click.echo(
+            f"  note: {100 * model.fractions['unknown']:.1f}% of its training data was of unknown "
+            "origin (or below the policy's min_origin_confidence); its generation counts only "
+            "the depth of the labelled samples (to declare a deeper one, register under a new name "
+            "with --trained-on and --generation N)."
+        )
 
 
 def _training_line(
@@ -203,14 +210,21 @@ def lineage_group() -> None:
 @lineage_group.command("show")
 @click.argument("ident", metavar="SAMPLE_ID|MODEL|MANIFEST")
 @store_option
+@click.option(
+    "--depth",
+    type=click.IntRange(1),
+    default=64,
+    show_default=True,
+    help="Levels to follow upstream; deeper nodes are marked as cut.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON.")
-def lineage_show(ident: str, store_path: str | None, as_json: bool) -> None:
+def lineage_show(ident: str, store_path: str | None, depth: int, as_json: bool) -> None:
     """The chain behind a sample, a model or a manifest: sample ← model ← manifest ← the
     sources and generations it drew on ← the models that made them ← …
 
     \b
     Examples:
-      curator lineage show ngram-2-out:17
+      curator lineage show ngram-2-out/samples.jsonl:17
       curator lineage show ngram-2 --json
     """
     from rich.console import Console
@@ -218,11 +232,14 @@ def lineage_show(ident: str, store_path: str | None, as_json: bool) -> None:
     from curator.lineage import render_tree
     from curator.output import to_json
 
-    node = _open(store_path).lineage(ident)
+    node = _open(store_path).lineage(ident, max_depth=depth)
     if as_json:
         click.echo(to_json(node.to_json()))
         return
-    console = Console(width=max(100, Console().width), soft_wrap=False, highlight=False)
+    # On a terminal, its width; in a pipe or file, wide enough that deep trees do not wrap.
+    terminal = Console()
+    width = terminal.width if terminal.is_terminal else 100 + 8 * depth
+    console = Console(width=max(100, width), soft_wrap=False, highlight=False)
     with console.capture() as capture:
         console.print(render_tree(node))
     click.echo(capture.get().rstrip("\n"))

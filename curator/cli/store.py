@@ -125,7 +125,7 @@ def provenance_options(f: F) -> F:
         click.option(
             "--parent-id-column",
             metavar="COL",
-            help="Input column naming the sample this one was derived from.",
+            help="Input column holding the sample_id (SOURCE/KEY) of the sample this one was derived from.",
         ),
         click.option(
             "--rename-column",
@@ -367,7 +367,8 @@ def sql_command(
     """Run a read-only SQL query over the store's catalog.
 
     Tables and views: samples (every row of the live shards), shards, runs, shard_composition,
-    composition.
+    composition, columns, manifests, usage (which samples each manifest used), models,
+    lineage_edges (sample → manifest → model → sample) and duplicates (near-duplicate clusters).
 
     \b
     Examples:
