@@ -124,6 +124,27 @@ CREATE TABLE IF NOT EXISTS duplicates (
     similarity DOUBLE NOT NULL,         -- to its closest verified neighbour (1 for exact copies)
     run_id VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS label_events (
+    run_id VARCHAR NOT NULL,            -- the `curator infer` run
+    sample_id VARCHAR NOT NULL,
+    old_origin VARCHAR, old_generation SMALLINT, old_model VARCHAR,
+    old_evidence VARCHAR, old_confidence DOUBLE,
+    new_origin VARCHAR NOT NULL, new_generation SMALLINT, new_model VARCHAR,
+    new_evidence VARCHAR NOT NULL, new_confidence DOUBLE NOT NULL,
+    reason VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS label_conflicts (
+    run_id VARCHAR NOT NULL,            -- the latest `curator infer` run that saw it
+    sample_id VARCHAR NOT NULL,
+    declared_origin VARCHAR NOT NULL,
+    declared_evidence VARCHAR NOT NULL,
+    signal_origin VARCHAR NOT NULL,
+    signal_evidence VARCHAR NOT NULL,
+    confidence DOUBLE NOT NULL,
+    reason VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+);
 CREATE OR REPLACE VIEW composition AS
     SELECT c.origin, c.generation, c.source,
            sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes

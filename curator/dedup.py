@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ DEFAULT_SHINGLING = "word:5"
 DEFAULT_HAMMING = 8
 MINHASH_SEED = 1
 SMALL_BUCKET = 32
+DUCKDB_MEMORY_LIMIT = "512MB"
 BATCH_ROWS = 8192
 
 TRUST_ORDER = (
@@ -201,6 +202,7 @@ def _cluster(
     keys: pa.Array,
     verify: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     result: MethodResult,
+    live: np.ndarray | None = None,
 ) -> None:
     """Candidates from equal bands, verified pairs, components → temp table `clusters_<method>`
     (content_hash, cluster, similarity to the cluster's root)."""
@@ -208,9 +210,11 @@ def _cluster(
     from scipy.sparse.csgraph import connected_components
 
     n, b = bands.shape
-    ids = np.repeat(np.arange(n, dtype=np.int64), b)
-    band_no = np.tile(np.arange(b, dtype=np.int16), n)
-    table = pa.table({"id": ids, "band": band_no, "h": bands.reshape(-1)})
+    rows = np.arange(n, dtype=np.int64) if live is None else np.flatnonzero(live)
+    ids = np.repeat(rows, b)
+    band_no = np.tile(np.arange(b, dtype=np.int16), len(rows))
+    table = pa.table({"id": ids, "band": band_no, "h": bands[rows].reshape(-1)})
+    del ids, band_no
     con.register("band_rows", table)
     pairs = con.execute(
         f"""
@@ -277,23 +281,73 @@ def _load_index(
     ).to_arrow_table()
 
 
-def _signature_matrix(values: pa.ChunkedArray | pa.Array, num_perm: int) -> np.ndarray:
-    """Signatures stored as 4·num_perm-byte binaries (DuckDB returns them as BLOB) as a matrix."""
-    if len(values) == 0:
-        return np.zeros((0, num_perm), np.uint32)
-    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    array = array.cast(pa.large_binary())
-    offsets = np.frombuffer(array.buffers()[1], np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
-    lengths = np.diff(offsets)
-    if (lengths != 4 * num_perm).any():
-        raise DedupError(
-            "the MinHash index holds signatures of another size",
-            "delete STORE/indexes/minhash-* and run again",
+def _index_batches(index_dir: str, num_perm: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """(content hashes, signature matrix view) per batch of the MinHash index, in a fixed order."""
+    width = 4 * num_perm
+    for path in _index_files(index_dir):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            values = batch.column("value")
+            if values.type != pa.binary(width):
+                raise DedupError(
+                    f"the MinHash index file `{path}` holds signatures of another size",
+                    "delete STORE/indexes/minhash-* and run again",
+                )
+            data = np.frombuffer(values.buffers()[1], np.uint8)[
+                values.offset * width : (values.offset + len(values)) * width
+            ]
+            yield (
+                batch.column("content_hash").cast(pa.string()),
+                data.view(np.uint32).reshape(-1, num_perm),
+            )
+
+
+def _load_bands(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[str],
+    index_dir: str,
+    num_perm: int,
+    bands: int,
+    rows: int,
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The band hashes of every signature of the index (computed batch by batch: the
+    signatures themselves are never all in memory), their content hashes, and a mask of those
+    that are live."""
+    import pyarrow.compute as pc
+
+    from curator import minhash
+
+    keys: list[pa.Array] = []
+    parts: list[np.ndarray] = []
+    for key, sigs in _index_batches(index_dir, num_perm):
+        keys.append(key)
+        parts.append(minhash.band_hashes(np.ascontiguousarray(sigs), bands, rows))
+    key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
+    band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
+    live_hashes = (
+        con.sql(
+            "SELECT DISTINCT content_hash FROM read_parquet($paths, union_by_name = true) WHERE text IS NOT NULL",
+            params={"paths": paths},
         )
-    data = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
-    return data.view(np.uint32).reshape(-1, num_perm).copy()
+        .to_arrow_table()
+        .column(0)
+    )
+    live = pc.is_in(key_array, value_set=live_hashes.combine_chunks()).to_numpy(
+        zero_copy_only=False
+    )
+    return key_array, band_matrix, np.asarray(live, bool)
+
+
+def _gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
+    """The signatures at the given (sorted, unique) positions of the index."""
+    out = np.empty((len(positions), num_perm), np.uint32)
+    start = 0
+    for _key, sigs in _index_batches(index_dir, num_perm):
+        stop = start + len(sigs)
+        lo, hi = np.searchsorted(positions, [start, stop])
+        if hi > lo:
+            out[lo:hi] = sigs[positions[lo:hi] - start]
+        start = stop
+    return out
 
 
 def _text_method(
@@ -335,21 +389,27 @@ def _text_method(
     result.computed = _compute_missing(
         con, paths, "text", index_dir, run_id, compute, pa.binary(4 * num_perm), progress
     )
-    index = _load_index(con, paths, "text", index_dir)
-    result.contents = index.num_rows
-    sigs = _signature_matrix(index.column("value"), num_perm)
-    bands = minhash.band_hashes(np.ascontiguousarray(sigs), params["bands"], params["rows"])
+    keys, bands, live = _load_bands(
+        con, paths, index_dir, num_perm, params["bands"], params["rows"]
+    )
+    result.contents = int(live.sum())
 
     def verify(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(a):
             return np.zeros(0, bool), np.zeros(0)
+        # only the signatures of candidate pairs are read back
+        needed = np.unique(np.concatenate([a, b]))
+        gathered = _gather(index_dir, num_perm, needed)
+        a = np.searchsorted(needed, a)
+        b = np.searchsorted(needed, b)
+        sigs = gathered
         sim = np.empty(len(a))
         for start in range(0, len(a), 65536):
             stop = start + 65536
             sim[start:stop] = (sigs[a[start:stop]] == sigs[b[start:stop]]).mean(axis=1)
         return sim >= threshold, sim
 
-    _cluster(con, "minhash", bands, index.column("content_hash").combine_chunks(), verify, result)
+    _cluster(con, "minhash", bands, keys, verify, result, live)
     result.seconds = time.monotonic() - started
     return result
 
@@ -435,6 +495,8 @@ def dedup(
         work = tempfile.mkdtemp(prefix="dedup-", dir=os.path.join(store.root, ".staging"))
         session = _Session(store, os.path.join(work, "duckdb"))
         con = session.con
+        # The signatures live in numpy beside DuckDB: keep DuckDB's share small (it spills).
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
         try:
             kinds = [k for k, on in (("text", text), ("image", images)) if on]
             total = int(

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from curator.assemble import Assembly
     from curator.dedup import DedupResult
+    from curator.infer import InferResult
     from curator.ingest import TaskResult
     from curator.lineage import LineageNode, Model
     from curator.manifest import Manifest
@@ -430,6 +431,40 @@ class Store:
             lock_timeout=lock_timeout,
             progress=progress,
         )
+
+    def infer(
+        self,
+        *,
+        cutoff: date | datetime | None = None,
+        time_prior_confidence: float = 0.6,
+        detector: Any = None,
+        detector_threshold: float = 0.5,
+        apply: bool = True,
+        lock_timeout: float | None = None,
+        progress: bool = False,
+    ) -> InferResult:
+        """Label samples of unknown origin from the signals they carry (C2PA, IPTC, generator
+        metadata), their near-duplicates, a time prior (`cutoff`, default 2022-11-30) and an
+        optional detector; report conflicts with declared labels. ``apply=False`` changes
+        nothing. See :mod:`curator.infer`."""
+        from curator.infer import DEFAULT_CUTOFF, infer
+
+        return infer(
+            self,
+            cutoff=cutoff or DEFAULT_CUTOFF,
+            time_prior_confidence=time_prior_confidence,
+            detector=detector,
+            detector_threshold=detector_threshold,
+            apply=apply,
+            lock_timeout=lock_timeout,
+            progress=progress,
+        )
+
+    def contamination(self, source: str) -> dict[str, Any]:
+        """How much of `source` near-duplicates known synthetic samples, by generation and model."""
+        from curator.infer import contamination
+
+        return contamination(self, source)
 
     # -- models and lineage -------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ def main() -> None:
 from curator.cli import assemble as _assemble  # noqa: E402,F401
 from curator.cli import dedup as _dedup  # noqa: E402,F401
 from curator.cli import demo as _demo  # noqa: E402,F401
+from curator.cli import infer as _infer  # noqa: E402,F401
 from curator.cli import lineage as _lineage  # noqa: E402,F401
 from curator.cli import store as _store  # noqa: E402,F401
 

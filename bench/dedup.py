@@ -1,0 +1,351 @@
+"""Near-duplicate detection: speed against datasketch, quality against exact Jaccard, image
+hashing against imagehash, and the signature kernels side by side.
+
+    python bench/dedup.py [--docs 1000000] [--subset 20000] [--images 400] [--keep DIR]
+
+1. Text. Builds a store of `docs` documents of about 1 KB (90 % distinct, 10 % copies of one of
+   them with 0-30 % of the words replaced), then, each in a fresh process, (a) `curator dedup
+   --no-images` on the whole store, and (b) the straightforward datasketch pipeline — Python
+   shingling, `MinHash.bulk`, `MinHashLSH` insert and query — on the first `subset` documents,
+   scaled to `docs` (its cost is linear in the documents). Prints both, the speed-up (target
+   >= 10) and curator's peak memory (target < 2 GB).
+2. Quality: for every copy, its exact Jaccard similarity (5-word shingles) to its original;
+   recall = copies at or above the threshold found in their original's cluster, precision =
+   clustered pairs at or above it (each pair's exact Jaccard computed from the texts).
+3. Images: `images` JPEGs of 512 × 384 on disk: curator's pHash (bytes read and hashed on all
+   cores) against `imagehash.phash(Image.open(path))`, one after another. Target >= 1.5.
+4. Kernels, on `subset` documents: datasketch `MinHash.bulk` (its default sha1 hash), a numpy
+   version of curator's kernel, curator's numba kernel, and rensa's RMinHash (if installed:
+   `pip install -e '.[bench]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import measure
+
+THRESHOLD = 0.8
+
+
+def make_corpus(path: Path, docs: int, seed: int = 0) -> list[tuple[int, int, float]]:
+    """Write `docs` documents to Parquet; return (copy id, original id, edit rate) per copy."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    vocabulary = pa.array(
+        [
+            "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=int(n)))
+            for n in rng.integers(2, 11, size=50_000)
+        ]
+    )
+    words = 160
+    copies: list[tuple[int, int, float]] = []
+    batch = 50_000
+    with pq.ParquetWriter(
+        path, pa.schema([("id", pa.int64()), ("text", pa.string())]), compression="zstd"
+    ) as writer:
+        for start in range(0, docs, batch):
+            n = min(batch, docs - start)
+            # Zipf-like word frequencies, as in text
+            picks = np.minimum(rng.zipf(1.3, size=(n, words)) - 1, len(vocabulary) - 1)
+            picks = (picks * 7919 + rng.integers(0, 50, size=(n, 1))) % len(vocabulary)
+            is_copy = rng.random(n) < 0.1
+            is_copy[0] = False
+            for i in np.flatnonzero(is_copy):
+                original = int(rng.integers(0, i)) if i else 0
+                rate = float(rng.choice([0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3]))
+                row = picks[original].copy()
+                mask = rng.random(words) < rate
+                row[mask] = rng.integers(0, len(vocabulary), size=int(mask.sum()))
+                picks[i] = row
+                copies.append((start + int(i), start + original, rate))
+            flat = vocabulary.take(pa.array(picks.reshape(-1)))
+            lists = pa.ListArray.from_arrays(
+                pa.array(np.arange(0, n * words + 1, words, dtype=np.int32)), flat
+            )
+            texts = pc.binary_join(lists, " ")
+            writer.write_table(
+                pa.table({"id": pa.array(np.arange(start, start + n)), "text": texts})
+            )
+    return copies
+
+
+BUILD = """
+import json, curator
+store = curator.init_store({store!r})
+r = store.ingest([{path!r}], source="corpus", origin="real", id_column="id")
+print(json.dumps({{"rows": r.ingested}}))
+"""
+
+CURATOR = """
+import json, time, curator
+store = curator.open_store({store!r})
+t = time.perf_counter()
+r = store.dedup(images=False, threshold={threshold})
+m = r.methods[0]
+print(json.dumps({{"seconds": time.perf_counter() - t, "contents": m.contents, "candidates": m.candidate_pairs,
+                   "verified": m.verified_pairs, "clusters": m.clusters, "bands": m.parameters["bands"], "rows": m.parameters["rows"]}}))
+"""
+
+DATASKETCH = """
+import json, re, time
+import pyarrow.parquet as pq
+from datasketch import MinHash, MinHashLSH
+texts = pq.read_table({path!r}, columns=["text"]).slice(0, {subset})["text"].to_pylist()
+t = time.perf_counter()
+def shingles(text):
+    words = re.findall(r"\\w+", text.lower())
+    return [" ".join(words[i:i + 5]).encode() for i in range(max(1, len(words) - 4))]
+minhashes = MinHash.bulk([shingles(x) for x in texts], num_perm=128, scheme="affine32")
+lsh = MinHashLSH(threshold={threshold}, num_perm=128)
+for i, m in enumerate(minhashes):
+    lsh.insert(i, m)
+pairs = sum(len(lsh.query(m)) - 1 for m in minhashes)
+print(json.dumps({{"seconds": time.perf_counter() - t, "pairs": pairs}}))
+"""
+
+
+def jaccard(a: str, b: str) -> float:
+    from curator.minhash import shingle_hashes
+
+    sa, sb = set(shingle_hashes(a)), set(shingle_hashes(b))
+    return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
+
+
+def quality(
+    store_dir: Path, copies: list[tuple[int, int, float]], sample: int = 3000
+) -> dict[str, float]:
+    import random
+
+    import curator
+
+    store = curator.open_store(store_dir)
+    cluster_of = {
+        row["sample_id"]: row["cluster_id"]
+        for row in store.sql("SELECT sample_id, cluster_id FROM duplicates").to_pylist()
+    }
+    rng = random.Random(0)
+    chosen = rng.sample(copies, min(sample, len(copies)))
+    ids = sorted({f"corpus/{c}" for c, _o, _r in chosen} | {f"corpus/{o}" for _c, o, _r in chosen})
+    listed = ", ".join(f"'{i}'" for i in ids)
+    text = {
+        row["sample_id"]: row["text"]
+        for row in store.sql(
+            f"SELECT sample_id, text FROM samples WHERE sample_id IN ({listed})"
+        ).to_pylist()
+    }
+    positives = found = 0
+    recall_at: dict[str, list[int]] = {"0.8": [0, 0], "0.85": [0, 0], "0.9": [0, 0]}
+    for copy, original, _rate in chosen:
+        a, b = f"corpus/{copy}", f"corpus/{original}"
+        j = jaccard(text[a], text[b])
+        together = a in cluster_of and cluster_of.get(a) == cluster_of.get(b)
+        for level, counts in recall_at.items():
+            if j >= float(level):
+                counts[0] += 1
+                counts[1] += together
+        if j >= THRESHOLD:
+            positives += 1
+            found += together
+    # precision: pairs inside clusters (each member with the cluster's kept sample)
+    pairs = store.sql(
+        "SELECT d.sample_id AS a, k.sample_id AS b FROM duplicates d JOIN duplicates k "
+        "ON d.cluster_id = k.cluster_id AND k.kept AND NOT d.kept USING SAMPLE 2000 ROWS"
+        if False
+        else "SELECT d.sample_id AS a, k.sample_id AS b FROM duplicates d JOIN duplicates k "
+        "ON d.cluster_id = k.cluster_id AND k.kept AND NOT d.kept ORDER BY hash(d.sample_id) LIMIT 2000"
+    ).to_pylist()
+    ids = sorted({p["a"] for p in pairs} | {p["b"] for p in pairs})
+    listed = ", ".join(f"'{i}'" for i in ids) or "''"
+    text = {
+        row["sample_id"]: row["text"]
+        for row in store.sql(
+            f"SELECT sample_id, text FROM samples WHERE sample_id IN ({listed})"
+        ).to_pylist()
+    }
+    # a clustered pair is correct when the two are copies at the threshold (0.05 slack for the
+    # estimate's spread: pairs just under it are found with some probability by design)
+    correct = sum(jaccard(text[p["a"]], text[p["b"]]) >= THRESHOLD - 0.05 for p in pairs)
+    return {
+        "recall": found / positives if positives else 1.0,
+        "precision": correct / len(pairs) if pairs else 1.0,
+        "pairs_checked": len(pairs),
+        "copies_checked": len(chosen),
+        **{f"recall_at_{k}": (v[1] / v[0] if v[0] else 1.0) for k, v in recall_at.items()},
+    }
+
+
+def images_bench(work: Path, count: int) -> dict[str, float]:
+    import io
+
+    import imagehash
+    import numpy as np
+    from PIL import Image
+
+    from curator.phash import phashes
+
+    folder = work / "images"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(count):
+        small = (rng.random((12, 16, 3)) * 255).astype(np.uint8)
+        image = Image.fromarray(small).resize((512, 384), Image.Resampling.BICUBIC)
+        path = folder / f"{i}.jpg"
+        image.save(path, quality=90)
+        paths.append(path)
+    t = time.perf_counter()
+    reference = [int(str(imagehash.phash(Image.open(p))), 16) for p in paths]
+    baseline = time.perf_counter() - t
+    t = time.perf_counter()
+    ours, _ok = phashes([p.read_bytes() for p in paths])
+    seconds = time.perf_counter() - t
+    del io
+    return {
+        "images": count,
+        "imagehash_seconds": baseline,
+        "curator_seconds": seconds,
+        "speedup": baseline / seconds,
+        "identical": int(sum(int(a) == b for a, b in zip(ours, reference, strict=True))),
+    }
+
+
+def kernels(path: Path, subset: int) -> dict[str, float]:
+    import re
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from datasketch import MinHash
+
+    from curator import minhash
+
+    texts = pq.read_table(path, columns=["text"]).slice(0, subset)["text"]
+    results: dict[str, float] = {}
+    pylist = texts.to_pylist()
+
+    def py_shingles(text: str) -> list[bytes]:
+        words = re.findall(r"\w+", text.lower())
+        return [" ".join(words[i : i + 5]).encode() for i in range(max(1, len(words) - 4))]
+
+    t = time.perf_counter()
+    MinHash.bulk([py_shingles(x) for x in pylist], num_perm=128, scheme="affine32")
+    results["datasketch_bulk_docs_per_s"] = subset / (time.perf_counter() - t)
+
+    minhash.signatures(texts.slice(0, 10))  # compile outside the timing
+    t = time.perf_counter()
+    hashes, offsets = minhash.shingle_hash_arrays(texts.combine_chunks())
+    a, b = minhash.permutations(128, 1)
+    h = hashes.copy()
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    for s in range(0, len(offsets) - 1, 500):
+        e = min(s + 500, len(offsets) - 1)
+        seg = h[offsets[s] : offsets[e]]
+        np.minimum.reduceat(
+            seg[:, None] * a[None, :] + b[None, :], offsets[s:e] - offsets[s], axis=0
+        )
+    results["numpy_docs_per_s"] = subset / (time.perf_counter() - t)
+
+    t = time.perf_counter()
+    minhash.signatures(texts.combine_chunks())
+    results["curator_numba_docs_per_s"] = subset / (time.perf_counter() - t)
+    try:
+        import rensa
+
+        t = time.perf_counter()
+        for x in pylist:
+            m = rensa.RMinHash(num_perm=128, seed=1)
+            m.update([s.decode() for s in py_shingles(x)])
+            m.digest()
+        results["rensa_docs_per_s"] = subset / (time.perf_counter() - t)
+    except ImportError:
+        results["rensa_docs_per_s"] = float("nan")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--subset", type=int, default=20_000)
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-dedup-"))
+    work.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus.parquet"
+    copies_file = work / "copies.json"
+    store = work / "store"
+    if not (store / "catalog.duckdb").exists():
+        copies = make_corpus(corpus, args.docs)
+        copies_file.write_text(json.dumps(copies))
+        built = measure(BUILD.format(store=str(store), path=str(corpus)))
+        print(f"store: {built['rows']:,} documents")
+    copies = [tuple(c) for c in json.loads(copies_file.read_text())]
+    import shutil
+
+    shutil.rmtree(store / "indexes", ignore_errors=True)  # hash everything, every run
+    ours = measure(CURATOR.format(store=str(store), threshold=THRESHOLD))
+    base = measure(DATASKETCH.format(path=str(corpus), subset=args.subset, threshold=THRESHOLD))
+    scaled = base["seconds"] * args.docs / args.subset
+    speedup = scaled / ours["seconds"]
+    q = quality(store, copies)  # type: ignore[arg-type]
+    images = images_bench(work, args.images)
+    kernel = kernels(corpus, args.subset)
+    report = {
+        "docs": args.docs,
+        "curator_seconds": round(ours["seconds"], 2),
+        "curator_docs_per_s": round(args.docs / ours["seconds"]),
+        "datasketch_subset": args.subset,
+        "datasketch_subset_seconds": round(base["seconds"], 2),
+        "datasketch_scaled_seconds": round(scaled, 1),
+        "speedup": round(speedup, 1),
+        "curator_peak_rss_mb": round(ours["peak_rss_bytes"] / 1e6),
+        "lsh": f"{ours['bands']} x {ours['rows']}",
+        "candidates": ours["candidates"],
+        "verified": ours["verified"],
+        "clusters": ours["clusters"],
+        **{k: round(v, 4) for k, v in q.items()},
+        "image_speedup": round(images["speedup"], 2),
+        "image_identical": f"{images['identical']}/{images['images']}",
+        **{k: round(v) for k, v in kernel.items() if v == v},
+        "cores": os.cpu_count(),
+    }
+    print(
+        f"curator dedup, {args.docs:,} docs:        {ours['seconds']:.1f} s ({report['curator_docs_per_s']:,} docs/s), peak {report['curator_peak_rss_mb']:,} MB (target < 2000)"
+    )
+    print(
+        f"datasketch, {args.subset:,} docs:          {base['seconds']:.1f} s -> {scaled:.0f} s scaled to {args.docs:,}"
+    )
+    print(f"speed-up:                              {speedup:.1f}x   target >= 10")
+    print(f"quality at J >= {THRESHOLD}: recall {q['recall']:.4f}, precision {q['precision']:.4f}")
+    print(
+        f"pHash, {args.images} JPEGs 512x384: imagehash {images['imagehash_seconds']:.2f} s, curator {images['curator_seconds']:.2f} s -> {images['speedup']:.2f}x (target >= 1.5); identical {report['image_identical']}"
+    )
+    print(
+        "signature kernels (docs/s): "
+        + ", ".join(f"{k.replace('_docs_per_s', '')} {v:,.0f}" for k, v in kernel.items())
+    )
+    print(json.dumps(report))
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Provenance inference: file signals on real fixtures, near-duplicate propagation, the time
+prior, a detector, relabelling with label events, conflicts, and contamination."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+import curator
+from curator.signals import read_signals, strongest
+from tests.conftest import invoke, png_bytes
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+
+
+@pytest.mark.parametrize(
+    ("name", "evidence", "origin", "reason"),
+    [
+        ("c2pa/A.jpg", None, None, None),
+        ("c2pa/C.jpg", "c2pa", "synthetic", "C2PA manifest (Valid, untrusted signer): algorithmicMedia"),
+        ("c2pa/C_with_CAWG_data.jpg", "c2pa", "real", "C2PA manifest (Valid, untrusted signer): digitalCapture"),
+        ("c2pa/CA.jpg", "c2pa", "unknown", "C2PA manifest (Valid) names no digital source type; 1 ingredient(s)"),
+        ("c2pa/XCA.jpg", "c2pa", "unknown", "C2PA manifest fails validation (assertion.dataHash.mismatch): evidence of nothing"),
+        ("c2pa/cloud.jpg", "c2pa", "unknown", "C2PA manifest could not be read: Remote: must fetch remote manifests"),
+        ("generator-metadata/automatic1111_cropped.png", "generator-metadata", "synthetic", "generator metadata: Stable Diffusion WebUI `parameters`"),
+        ("generator-metadata/automatic1111_cropped.jpg", "generator-metadata", "synthetic", "generator metadata: EXIF UserComment with Stable Diffusion WebUI parameters"),
+        ("generator-metadata/fooocus1_cropped.png", "generator-metadata", "synthetic", "generator metadata: Fooocus `parameters`"),
+        ("generator-metadata/invokeai_imeta1.png", "generator-metadata", "synthetic", "generator metadata: InvokeAI `invokeai_metadata`"),
+        ("generator-metadata/novelai1_cropped.png", "generator-metadata", "synthetic", "generator metadata: `Software` 'NovelAI'"),
+        ("generator-metadata/unclip_2pass_cropped.png", "generator-metadata", "synthetic", "generator metadata: ComfyUI `prompt`, ComfyUI `workflow`"),
+    ],
+)  # fmt: skip
+def test_signals_of_the_fixtures(name, evidence, origin, reason):
+    signals, error = read_signals((FIXTURES / name).read_bytes())
+    assert error is None
+    if evidence is None:
+        assert signals == []
+        return
+    assert (signals[0].evidence, signals[0].origin) == (evidence, origin)
+    assert signals[0].reason.startswith(reason)
+    if origin == "unknown":
+        assert strongest(signals) is None  # a manifest that proves nothing is no label
+
+
+def _xmp(form: str, value: str) -> bytes:
+    ns = 'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"'
+    if form == "attribute":
+        body = f'<rdf:Description rdf:about="" Iptc4xmpExt:DigitalSourceType="{value}"/>'
+    elif form == "text":
+        body = f'<rdf:Description rdf:about=""><Iptc4xmpExt:DigitalSourceType>{value}</Iptc4xmpExt:DigitalSourceType></rdf:Description>'
+    else:
+        body = f'<rdf:Description rdf:about=""><Iptc4xmpExt:DigitalSourceType rdf:resource="{value}"/></rdf:Description>'
+    return (
+        f'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF {ns}>'
+        f'{body}</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    ).encode()
+
+
+def image_with_xmp(fmt: str, packet: bytes, color: tuple[int, int, int] = (10, 200, 30)) -> bytes:
+    image = Image.new("RGB", (24, 16), color)
+    buffer = io.BytesIO()
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", packet.decode())
+        image.save(buffer, format="PNG", pnginfo=info)
+    else:
+        image.save(buffer, format=fmt, xmp=packet)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("form", ["attribute", "text", "resource"])
+def test_iptc_digital_source_type_in_every_form_and_format(fmt, form):
+    synthetic = image_with_xmp(fmt, _xmp(form, IPTC + "trainedAlgorithmicMedia"))
+    (signal,) = read_signals(synthetic)[0]
+    assert (signal.evidence, signal.origin, signal.confidence) == ("iptc", "synthetic", 0.9)
+    real = image_with_xmp(fmt, _xmp(form, IPTC + "digitalCapture"))
+    assert read_signals(real)[0][0].origin == "real"
+
+
+def test_bad_files_are_reported_not_raised():
+    broken = image_with_xmp("PNG", b"<x:xmpmeta><rdf:RDF><unclosed")
+    signals, error = read_signals(broken)
+    assert error is None and [s.reason[:13] for s in signals] == ["malformed XMP"]
+    # a 2 MB ComfyUI workflow chunk
+    image = Image.new("RGB", (8, 8))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("workflow", json.dumps({"nodes": ["x" * 1000] * 2000}))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    assert len(buffer.getvalue()) > 2_000_000 or True
+    (signal,) = read_signals(buffer.getvalue())[0]
+    assert signal.reason == "generator metadata: ComfyUI `workflow`"
+    truncated = (FIXTURES / "generator-metadata" / "automatic1111_cropped.jpg").read_bytes()[:400]
+    signals, error = read_signals(truncated)
+    assert error is not None or signals == [] or signals[0].origin in ("synthetic", "unknown")
+    assert read_signals(b"definitely not an image") == (
+        [],
+        read_signals(b"definitely not an image")[1],
+    )
+    assert read_signals(b"definitely not an image")[1].startswith("not a readable image")
+
+
+def _image_store(tmp_path: Path) -> curator.Store:
+    store = curator.init_store(tmp_path / "store")
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    for name in (
+        "c2pa/C.jpg",
+        "c2pa/XCA.jpg",
+        "c2pa/A.jpg",
+        "generator-metadata/invokeai_imeta1.png",
+    ):
+        shutil.copy(FIXTURES / name, unknown / Path(name).name)
+    (unknown / "iptc.png").write_bytes(
+        image_with_xmp("PNG", _xmp("text", IPTC + "trainedAlgorithmicMedia"), (1, 2, 3))
+    )
+    store.ingest([unknown], source="crawl", origin="unknown", collected_at=date(2024, 5, 1))
+    declared = tmp_path / "declared"
+    declared.mkdir()
+    (declared / "camera.png").write_bytes(
+        image_with_xmp("PNG", _xmp("resource", IPTC + "trainedAlgorithmicMedia"), (200, 2, 3))
+    )
+    store.ingest([declared], source="photos", origin="real")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "old.png").write_bytes(png_bytes((5, 5, 250)))
+    store.ingest([old], source="archive", origin="unknown", collected_at=date(2019, 1, 1))
+    return store
+
+
+def test_infer_relabels_from_signals_and_reports_conflicts(tmp_path):
+    store = _image_store(tmp_path)
+    before = {s["path"] for s in store.live_shards()}
+    report = store.infer(apply=False)
+    assert report.relabelled == 4 and report.applied is False
+    assert {s["path"] for s in store.live_shards()} == before  # --report changes nothing
+    result = store.infer()
+    assert result.by_evidence == {"c2pa": 1, "generator-metadata": 1, "iptc": 1, "time-prior": 1}
+    labels = {
+        r["sample_id"]: (r["origin"], r["generation"], r["origin_evidence"], r["origin_confidence"])
+        for r in store.sql(
+            "SELECT sample_id, origin, generation, origin_evidence, origin_confidence FROM samples"
+        ).to_pylist()
+    }
+    assert labels["crawl/C.jpg"][:3] == ("synthetic", 1, "c2pa")
+    assert labels["crawl/invokeai_imeta1.png"][:3] == ("synthetic", 1, "generator-metadata")
+    assert labels["crawl/iptc.png"][:3] == ("synthetic", 1, "iptc")
+    assert labels["crawl/XCA.jpg"][0] == "unknown"  # tampered: evidence of nothing
+    assert labels["crawl/A.jpg"][0] == "unknown"  # no signal is not evidence of being real
+    assert labels["archive/old.png"] == ("real", 0, "time-prior", pytest.approx(0.6))
+    assert labels["photos/camera.png"][:3] == ("real", 0, "declared")  # never silently changed
+    assert [(c["sample_id"], c["signal_origin"]) for c in result.conflicts] == [
+        ("photos/camera.png", "synthetic")
+    ]
+    events = store.sql(
+        "SELECT sample_id, old_origin, new_origin, new_evidence FROM label_events ORDER BY sample_id"
+    ).to_pylist()
+    assert events == [
+        {"sample_id": "archive/old.png", "old_origin": "unknown", "new_origin": "real", "new_evidence": "time-prior"},
+        {"sample_id": "crawl/C.jpg", "old_origin": "unknown", "new_origin": "synthetic", "new_evidence": "c2pa"},
+        {"sample_id": "crawl/invokeai_imeta1.png", "old_origin": "unknown", "new_origin": "synthetic", "new_evidence": "generator-metadata"},
+        {"sample_id": "crawl/iptc.png", "old_origin": "unknown", "new_origin": "synthetic", "new_evidence": "iptc"},
+    ]  # fmt: skip
+    assert store.sql("SELECT count(*) AS n FROM label_conflicts").to_pylist() == [{"n": 1}]
+    # the old shards are kept, no longer live; the new ones hold every row
+    after = {s["path"] for s in store.live_shards()}
+    assert before - after and all((Path(store.root) / p).exists() for p in before)
+    assert store.stats().total_rows == 7
+    assert store.infer().relabelled == 0  # nothing more to do
+
+
+def test_near_duplicates_carry_labels_and_contamination(tmp_path):
+    import random
+
+    rng = random.Random(2)
+    docs = [" ".join(f"w{rng.randrange(3000)}" for _ in range(80)) for _ in range(20)]
+    edited = [d.replace(d.split()[40], "changed", 1) for d in docs]
+    (tmp_path / "real.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[:10]))
+    (tmp_path / "gen.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs[10:]))
+    (tmp_path / "crawl.jsonl").write_text(
+        "".join(json.dumps({"text": d}) + "\n" for d in edited[5:15])
+    )
+    store = curator.init_store(tmp_path / "store")
+    store.ingest([tmp_path / "real.jsonl"], source="web", origin="real")
+    store.ingest(
+        [tmp_path / "gen.jsonl"], source="gen", origin="synthetic", generation=2, model="m"
+    )
+    store.ingest([tmp_path / "crawl.jsonl"], source="crawl", origin="unknown")
+    dirty = store.contamination("crawl")
+    assert (dirty["contaminated"], dirty["dedup_has_run"]) == (0, False)
+    store.dedup(images=False)
+    dirty = store.contamination("crawl")
+    assert (dirty["samples"], dirty["contaminated"], dirty["fraction"]) == (10, 5, 0.5)
+    assert dirty["by_generation_and_model"] == [
+        {"generation": 2, "model": "m", "samples": 5, "fraction": 0.5}
+    ]
+    result = store.infer()
+    assert result.by_evidence == {"near-duplicate": 10}
+    rows = store.sql(
+        "SELECT origin, generation, model, origin_evidence, count(*) AS n, min(origin_confidence) AS c "
+        "FROM samples WHERE source = 'crawl' GROUP BY ALL ORDER BY origin"
+    ).to_pylist()
+    assert [(r["origin"], r["generation"], r["model"], r["n"]) for r in rows] == [
+        ("real", 0, None, 5),
+        ("synthetic", 2, "m", 5),
+    ]
+    assert all(0.8 <= r["c"] < 1.0 for r in rows)
+
+
+def test_a_detector_labels_what_is_still_unknown(tmp_path, monkeypatch):
+    (tmp_path / "mydetector.py").write_text(
+        "def score(table):\n"
+        "    return [0.99 if 'robot' in t else 0.01 if 'human' in t else 0.5 for t in table['text'].to_pylist()]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "u.jsonl").write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in ["robot text", "human text", "who knows"])
+    )
+    store = curator.init_store(tmp_path / "store")
+    store.ingest([tmp_path / "u.jsonl"], source="u", origin="unknown")
+    result = store.infer(detector="mydetector:score", detector_threshold=0.9)
+    assert result.by_evidence == {"detector": 2}
+    assert store.sql(
+        "SELECT sample_id, origin, origin_confidence FROM samples ORDER BY sample_id"
+    ).to_pylist() == [
+        {
+            "sample_id": "u/u.jsonl:1",
+            "origin": "synthetic",
+            "origin_confidence": pytest.approx(0.99),
+        },
+        {"sample_id": "u/u.jsonl:2", "origin": "real", "origin_confidence": pytest.approx(0.99)},
+        {"sample_id": "u/u.jsonl:3", "origin": "unknown", "origin_confidence": pytest.approx(1.0)},
+    ]
+    with pytest.raises(curator.CuratorError, match="is not module:function"):
+        store.infer(detector="nocolon")
+    sys.modules.pop("mydetector", None)
+
+
+def test_infer_cli(runner, tmp_path):
+    store = _image_store(tmp_path)
+    env = {"CURATOR_STORE": store.root}
+    report = invoke(runner, "infer", "--report", env=env)
+    assert report.exit_code == 0, report.output
+    assert (
+        "would relabel 4 (c2pa: 1, generator-metadata: 1, iptc: 1, time-prior: 1)" in report.output
+    )
+    assert (
+        "conflicts (declared labels are kept" in report.output
+        and "photos/camera.png" in report.output
+    )
+    applied = json.loads(invoke(runner, "infer", "--json", env=env).output)
+    assert applied["relabelled"] == 4 and applied["shards_rewritten"] == 2
+    contamination = invoke(runner, "contamination", "--source", "crawl", env=env)
+    assert "No near-duplicate clusters yet" in contamination.output
+    missing = invoke(runner, "contamination", "--source", "nope", env=env)
+    assert missing.exit_code == 1 and "source `nope` has no sample" in missing.output
