@@ -17,6 +17,7 @@ format:
 bench:
 	$(PY) bench/ingest.py
 	$(PY) bench/assemble.py
+	$(PY) bench/dedup.py
 
 demo:
 	$(PY) -m curator demo
