@@ -212,13 +212,41 @@ def images_bench(work: Path, count: int) -> dict[str, float]:
     t = time.perf_counter()
     ours, _ok = phashes([p.read_bytes() for p in paths])
     seconds = time.perf_counter() - t
-    del io
+    # quality: each of the first 100 images re-encoded, resized, brightened and cropped a little
+    from PIL import ImageEnhance
+
+    from curator.dedup import DEFAULT_HAMMING
+
+    variants: list[bytes] = []
+    owner: list[int] = []
+    for i, path in enumerate(paths[:100]):
+        original = Image.open(path).convert("RGB")
+        edits = [
+            original,
+            original.resize((384, 288)),
+            ImageEnhance.Brightness(original).enhance(1.15),
+            original.crop((8, 6, 504, 378)),
+        ]
+        for edit in edits:
+            buffer = io.BytesIO()
+            edit.save(buffer, format="JPEG", quality=75)
+            variants.append(buffer.getvalue())
+            owner.append(i)
+    hashes, _ok = phashes(variants)
+    owners = np.array(owner)
+    distance = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    same = owners[:, None] == owners[None, :]
+    upper = np.triu(np.ones_like(same), k=1)
+    close = (distance <= DEFAULT_HAMMING) & upper
+    true_pairs = same & upper
     return {
         "images": count,
         "imagehash_seconds": baseline,
         "curator_seconds": seconds,
         "speedup": baseline / seconds,
         "identical": int(sum(int(a) == b for a, b in zip(ours, reference, strict=True))),
+        "image_recall": float((close & true_pairs).sum() / true_pairs.sum()),
+        "image_precision": float((close & true_pairs).sum() / max(close.sum(), 1)),
     }
 
 
@@ -324,6 +352,8 @@ def main() -> None:
         **{k: round(v, 4) for k, v in q.items()},
         "image_speedup": round(images["speedup"], 2),
         "image_identical": f"{images['identical']}/{images['images']}",
+        "image_recall": round(images["image_recall"], 4),
+        "image_precision": round(images["image_precision"], 4),
         **{k: round(v) for k, v in kernel.items() if v == v},
         "cores": os.cpu_count(),
     }
