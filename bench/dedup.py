@@ -369,6 +369,10 @@ def main() -> None:
         f"pHash, {args.images} JPEGs 512x384: imagehash {images['imagehash_seconds']:.2f} s, curator {images['curator_seconds']:.2f} s -> {images['speedup']:.2f}x (target >= 1.5); identical {report['image_identical']}"
     )
     print(
+        "pHash copies (re-encoded, resized 75 %, brightened 15 %, cropped 3 %; Hamming <= 8): "
+        f"recall {images['image_recall']:.4f}, precision {images['image_precision']:.4f}"
+    )
+    print(
         "signature kernels (docs/s): "
         + ", ".join(f"{k.replace('_docs_per_s', '')} {v:,.0f}" for k, v in kernel.items())
     )

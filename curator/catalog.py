@@ -10,12 +10,17 @@ curator code involved.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from curator.schema import PROVENANCE_COLUMNS
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import duckdb
+
+    from curator.shards import WrittenShard
 
 CATALOG_VERSION = "1"
 
@@ -196,6 +201,34 @@ CREATE OR REPLACE VIEW lineage_edges AS
     UNION ALL
     SELECT 'sample', parent_id, 'sample', sample_id, 'derived' FROM samples WHERE parent_id IS NOT NULL
 """
+
+
+def register_shard(
+    con: duckdb.DuckDBPyConnection,
+    shard: WrittenShard,
+    relative: str,
+    source: str,
+    run_id: str,
+    created_at: datetime,
+) -> str:
+    """Insert a live shard and its composition (inside the caller's transaction); its id."""
+    from curator.schema import SCHEMA_VERSION
+
+    shard_id = os.path.basename(relative)[: -len(".parquet")]
+    con.execute(
+        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)",
+        [shard_id, relative, source, run_id, shard.content_kind, shard.rows, shard.file_bytes,
+         shard.content_bytes, shard.sha256, SCHEMA_VERSION, created_at],
+    )  # fmt: skip
+    for (origin, generation, group), (rows, nbytes) in sorted(
+        shard.composition.items(),
+        key=lambda kv: (kv[0][0], kv[0][1] if kv[0][1] is not None else -1, kv[0][2]),
+    ):
+        con.execute(
+            "INSERT INTO shard_composition VALUES (?, ?, ?, ?, ?, ?)",
+            [shard_id, origin, generation, group, rows, nbytes],
+        )
+    return shard_id
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:

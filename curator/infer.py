@@ -374,7 +374,6 @@ def _apply(
 ) -> None:
     """New shards for every shard with a change, then one transaction switches them."""
     from curator import __version__, catalog
-    from curator.schema import SCHEMA_VERSION
     from curator.shards import (
         WrittenShard,
         composition_of,
@@ -436,24 +435,7 @@ def _apply(
                         "SELECT source, run_id FROM shards WHERE path = ?", [old_relative]
                     ).fetchall()[0]
                     con.execute("UPDATE shards SET live = false WHERE path = ?", [old_relative])
-                    shard_id = os.path.basename(new_relative)[: -len(".parquet")]
-                    con.execute(
-                        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)",
-                        [shard_id, new_relative, old[0], result.run_id, shard.content_kind, shard.rows,
-                         shard.file_bytes, shard.content_bytes, shard.sha256, SCHEMA_VERSION, now],
-                    )  # fmt: skip
-                    for (origin, generation, source), (n, nbytes) in sorted(
-                        shard.composition.items(),
-                        key=lambda kv: (
-                            kv[0][0],
-                            kv[0][1] if kv[0][1] is not None else -1,
-                            kv[0][2],
-                        ),
-                    ):
-                        con.execute(
-                            "INSERT INTO shard_composition VALUES (?, ?, ?, ?, ?, ?)",
-                            [shard_id, origin, generation, source, n, nbytes],
-                        )
+                    catalog.register_shard(con, shard, new_relative, old[0], result.run_id, now)
                 for change in result.changes:
                     old, new = change["old"], change["new"]
                     con.execute(

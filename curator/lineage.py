@@ -355,7 +355,7 @@ def _manifest_of_store(store: Store, ident: str) -> Manifest:
     if len(matches) > 1:
         listed = "; ".join(
             f"{r['manifest_id']} (lineage {r['lineage']} #{r['sequence']})"
-            for r in sorted(matches.values(), key=lambda r: r["manifest_id"])
+            for r in sorted(matches.values(), key=lambda r: (r["lineage"], r["sequence"]))
         )
         raise ModelError(
             f"`{ident}` matches {len(matches)} manifests: {listed}",

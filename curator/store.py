@@ -38,7 +38,7 @@ from curator.errors import (
 )
 from curator.locking import lock_timeout, pid_alive, write_lock
 from curator.provenance import ProvenanceSpec
-from curator.schema import MAX_GENERATION, SCHEMA_VERSION
+from curator.schema import MAX_GENERATION
 
 if TYPE_CHECKING:
     import duckdb
@@ -1083,35 +1083,9 @@ class Store:
                     ],
                 )
                 for shard, relative in placed:
-                    shard_id = os.path.basename(relative)[: -len(".parquet")]
-                    con.execute(
-                        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)",
-                        [
-                            shard_id,
-                            relative,
-                            result.source,
-                            result.run_id,
-                            shard.content_kind,
-                            shard.rows,
-                            shard.file_bytes,
-                            shard.content_bytes,
-                            shard.sha256,
-                            SCHEMA_VERSION,
-                            finished,
-                        ],
+                    catalog.register_shard(
+                        con, shard, relative, result.source, result.run_id, finished
                     )
-                    for (origin, generation, source), (rows, nbytes) in sorted(
-                        shard.composition.items(),
-                        key=lambda kv: (
-                            kv[0][0],
-                            kv[0][1] if kv[0][1] is not None else -1,
-                            kv[0][2],
-                        ),
-                    ):
-                        con.execute(
-                            "INSERT INTO shard_composition VALUES (?, ?, ?, ?, ?, ?)",
-                            [shard_id, origin, generation, source, rows, nbytes],
-                        )
                 if placed:
                     catalog.ensure(con)
                     for name, arrow_type in sorted((new_columns or {}).items()):
