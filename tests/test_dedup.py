@@ -21,7 +21,7 @@ from curator import minhash, phash
 from curator.policy import Policy, PolicyError
 from tests.conftest import invoke
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"
 
 
 @settings(max_examples=60, deadline=None)

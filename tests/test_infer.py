@@ -17,7 +17,7 @@ import curator
 from curator.signals import read_signals, strongest
 from tests.conftest import invoke, png_bytes
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 
 
