@@ -151,7 +151,7 @@ def infer(
             if not paths:
                 return result
             con.execute(
-                "CREATE TEMP TABLE labels AS SELECT file_index AS shard, file_row_number AS row, sample_id, "
+                "CREATE TABLE labels AS SELECT file_index AS shard, file_row_number AS row, sample_id, "
                 "content_hash, origin, generation, model, origin_evidence AS evidence, origin_confidence AS confidence, "
                 "collected_at FROM read_parquet($paths, file_row_number = true, union_by_name = true)",
                 {"paths": paths},
@@ -160,13 +160,27 @@ def infer(
             current = {
                 row[0]: row[1:]
                 for row in con.execute(
-                    "SELECT sample_id, origin, evidence, confidence, shard, row, generation, model FROM labels"
+                    "SELECT sample_id, origin, evidence, confidence, shard, row, generation, model FROM labels "
+                    "WHERE origin = 'unknown' OR evidence NOT IN ('declared', 'model-lineage')"
                 ).fetchall()
             }
+            # Only the labels inference may change are held in memory; a fixed label is looked
+            # up (on its own cursor: a scan may be streaming) when a signal contradicts it.
+            lookup = con.cursor()
+
+            def fixed_label(sample_id: str) -> tuple[Any, ...] | None:
+                rows = lookup.execute(
+                    "SELECT origin, evidence FROM labels WHERE sample_id = ?", [sample_id]
+                ).fetchall()
+                return rows[0] if rows else None
+
             proposals: dict[str, Label] = {}
 
             def propose(sample_id: str, label: Label) -> None:
-                origin, evidence, _conf, *_ = current[sample_id]
+                row = current.get(sample_id) or fixed_label(sample_id)
+                if row is None:
+                    return
+                origin, evidence = row[0], row[1]
                 if evidence in FIXED and origin != "unknown":
                     if label.origin != origin:
                         result.conflicts.append(
