@@ -323,11 +323,20 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         if not policy.dedup.near:
             con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact")
         else:
-            # One sample per near-duplicate cluster: the one `curator dedup` kept (the same
-            # provenance-aware rule). Samples ingested after that run are in no cluster yet.
+            # One sample per near-duplicate cluster, the most trustworthy by the labels as they
+            # are now (`infer` may have relabelled members since `curator dedup` ran). Samples
+            # ingested after that run are in no cluster yet.
             con.execute(
-                "CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact ANTI JOIN "
-                "(SELECT DISTINCT sample_id FROM cat.duplicates WHERE NOT kept) USING (sample_id)"
+                f"""
+                CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact ANTI JOIN (
+                    SELECT sample_id FROM (
+                        SELECT r.sample_id, row_number() OVER (
+                            PARTITION BY d.cluster_id ORDER BY {TRUST_ORDER}
+                        ) AS place
+                        FROM cat.duplicates d JOIN raw r USING (sample_id)
+                    ) WHERE place > 1
+                ) USING (sample_id)
+                """
             )
         params.pop("paths")
         con.execute(

@@ -89,6 +89,21 @@ class DedupResult:
         }
 
 
+def cleanup_interrupted(store: Store) -> None:
+    """Under the write lock: remove what a killed dedup or infer left (temporary index and
+    shard files, work directories); nothing of theirs was ever registered."""
+    staging = os.path.join(store.root, ".staging")
+    os.makedirs(staging, exist_ok=True)
+    for name in os.listdir(staging):
+        if name.startswith(("dedup-", "infer-", "assemble-")):
+            shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    for top in ("indexes", "shards"):
+        for directory, _dirs, files in os.walk(os.path.join(store.root, top)):
+            for name in files:
+                if name.endswith(".parquet.tmp"):
+                    os.remove(os.path.join(directory, name))
+
+
 def _index_dir(store: Store, name: str) -> str:
     return os.path.join(store.root, "indexes", name)
 
@@ -146,8 +161,10 @@ def _compute_missing(
 
     def work(batch: pa.RecordBatch) -> pa.Table:
         values, ok = compute(batch.column("content"))
-        table = pa.table({"content_hash": batch.column("content_hash"), "value": values})
-        return table.filter(pa.array(ok))
+        # Contents without a signature (no word, undecodable) are kept too, with a value that
+        # never clusters, so that later runs do not hash them again.
+        del ok
+        return pa.table({"content_hash": batch.column("content_hash"), "value": values})
 
     try:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
@@ -175,13 +192,15 @@ def _compute_missing(
                 pending.append(pool.submit(work, batch))
                 if len(pending) >= 4:
                     table = pending.pop(0).result()
-                    writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
-                    writer.write_table(table.cast(schema))
+                    if table.num_rows:
+                        writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
+                        writer.write_table(table.cast(schema))
                     computed += table.num_rows
             for future in pending:
                 table = future.result()
-                writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
-                writer.write_table(table.cast(schema))
+                if table.num_rows:
+                    writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
+                    writer.write_table(table.cast(schema))
                 computed += table.num_rows
         if writer is not None:
             writer.close()
@@ -318,9 +337,11 @@ def _load_bands(
 
     keys: list[pa.Array] = []
     parts: list[np.ndarray] = []
+    empty: list[np.ndarray] = []
     for key, sigs in _index_batches(index_dir, num_perm):
         keys.append(key)
         parts.append(minhash.band_hashes(np.ascontiguousarray(sigs), bands, rows))
+        empty.append((sigs == np.uint32(0xFFFFFFFF)).all(axis=1))  # no shingle
     key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
     band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
     live_hashes = (
@@ -331,10 +352,13 @@ def _load_bands(
         .to_arrow_table()
         .column(0)
     )
-    live = pc.is_in(key_array, value_set=live_hashes.combine_chunks()).to_numpy(
-        zero_copy_only=False
+    live = np.asarray(
+        pc.is_in(key_array, value_set=live_hashes.combine_chunks()).to_numpy(zero_copy_only=False),
+        bool,
     )
-    return key_array, band_matrix, np.asarray(live, bool)
+    if empty:
+        live &= ~np.concatenate(empty)
+    return key_array, band_matrix, live
 
 
 def _gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
@@ -437,19 +461,23 @@ def _image_method(
             con, paths, "image", index_dir, run_id, compute, pa.int64(), progress
         )
     index = _load_index(con, paths, "image", index_dir)
-    result.contents = index.num_rows
     hashes = (
         index.column("value").to_numpy().astype(np.int64).view(np.uint64)
         if index.num_rows
         else np.zeros(0, np.uint64)
     )
+    informative = phash.informative(hashes)
+    result.contents = int(informative.sum())
     bands = phash.band_values(hashes, hamming + 1)
 
     def verify(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         distance = np.bitwise_count(hashes[a] ^ hashes[b]).astype(np.int64)
         return distance <= hamming, 1.0 - distance / 64.0
 
-    _cluster(con, "phash", bands, index.column("content_hash").combine_chunks(), verify, result)
+    _cluster(
+        con, "phash", bands, index.column("content_hash").combine_chunks(), verify, result,
+        informative,
+    )  # fmt: skip
     result.seconds = time.monotonic() - started
     return result
 
@@ -492,6 +520,7 @@ def dedup(
     with write_lock(store.root, "dedup", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
+        cleanup_interrupted(store)
         work = tempfile.mkdtemp(prefix="dedup-", dir=os.path.join(store.root, ".staging"))
         session = _Session(store, os.path.join(work, "duckdb"))
         con = session.con

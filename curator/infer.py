@@ -77,6 +77,9 @@ class InferResult:
     by_evidence: dict[str, int] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     unreadable: int = 0
+    #: files whose metadata says nothing usable, with the reason (malformed XMP, a C2PA manifest
+    #: that fails validation or cannot be read, an unreadable file); at most 1000
+    problems: list[dict[str, str]] = field(default_factory=list)
     shards_rewritten: int = 0
     changes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -113,7 +116,7 @@ def infer(
     cutoff: date | datetime | None = DEFAULT_CUTOFF,
     time_prior_confidence: float = DEFAULT_TIME_PRIOR_CONFIDENCE,
     detector: str | Callable[[pa.Table], Sequence[float]] | None = None,
-    detector_threshold: float = 0.5,
+    detector_threshold: float = 0.9,
     apply: bool = True,
     lock_timeout: float | None = None,
     progress: bool = False,
@@ -129,14 +132,20 @@ def infer(
         raise InferError(
             f"time-prior confidence {time_prior_confidence} is not in 0..1", "e.g. 0.6"
         )
-    if not 0.5 <= detector_threshold <= 1:
-        raise InferError(f"detector threshold {detector_threshold} is not in 0.5..1", "e.g. 0.9")
+    if not 0.5 < detector_threshold <= 1:
+        raise InferError(
+            f"detector threshold {detector_threshold} is not in (0.5, 1]",
+            "e.g. 0.9 (0.5 would label a score that says 'cannot tell')",
+        )
     detect = load_detector(detector) if isinstance(detector, str) else detector
     clock = time.monotonic()
     result = InferResult(new_run_id(), applied=apply)
     with write_lock(store.root, "infer", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
+        from curator.dedup import cleanup_interrupted
+
+        cleanup_interrupted(store)
         work = tempfile.mkdtemp(prefix="infer-", dir=os.path.join(store.root, ".staging"))
         session = _Session(store, os.path.join(work, "duckdb"))
         try:
@@ -203,7 +212,25 @@ def infer(
                 proposals[sample_id] = label
 
             _metadata_signals(con, paths, propose, result)
+            # near-duplicates see the labels the file signals just gave (one run settles)
+            con.register(
+                "signal_labels",
+                pa.table(
+                    {
+                        "sample_id": list(proposals),
+                        "origin": [p.origin for p in proposals.values()],
+                        "generation": pa.array(
+                            [p.generation for p in proposals.values()], pa.int16()
+                        ),
+                        "model": pa.array([p.model for p in proposals.values()], pa.string()),
+                        "confidence": pa.array(
+                            [p.confidence for p in proposals.values()], pa.float64()
+                        ),
+                    }
+                ),
+            )
             _near_duplicates(con, propose)
+            con.unregister("signal_labels")
             if cutoff is not None:
                 cut = (
                     cutoff
@@ -283,6 +310,11 @@ def _metadata_signals(
             ):
                 if error:
                     result.unreadable += 1
+                    if len(result.problems) < 1000:
+                        result.problems.append({"sample_id": sample_id, "reason": error})
+                for bad in signals:
+                    if bad.origin == "unknown" and len(result.problems) < 1000:
+                        result.problems.append({"sample_id": sample_id, "reason": bad.reason})
                 signal = strongest(signals)
                 if signal is not None:
                     propose(
@@ -301,8 +333,16 @@ def _near_duplicates(con: duckdb.DuckDBPyConnection, propose: Callable[[str, Lab
         return
     rows = con.execute(
         """
-        WITH members AS (
-            SELECT d.cluster_id, d.similarity, l.* FROM cat.duplicates d JOIN labels l USING (sample_id)
+        WITH effective AS (
+            SELECT l.sample_id, coalesce(s.origin, l.origin) AS origin,
+                   CASE WHEN s.sample_id IS NULL THEN l.generation ELSE s.generation END AS generation,
+                   CASE WHEN s.sample_id IS NULL THEN l.model ELSE s.model END AS model,
+                   coalesce(s.confidence, l.confidence) AS confidence,
+                   s.sample_id IS NOT NULL AS from_signal
+            FROM labels l LEFT JOIN signal_labels s USING (sample_id)
+        ),
+        members AS (
+            SELECT d.cluster_id, d.similarity, e.* FROM cat.duplicates d JOIN effective e USING (sample_id)
         ),
         known AS (
             SELECT * FROM members WHERE origin <> 'unknown'
@@ -313,7 +353,7 @@ def _near_duplicates(con: duckdb.DuckDBPyConnection, propose: Callable[[str, Lab
         )
         SELECT u.sample_id, k.origin, k.generation, k.model, k.confidence, u.similarity, k.sample_id, u.cluster_id
         FROM members u JOIN known k USING (cluster_id)
-        WHERE u.origin = 'unknown' ORDER BY u.sample_id
+        WHERE u.origin = 'unknown' AND NOT u.from_signal ORDER BY u.sample_id
         """
     ).fetchall()
     for sample_id, origin, generation, model, confidence, similarity, source_id, cluster in rows:
@@ -351,17 +391,30 @@ def _detector(
         "SEMI JOIN pending_ids USING (sample_id)",
         params={"paths": paths},
     ).to_arrow_reader(8192)
+    name = getattr(detect, "__name__", repr(detect))
     for batch in reader:
         table = pa.Table.from_batches([batch])
-        scores = list(detect(table))
+        try:
+            scores = list(detect(table))
+        except Exception as exc:
+            raise InferError(
+                f"the detector `{name}` failed: {type(exc).__name__}: {exc}",
+                "fix the detector; it gets a pyarrow.Table and returns one float per row",
+            ) from exc
         if len(scores) != table.num_rows:
             raise InferError(
                 f"the detector returned {len(scores)} scores for {table.num_rows} samples",
                 "return one probability of being synthetic per row",
             )
-        for sample_id, score in zip(table.column("sample_id").to_pylist(), scores, strict=True):
-            score = float(score)
-            if not 0 <= score <= 1:
+        for sample_id, raw in zip(table.column("sample_id").to_pylist(), scores, strict=True):
+            try:
+                score = float(raw)
+            except (TypeError, ValueError):
+                raise InferError(
+                    f"the detector `{name}` returned {raw!r} for {sample_id}",
+                    "return probabilities in 0..1",
+                ) from None
+            if not 0 <= score <= 1:  # NaN included
                 raise InferError(
                     f"the detector returned {score} for {sample_id}", "return probabilities in 0..1"
                 )
@@ -450,14 +503,26 @@ def _apply(
                     ).fetchall()[0]
                     con.execute("UPDATE shards SET live = false WHERE path = ?", [old_relative])
                     catalog.register_shard(con, shard, new_relative, old[0], result.run_id, now)
-                for change in result.changes:
-                    old, new = change["old"], change["new"]
-                    con.execute(
-                        "INSERT INTO label_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [result.run_id, change["sample_id"], old["origin"], old["generation"], old["model"],
-                         old["evidence"], old["confidence"], new["origin"], new["generation"], new["model"],
-                         new["evidence"], new["confidence"], change["reason"], now],
-                    )  # fmt: skip
+                events = pa.table(
+                    {
+                        "run_id": [result.run_id] * len(result.changes),
+                        "sample_id": [c["sample_id"] for c in result.changes],
+                        **{
+                            f"{side}_{key}": [c[side][key] for c in result.changes]
+                            for side in ("old", "new")
+                            for key in ("origin", "generation", "model", "evidence", "confidence")
+                        },
+                        "reason": [c["reason"] for c in result.changes],
+                    }
+                )
+                con.register("new_events", events)
+                con.execute(
+                    "INSERT INTO label_events SELECT run_id, sample_id, old_origin, old_generation, "
+                    "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
+                    "new_evidence, new_confidence, reason, ? FROM new_events",
+                    [now],
+                )
+                con.unregister("new_events")
                 con.execute("DELETE FROM label_conflicts")
                 for conflict in result.conflicts:
                     con.execute(

@@ -70,6 +70,15 @@ def phashes(
     return np.array([v or 0 for v in values], dtype=np.uint64), ok
 
 
+def informative(hashes: np.ndarray) -> np.ndarray:
+    """Which hashes describe an image. A pHash sets the bits of the coefficients above their
+    median, so about 32 of 64; far fewer or more means most coefficients tie (a flat, tiny or
+    undecodable image: imagehash gives 0x8000000000000000 for all of them), and such hashes
+    would cluster unrelated images."""
+    bits = np.bitwise_count(hashes.astype(np.uint64))
+    return np.abs(bits.astype(np.int64) - 32) <= 16
+
+
 def band_values(hashes: np.ndarray, bands: int) -> np.ndarray:
     """Split each 64-bit hash into `bands` contiguous bit ranges (as int64, shape (n, bands)):
     two hashes within Hamming distance bands − 1 agree on at least one (pigeonhole)."""

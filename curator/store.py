@@ -438,7 +438,7 @@ class Store:
         cutoff: date | datetime | None = None,
         time_prior_confidence: float = 0.6,
         detector: Any = None,
-        detector_threshold: float = 0.5,
+        detector_threshold: float = 0.9,
         apply: bool = True,
         lock_timeout: float | None = None,
         progress: bool = False,

@@ -263,3 +263,73 @@ def test_infer_cli(runner, tmp_path):
     assert "No near-duplicate clusters yet" in contamination.output
     missing = invoke(runner, "contamination", "--source", "nope", env=env)
     assert missing.exit_code == 1 and "source `nope` has no sample" in missing.output
+
+
+def test_review_cases(tmp_path, monkeypatch):
+    # a fresh store: nothing to do, no crash
+    empty = curator.init_store(tmp_path / "empty")
+    assert [m.contents for m in empty.dedup().methods] == [0, 0]
+    assert empty.infer().relabelled == 0
+    # flat or tiny images carry no pHash structure and cluster with nothing
+    store = curator.init_store(tmp_path / "store")
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i, size in enumerate([(1, 1), (40, 30), (64, 64)]):
+        Image.new("RGB", size, (i * 60, 100, 100)).save(folder / f"{i}.png")
+    Image.new("L", (50, 50), 128).save(folder / "grey.png")
+    store.ingest([folder], source="flat", origin="unknown")
+    (images,) = store.dedup(text=False).methods
+    assert (images.contents, images.clusters) == (0, 0)  # imagehash gives them all 0x8000…
+    assert store.sql("SELECT count(*) AS n FROM duplicates").to_pylist() == [{"n": 0}]
+    # a detector that fails is the detector's error, named
+    (tmp_path / "boom.py").write_text(
+        "def score(table):\n    raise RuntimeError('model crashed')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        curator.CuratorError, match=r"the detector `score` failed: RuntimeError: model crashed"
+    ):
+        store.infer(detector="boom:score")
+    with pytest.raises(curator.CuratorError, match=r"not in \(0.5, 1\]"):
+        store.infer(detector="boom:score", detector_threshold=0.5)
+    sys.modules.pop("boom", None)
+
+
+def test_near_dedup_assembly_follows_labels_changed_after_dedup(tmp_path, monkeypatch):
+    import random
+
+    (tmp_path / "bdetector.py").write_text(
+        "def score(table):\n"
+        "    return [0.01 if 'edit' in t else 0.5 for t in table['text'].to_pylist()]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rng = random.Random(5)
+    docs = [" ".join(f"w{rng.randrange(3000)}" for _ in range(60)) for _ in range(10)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (tmp_path / "b.jsonl").write_text(
+        "".join(json.dumps({"text": d.replace(d.split()[30], "edit", 1)}) + "\n" for d in docs)
+    )
+    store = curator.init_store(tmp_path / "store")
+    store.ingest(
+        [tmp_path / "a.jsonl"], source="a", origin="unknown", collected_at=date(2023, 1, 2)
+    )
+    store.ingest(
+        [tmp_path / "b.jsonl"], source="b", origin="unknown", collected_at=date(2024, 1, 2)
+    )
+    store.dedup(images=False)
+    assert store.sql(
+        "SELECT DISTINCT sample_id[:1] AS s FROM duplicates WHERE kept"
+    ).to_pylist() == [{"s": "a"}]  # both unknown: the earlier is kept
+    # then a detector says the b copies are real: b is now the one to keep
+    assert store.infer(detector="bdetector:score").by_evidence == {"detector": 10}
+    sys.modules.pop("bdetector", None)
+    policy = {
+        "seed": 1,
+        "target": {"rows": 20},
+        "constraints": {"max_unknown_fraction": 0.0},
+        "dedup": {"near": True},
+        "output": {"shard_rows": 20, "on_shortfall": "shrink"},
+    }
+    manifest = store.assemble(curator.Policy.from_dict(policy), tmp_path / "out")
+    assert manifest.rows == 10
+    assert manifest.data["composition"]["overall"]["by_source"] == {"b": {"rows": 10, "units": 10}}

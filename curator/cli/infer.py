@@ -35,7 +35,7 @@ from curator.cli.store import _Date, _open, store_option
 )
 @click.option(
     "--detector-threshold",
-    type=click.FloatRange(0.5, 1),
+    type=click.FloatRange(0.5, 1, min_open=True),
     default=0.9,
     show_default=True,
     help="Scores at or above it label synthetic, at or below 1 − it label real.",
@@ -97,7 +97,12 @@ def infer_command(
             else ""
         )
         + f"; {len(result.conflicts):,} conflict(s); {result.unreadable:,} unreadable image(s)"
+        + (f"; {len(result.problems):,} file(s) with unusable metadata" if result.problems else "")
     )
+    if result.problems:
+        click.echo("files whose metadata says nothing (first 20; all in --json):")
+        for problem in result.problems[:20]:
+            click.echo(f"  {problem['sample_id']}: {problem['reason']}")
     if result.changes and report:
         click.echo(
             render_table(
