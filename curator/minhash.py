@@ -52,7 +52,9 @@ class Shingling:
     def parse(cls, text: str) -> Shingling:
         match = SHINGLE_PATTERN.match(text.strip())
         if not match:
-            raise ValueError(f"{text!r} is not a shingling; use word:K or char:N, e.g. word:5")
+            raise ValueError(
+                f"{text!r} is not a shingling; use word:K or char:N with K, N from 1 to 99, e.g. word:5"
+            )
         return cls(match.group(1), int(match.group(2)))
 
     def __str__(self) -> str:
