@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -96,12 +97,21 @@ def load_detector(spec: str) -> Callable[[pa.Table], Sequence[float]]:
         raise InferError(
             f"`--detector {spec}` is not module:function", "e.g. --detector mypkg.detect:score"
         )
+    # Like `python -m`, a module in the current directory is found without PYTHONPATH.
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InferError(
-            f"cannot import detector module `{module_name}`: {exc}", "check PYTHONPATH"
+            f"cannot import detector module `{module_name}`: {exc}",
+            "run from the directory that holds it, or add its directory to PYTHONPATH",
         ) from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
     function = getattr(module, name, None)
     if not callable(function):
         raise InferError(
