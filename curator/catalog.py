@@ -120,6 +120,8 @@ CREATE TABLE IF NOT EXISTS models (
     synthetic_by_generation JSON,       -- {"1": 0.25, …}
     curator_version VARCHAR NOT NULL
 );
+-- Added with reports: what the model scored when it was evaluated ({"perplexity": 41.2, …}).
+ALTER TABLE models ADD COLUMN IF NOT EXISTS metrics JSON;
 CREATE TABLE IF NOT EXISTS duplicates (
     sample_id VARCHAR NOT NULL,         -- a live sample that has a copy
     cluster_id VARCHAR NOT NULL,        -- '<method>:<smallest content_hash of the cluster>'

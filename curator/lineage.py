@@ -13,6 +13,7 @@ manifest; :func:`lineage_report` audits every manifest of a lineage.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,8 @@ class Model:
         fractions: the share of its training data (in ``unit``) that was ``real``,
             ``fresh_real``, ``synthetic`` and ``unknown``; empty without a manifest.
         synthetic_by_generation: the synthetic share by generation (``{"1": 0.25}``).
+        metrics: what the model scored when it was evaluated (``{"perplexity": 41.2}``),
+            recorded at registration; ``curator report`` plots them per generation.
     """
 
     name: str
@@ -62,6 +65,7 @@ class Model:
     training_units: int | None = None
     fractions: dict[str, float] = field(default_factory=dict)
     synthetic_by_generation: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,6 +127,7 @@ def _row_to_model(row: dict[str, Any]) -> Model:
             if row[f"{key}_fraction"] is not None
         },
         synthetic_by_generation=_json_dict(row.get("synthetic_by_generation")),
+        metrics=_json_dict(row.get("metrics")),
     )
 
 
@@ -199,10 +204,12 @@ def register_model(
     trained_on: str | None = None,
     generation: int | None = None,
     notes: str | None = None,
+    metrics: Mapping[str, float] | None = None,
     lock_timeout: float | None = None,
 ) -> Model:
     """Register the model `name`, trained on the manifest `trained_on` (an id, a name or a
     path to a manifest.json of this store), or trained elsewhere with `generation` declared.
+    `metrics` are what the model scored when it was evaluated (finite numbers by name).
 
     With a manifest, the generation is the deepest generation among its samples; a declared
     generation as well must not be shallower. Raises :class:`ModelError` for a taken name, a
@@ -230,6 +237,7 @@ def register_model(
             f"generation {generation} is out of range",
             f"a model's generation is between 0 and {MAX_GENERATION - 1}",
         )
+    checked_metrics = _check_metrics(metrics or {})
     with write_lock(store.root, "model register", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
@@ -294,22 +302,53 @@ def register_model(
             training_units=manifest.data["composition"]["overall"]["units"] if manifest else None,
             fractions={k: v for k, v in fractions.items() if k != "used_real"},
             synthetic_by_generation=by_generation,
+            metrics=checked_metrics,
         )
         with store.connect(read_only=False) as rw:
             rw.execute(
                 "INSERT INTO models (name, generation, declared, trained_on, lineage, registered_at, notes, unit, "
                 "training_rows, training_units, real_fraction, fresh_real_fraction, synthetic_fraction, "
-                "unknown_fraction, synthetic_by_generation, curator_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "unknown_fraction, synthetic_by_generation, curator_version, metrics) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     model.name, model.generation, model.declared, model.trained_on, model.lineage,
                     model.registered_at, model.notes, model.unit, model.training_rows,
                     model.training_units, fractions.get("real"), fractions.get("fresh_real"),
                     fractions.get("synthetic"), fractions.get("unknown"),
                     _dumps(by_generation) if manifest else None, __version__,
+                    _dumps(checked_metrics) if checked_metrics else None,
                 ],
             )  # fmt: skip
     return model
+
+
+METRIC_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
+
+
+def _check_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Metric names and values as recorded: names like ``perplexity`` or ``fid.digits``, finite
+    numbers; sorted by name."""
+    import math
+
+    checked: dict[str, float] = {}
+    for key in sorted(metrics):
+        value = metrics[key]
+        if not isinstance(key, str) or not re.fullmatch(METRIC_NAME_PATTERN, key):
+            raise ModelError(
+                f"{key!r} is not a valid metric name",
+                "use a letter, then letters, digits, '_', '.' or '-' (at most 64), e.g. perplexity",
+            )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ModelError(
+                f"metric `{key}` is {value!r}, not a finite number",
+                f"pass a number, e.g. --metric {key}=41.2",
+            )
+        checked[key] = float(value)
+    return checked
 
 
 def _dumps(value: Any) -> str:
@@ -729,8 +768,8 @@ def render_tree(node: LineageNode) -> Any:
 def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
     """For each manifest of `lineage`, in order: the fractions of real, fresh real, synthetic (by
     generation) and unknown in the policy's unit, the deepest generation, the models trained on
-    it, and each policy constraint with its bound, the achieved value, whether it held and the
-    margin (positive: room to spare)."""
+    it (with the metrics they were registered with), and each policy constraint with its bound,
+    the achieved value, whether it held and the margin (positive: room to spare)."""
     import os
 
     from curator.manifest import Manifest
@@ -748,10 +787,10 @@ def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
             f"lineage `{lineage}` has no manifest in store `{store.root}`",
             ("lineages: " + ", ".join(lineages)) if lineages else "assemble a training set first",
         )
-    models_by_manifest: dict[str, list[str]] = {}
+    models_by_manifest: dict[str, list[Model]] = {}
     for model in list_models(store):
         if model.trained_on:
-            models_by_manifest.setdefault(model.trained_on, []).append(model.name)
+            models_by_manifest.setdefault(model.trained_on, []).append(model)
     entries = []
     for row in rows:
         manifest = Manifest.load(os.path.join(store.root, row["manifest_path"]))
@@ -769,7 +808,10 @@ def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
                 "fractions": fractions,
                 "synthetic_by_generation": by_generation,
                 "deepest_generation": deepest_generation(overall),
-                "models": models_by_manifest.get(row["manifest_id"], []),
+                "models": [m.name for m in models_by_manifest.get(row["manifest_id"], [])],
+                "model_metrics": {
+                    m.name: m.metrics for m in models_by_manifest.get(row["manifest_id"], [])
+                },
                 "constraints": manifest.data["constraints"],
                 "all_held": all(c["held"] for c in manifest.data["constraints"]),
             }

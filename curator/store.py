@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -475,11 +475,13 @@ class Store:
         trained_on: str | None = None,
         generation: int | None = None,
         notes: str | None = None,
+        metrics: Mapping[str, float] | None = None,
         lock_timeout: float | None = None,
     ) -> Model:
         """Register the model `name`, trained on the manifest `trained_on` (id, name or path):
         its generation is the deepest generation among that manifest's samples. A model
-        trained outside curator is registered with `generation` declared instead.
+        trained outside curator is registered with `generation` declared instead. `metrics`
+        (``{"perplexity": 41.2}``) record what the model scored; reports plot them per generation.
 
         Raises:
             ModelError: the name is taken, the manifest is not in this store, or the manifest
@@ -496,6 +498,7 @@ class Store:
             trained_on=trained_on,
             generation=generation,
             notes=notes,
+            metrics=metrics,
             lock_timeout=lock_timeout,
         )
 

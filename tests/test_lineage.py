@@ -569,3 +569,44 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
     )
     assert result.stdout == "range\n0\n1\n"
     assert "Error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_keep_the_metrics_they_were_registered_with(runner, tmp_path):
+    store = _loop_store(tmp_path)
+    env = {"CURATOR_STORE": store.root}
+    store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
+    registered = ok(
+        invoke(
+            runner, "model", "register", "m", "--trained-on", "m1", "--metric",
+            "perplexity=41.25", "--metric", "vocabulary=3000", "--json", env=env,
+        )
+    )  # fmt: skip
+    assert json.loads(registered.output)["metrics"] == {"perplexity": 41.25, "vocabulary": 3000.0}
+    assert store.model("m").metrics == {"perplexity": 41.25, "vocabulary": 3000.0}
+    shown = ok(invoke(runner, "model", "show", "m", env=env)).output
+    assert "  metrics        perplexity 41.25, vocabulary 3,000" in shown
+    report = store.lineage_report("a")
+    assert report["manifests"][0]["model_metrics"] == {
+        "m": {"perplexity": 41.25, "vocabulary": 3000.0}
+    }
+    assert store.model("m").to_json()["metrics"] == {"perplexity": 41.25, "vocabulary": 3000.0}
+    # a model registered without metrics has none
+    assert store.register_model("n", generation=0).metrics == {}
+
+    not_a_pair = invoke(
+        runner, "model", "register", "x", "--generation", "0", "--metric", "ppl", env=env
+    )
+    assert not_a_pair.exit_code == 2
+    assert "Invalid value for '--metric': 'ppl' is not NAME=NUMBER, e.g. perplexity=41.2" in (
+        not_a_pair.output
+    )
+    nan = invoke(
+        runner, "model", "register", "x", "--generation", "0", "--metric", "ppl=nan", env=env
+    )
+    assert nan.exit_code == 1
+    assert "Error: metric `ppl` is nan, not a finite number" in nan.output
+    with pytest.raises(ModelError, match=r"'2bad' is not a valid metric name"):
+        store.register_model("y", generation=0, metrics={"2bad": 1.0})
+    with pytest.raises(ModelError, match=r"metric `flag` is True, not a finite number"):
+        store.register_model("y", generation=0, metrics={"flag": True})
+    assert [m.name for m in store.models()] == ["m", "n"]  # the refused ones were not registered

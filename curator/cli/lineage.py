@@ -39,6 +39,14 @@ def model_group() -> None:
 )
 @click.option("--notes", help="Free text kept with the model.")
 @click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="What the model scored when evaluated, e.g. perplexity=41.2 (repeat for more); "
+    "`curator report` plots them per generation.",
+)
+@click.option(
     "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the model as JSON.")
@@ -48,6 +56,7 @@ def model_register(
     trained_on: str | None,
     generation: int | None,
     notes: str | None,
+    metrics: tuple[str, ...],
     lock_timeout: float | None,
     as_json: bool,
     store_path: str | None,
@@ -58,12 +67,18 @@ def model_register(
     \b
     Examples:
       curator model register ngram-1 --trained-on gen-1 --notes "3-gram, 10k steps"
+      curator model register ngram-2 --trained-on gen-2 --metric perplexity=41.2
       curator model register gpt-4o --generation 1 --notes "third-party, declared"
     """
     from curator.output import to_json
 
     model = _open(store_path).register_model(
-        name, trained_on=trained_on, generation=generation, notes=notes, lock_timeout=lock_timeout
+        name,
+        trained_on=trained_on,
+        generation=generation,
+        notes=notes,
+        metrics=_parse_metrics(metrics),
+        lock_timeout=lock_timeout,
     )
     if as_json:
         click.echo(to_json(model.to_json()))
@@ -82,6 +97,21 @@ def model_register(
             "the depth of the labelled samples (to declare a deeper one, register under a new name "
             "with --trained-on and --generation N)."
         )
+
+
+def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            metrics[key.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{pair!r} is not NAME=NUMBER, e.g. perplexity=41.2", param_hint="'--metric'"
+            ) from None
+    return metrics
 
 
 def _training_line(
@@ -183,6 +213,10 @@ def model_show(name: str, store_path: str | None, as_json: bool) -> None:
         lines.append(f"  training rows  {model.training_rows:,}")
     if model.fractions:
         lines.append(_training_line(model.fractions, model.synthetic_by_generation, model.unit))
+    if model.metrics:
+        lines.append(
+            "  metrics        " + ", ".join(f"{k} {v:,.4g}" for k, v in model.metrics.items())
+        )
     if model.notes:
         lines.append(f"  notes          {model.notes}")
     lines.append(
