@@ -79,6 +79,7 @@ from curator.cli import dedup as _dedup  # noqa: E402,F401
 from curator.cli import demo as _demo  # noqa: E402,F401
 from curator.cli import infer as _infer  # noqa: E402,F401
 from curator.cli import lineage as _lineage  # noqa: E402,F401
+from curator.cli import simulate as _simulate  # noqa: E402,F401
 from curator.cli import store as _store  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
