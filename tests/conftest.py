@@ -22,6 +22,30 @@ def store(tmp_path: Path) -> curator.Store:
     return curator.init_store(tmp_path / "store")
 
 
+#: Generations of the small demo that the demo and report tests share.
+DEMO_GENERATIONS = 4
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One small demo (text and digits, report included) for the whole run, through the CLI as a
+    user would run it: its directory, its output and its demo.json."""
+    from curator.cli import cli
+
+    directory = tmp_path_factory.mktemp("demo") / "curator-demo"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "demo", str(directory), "--generations", str(DEMO_GENERATIONS),
+            "--text-rows", "200", "--digit-rows", "100", "--seed", "0",
+        ],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((directory / "demo.json").read_text())
+    return {"directory": directory, "output": result.output, "data": data}
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -1,0 +1,695 @@
+"""`curator report`: a self-contained HTML report of a store, with its plots as PNG and SVG.
+
+What it shows, for every lineage (or the one asked for):
+
+- composition per manifest: fresh real, used real, synthetic by generation, unknown (stacked, in
+  the policy's unit), with every policy constraint and its margin;
+- the generation-depth distribution of the store;
+- the metrics models were registered with (``curator model register --metric``), per
+  generation and lineage — the demo's diversity and quality measures;
+- for models that generate images, a grid of their samples per generation;
+- near-duplicate clusters and contamination by known synthetic samples;
+- the Gaussian self-consuming loop (:mod:`curator.simulate`) under each kind of loop.
+
+The HTML embeds every plot (as PNG data), so it opens with no network and no other file; the
+same plots are written beside it as PNG and SVG files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from curator import __version__
+from curator.errors import CuratorError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from curator.simulate import SimulationConfig
+    from curator.store import Store
+
+REPORT_MARKER = ".curator-report"
+
+#: Colours: real data in blues and greens, synthetic generations in a warm ramp, unknown in grey.
+FRESH_COLOUR = "#2b8cbe"
+USED_COLOUR = "#a6bddb"
+UNKNOWN_COLOUR = "#bdbdbd"
+
+
+class ReportError(CuratorError):
+    """The report cannot be written as asked."""
+
+
+@dataclass
+class ReportResult:
+    """Where the report went: ``index`` is the HTML file; ``figures`` the PNG and SVG files."""
+
+    directory: str
+    index: str
+    figures: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "index": self.index,
+            "figures": self.figures,
+            "sections": self.sections,
+        }
+
+
+@dataclass
+class _Section:
+    title: str
+    figure: str | None = None  # file stem of the figure, if any
+    png: bytes | None = None
+    body: str = ""  # HTML below the figure
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _prepare_out(out: str) -> str:
+    root = os.path.abspath(out)
+    if os.path.exists(root):
+        if not os.path.isdir(root):
+            raise ReportError(f"`{root}` is a file", "pass a directory for the report: --out DIR")
+        if os.listdir(root) and not os.path.exists(os.path.join(root, REPORT_MARKER)):
+            raise ReportError(
+                f"`{root}` is not empty and holds no earlier report",
+                "pass a new or empty directory: --out report/",
+            )
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, REPORT_MARKER), "w", encoding="utf-8") as marker:
+        marker.write(datetime.now(UTC).isoformat())
+    return root
+
+
+def build_report(
+    store: Store,
+    out: str | os.PathLike[str],
+    *,
+    lineage: str | None = None,
+    simulation: SimulationConfig | bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> ReportResult:
+    """Write the report of `store` into the directory `out` (new, empty, or an earlier report):
+    ``index.html`` with every plot embedded, and each plot as ``NAME.png`` and ``NAME.svg``.
+
+    Args:
+        lineage: report this lineage only (default: every lineage of the store).
+        simulation: the Gaussian loop to show (``True``: :class:`SimulationConfig` defaults,
+            ``False``: none).
+
+    Raises:
+        ReportError: `out` is a file or a directory holding something else.
+        CuratorError: `lineage` has no manifest in the store.
+
+    >>> report = build_report(store, "report/")  # doctest: +SKIP
+    >>> report.index
+    '/…/report/index.html'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    root = _prepare_out(os.fspath(out))
+    say = echo or (lambda _line: None)
+    lineages = _lineage_names(store, lineage)
+    reports = {name: store.lineage_report(name) for name in lineages}
+    models = {m.name: m for m in store.models()}
+
+    sections: list[_Section] = [
+        _composition_section(reports, root),
+        _generation_section(store, reports, root),
+        _metrics_section(reports, models, root),
+        _images_section(store, reports, root),
+        _duplicates_section(store, root),
+        _contamination_section(store, root),
+    ]
+    if simulation is not False:
+        sections.append(_simulation_section(None if simulation is True else simulation, root))
+    result = ReportResult(directory=root, index=os.path.join(root, "index.html"))
+    for section in sections:
+        result.sections.append(section.title)
+        if section.figure and section.png is not None:
+            result.figures += [
+                os.path.join(root, f"{section.figure}.png"),
+                os.path.join(root, f"{section.figure}.svg"),
+            ]
+    _write_atomically(result.index, _html(store, lineages, sections))
+    say(f"report: {result.index} ({len(result.figures)} figure files)")
+    return result
+
+
+def _lineage_names(store: Store, lineage: str | None) -> list[str]:
+    if lineage is not None:
+        return [lineage]
+    rows = store.sql(
+        "SELECT lineage, min(created_at) AS first FROM manifests GROUP BY 1 ORDER BY 2, 1"
+    ).to_pylist()
+    return [r["lineage"] for r in rows]
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".html")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _save(figure: Figure, root: str, stem: str) -> bytes:
+    """Write `figure` as STEM.png and STEM.svg in `root`; return the PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    png = buffer.getvalue()
+    with open(os.path.join(root, f"{stem}.png"), "wb") as handle:
+        handle.write(png)
+    # SVG text without a timestamp, so the same store gives the same file.
+    figure.savefig(
+        os.path.join(root, f"{stem}.svg"),
+        format="svg",
+        bbox_inches="tight",
+        metadata={"Date": None},
+    )
+    plt.close(figure)
+    return png
+
+
+def _grid(count: int, width: float = 6.0, height: float = 3.6) -> tuple[Figure, list[Any]]:
+    import matplotlib.pyplot as plt
+
+    columns = 1 if count == 1 else 2
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False
+    )
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return figure, flat[:count]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def _synthetic_colours(generations: Sequence[int]) -> dict[int, Any]:
+    import matplotlib
+
+    ramp = matplotlib.colormaps["YlOrRd"]
+    deepest = max(generations, default=1)
+    return {g: ramp(0.3 + 0.65 * (g - 1) / max(deepest - 1, 1)) for g in generations}
+
+
+def _composition_section(reports: dict[str, dict[str, Any]], root: str) -> _Section:
+    section = _Section("Composition per manifest")
+    if not reports:
+        section.body = (
+            "<p>No manifest yet. Assemble a training set: "
+            "<code>curator assemble --policy POLICY.toml --out DIR</code>.</p>"
+        )
+        return section
+
+    generations = sorted(
+        {
+            int(g)
+            for report in reports.values()
+            for entry in report["manifests"]
+            for g in entry["synthetic_by_generation"]
+        }
+    )
+    colours = _synthetic_colours(generations)
+    figure, axes = _grid(len(reports))
+    for ax, (name, report) in zip(axes, reports.items(), strict=True):
+        entries = report["manifests"]
+        x = list(range(1, len(entries) + 1))
+        layers = [
+            ([e["fractions"]["fresh_real"] for e in entries], "fresh real", FRESH_COLOUR),
+            (
+                [e["fractions"]["real"] - e["fractions"]["fresh_real"] for e in entries],
+                "used real",
+                USED_COLOUR,
+            ),
+            *(
+                (
+                    [e["synthetic_by_generation"].get(str(g), 0.0) for e in entries],
+                    f"synthetic, gen {g}",
+                    colours[g],
+                )
+                for g in generations
+            ),
+            ([e["fractions"]["unknown"] for e in entries], "unknown", UNKNOWN_COLOUR),
+        ]
+        bottom = [0.0] * len(entries)
+        for values, label, colour in layers:
+            ax.bar(x, values, bottom=bottom, label=label, color=colour, width=0.8)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        ax.set_title(f"lineage {name}")
+        ax.set_xlabel("manifest (in order)")
+        ax.set_ylabel(f"share of the set ({entries[0]['unit']})")
+        ax.set_ylim(0, 1)
+        ax.set_xticks(x)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.92))
+    section.figure = "composition"
+    section.png = _save(figure, root, section.figure)
+    rows = []
+    for name, report in reports.items():
+        for e in report["manifests"]:
+            held = [c for c in e["constraints"] if c["held"]]
+            rows.append(
+                (
+                    name,
+                    e["sequence"],
+                    e["name"] or e["manifest_id"],
+                    f"{e['units']:,} {e['unit']}",
+                    _pct(e["fractions"]["fresh_real"]),
+                    _pct(e["fractions"]["real"]),
+                    _pct(e["fractions"]["synthetic"]),
+                    _pct(e["fractions"]["unknown"]),
+                    "-" if e["deepest_generation"] is None else e["deepest_generation"],
+                    ", ".join(e["models"]) or "-",
+                    f"{len(held)}/{len(e['constraints'])} held"
+                    + "".join(f"; {c['name']} VIOLATED" for c in e["constraints"] if not c["held"]),
+                )
+            )
+    section.body = _table(
+        [
+            "lineage", "#", "manifest", "size", "fresh real", "real", "synthetic", "unknown",
+            "deepest gen", "models trained on it", "constraints",
+        ],
+        rows,
+    )  # fmt: skip
+    return section
+
+
+def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: str) -> _Section:
+    import matplotlib.pyplot as plt
+
+    section = _Section("Generation depth")
+    rows = store.sql(
+        "SELECT origin, generation, count(*) AS n FROM samples GROUP BY ALL ORDER BY 1, 2"
+    ).to_pylist()
+    if not rows:
+        section.body = "<p>The store holds no sample yet: <code>curator ingest</code>.</p>"
+        return section
+    labels = [
+        "unknown" if r["generation"] is None else f"gen {r['generation']}"
+        for r in rows
+        if r["origin"] != "unknown" or r["generation"] is None
+    ]
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = "unknown" if r["generation"] is None else f"gen {r['generation']}"
+        counts[key] = counts.get(key, 0) + r["n"]
+    labels = sorted(counts, key=lambda k: (k == "unknown", int(k[4:]) if k != "unknown" else 0))
+    panels = 2 if reports else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
+    ax = axes[0][0]
+    colours = _synthetic_colours([int(k[4:]) for k in labels if k not in ("unknown", "gen 0")])
+    ax.bar(
+        labels,
+        [counts[k] for k in labels],
+        color=[
+            UNKNOWN_COLOUR
+            if k == "unknown"
+            else FRESH_COLOUR
+            if k == "gen 0"
+            else colours[int(k[4:])]
+            for k in labels
+        ],
+    )
+    ax.set_title("samples in the store by generation")
+    ax.set_ylabel("samples")
+    if reports:
+        ax = axes[0][1]
+        for name, report in reports.items():
+            entries = report["manifests"]
+            ax.plot(
+                [e["sequence"] for e in entries],
+                [
+                    -1 if e["deepest_generation"] is None else e["deepest_generation"]
+                    for e in entries
+                ],
+                marker="o",
+                label=name,
+            )
+        ax.set_title("deepest generation in each manifest")
+        ax.set_xlabel("manifest (in order)")
+        ax.set_ylabel("generation")
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    section.figure = "generations"
+    section.png = _save(figure, root, section.figure)
+    section.body = _table(
+        ["origin", "generation", "samples"],
+        [
+            (r["origin"], "-" if r["generation"] is None else r["generation"], f"{r['n']:,}")
+            for r in rows
+        ],
+    )
+    return section
+
+
+def _metrics_section(
+    reports: dict[str, dict[str, Any]], models: dict[str, Any], root: str
+) -> _Section:
+    from matplotlib.ticker import MaxNLocator
+
+    section = _Section("Model metrics per generation")
+    # metric -> lineage -> [(sequence, value)]
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for name, report in reports.items():
+        for e in report["manifests"]:
+            for model_name in e["models"]:
+                for metric, value in models[model_name].metrics.items():
+                    series.setdefault(metric, {}).setdefault(name, []).append(
+                        (e["sequence"], value)
+                    )
+    if not series:
+        section.body = (
+            "<p>No model was registered with metrics. Record what each generation's model "
+            "scored: <code>curator model register NAME --trained-on MANIFEST "
+            "--metric perplexity=41.2</code>.</p>"
+        )
+        return section
+    metrics = sorted(series)
+    figure, axes = _grid(len(metrics), width=5.5, height=3.4)
+    for ax, metric in zip(axes, metrics, strict=True):
+        for name, points in series[metric].items():
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        ax.set_title(metric)
+        ax.set_xlabel("generation (manifest in its lineage)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    section.figure = "metrics"
+    section.png = _save(figure, root, section.figure)
+    rows = [
+        (metric, name, seq, f"{value:,.4g}")
+        for metric in metrics
+        for name, points in series[metric].items()
+        for seq, value in points
+    ]
+    section.body = _table(["metric", "lineage", "generation", "value"], rows)
+    return section
+
+
+def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str) -> _Section:
+    """A grid per lineage whose models generated images: a row of the real images its first
+    manifest used, then a row of each generation's samples."""
+    import matplotlib.pyplot as plt
+
+    section = _Section("Generated images per generation")
+    has_images = "image" in {
+        r["column_name"]
+        for r in store.sql("SELECT column_name FROM (DESCRIBE samples)").to_pylist()
+    }
+    grids: list[tuple[str, list[tuple[str, list[Any]]]]] = []
+    if has_images:
+        for name, report in reports.items():
+            rows: list[tuple[str, list[Any]]] = []
+            entries = report["manifests"]
+            if entries:
+                real = (
+                    store.sql(
+                        "SELECT s.image FROM usage u JOIN samples s USING (sample_id) "
+                        f"WHERE u.manifest_id = {_quote(entries[0]['manifest_id'])} "
+                        "AND u.origin = 'real' AND s.image IS NOT NULL ORDER BY u.sample_id LIMIT 12"
+                    )
+                    .column(0)
+                    .to_pylist()
+                )
+                if real:
+                    rows.append(("real", real))
+            for e in entries:
+                for model in e["models"]:
+                    made = (
+                        store.sql(
+                            f"SELECT image FROM samples WHERE model = {_quote(model)} "
+                            "AND image IS NOT NULL ORDER BY sample_id LIMIT 12"
+                        )
+                        .column(0)
+                        .to_pylist()
+                    )
+                    if made:
+                        rows.append((f"{model}", made))
+            if len(rows) > 1:
+                grids.append((name, rows))
+    if not grids:
+        section.body = "<p>No model of these lineages generated images.</p>"
+        return section
+    total_rows = sum(len(rows) for _, rows in grids)
+    columns = max(len(images) for _, rows in grids for _, images in rows)
+    figure, axes = plt.subplots(
+        total_rows, columns, figsize=(0.75 * columns + 2.2, 0.8 * total_rows + 0.6), squeeze=False
+    )
+    row_index = 0
+    for _name, rows in grids:
+        for label, images in rows:
+            for column in range(columns):
+                ax = axes[row_index][column]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if column < len(images):
+                    ax.imshow(_decode(images[column]), cmap="gray_r", interpolation="nearest")
+            axes[row_index][0].set_ylabel(
+                label, rotation=0, ha="right", va="center", fontsize="small"
+            )
+            row_index += 1
+    figure.suptitle("rows: the real images of each lineage's first manifest, then each "
+                    "generation's model", fontsize="small")  # fmt: skip
+    section.figure = "images"
+    section.png = _save(figure, root, section.figure)
+    section.body = "<p>Lineages: " + ", ".join(html.escape(n) for n, _ in grids) + ".</p>"
+    return section
+
+
+def _decode(data: bytes) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("L"))
+
+
+def _duplicates_section(store: Store, root: str) -> _Section:
+    import matplotlib.pyplot as plt
+
+    section = _Section("Near-duplicate clusters")
+    rows = store.sql(
+        "SELECT method, cluster_id, any_value(cluster_size) AS size FROM duplicates "
+        "JOIN samples USING (sample_id) GROUP BY 1, 2"
+    ).to_pylist()
+    if not rows:
+        section.body = (
+            "<p>No near-duplicate cluster is recorded. Find them with <code>curator dedup</code>."
+            "</p>"
+        )
+        return section
+    by_origin = store.sql(
+        "SELECT d.method, s.origin, count(*) AS n, count(*) FILTER (WHERE NOT d.kept) AS dropped "
+        "FROM duplicates d JOIN samples s USING (sample_id) GROUP BY ALL ORDER BY 1, 2"
+    ).to_pylist()
+    methods = sorted({r["method"] for r in rows})
+    figure, axes = plt.subplots(1, 2, figsize=(11, 3.6), squeeze=False)
+    ax = axes[0][0]
+    largest = max(r["size"] for r in rows)
+    bins = list(range(2, largest + 2))
+    ax.hist(
+        [[r["size"] for r in rows if r["method"] == m] for m in methods],
+        bins=bins,
+        label=methods,
+        align="left",
+    )
+    ax.set_title("cluster sizes")
+    ax.set_xlabel("samples in the cluster")
+    ax.set_ylabel("clusters")
+    ax.legend(fontsize="small")
+    ax = axes[0][1]
+    origins = ["real", "synthetic", "unknown"]
+    for offset, method in enumerate(methods):
+        counts = [
+            sum(r["n"] for r in by_origin if r["method"] == method and r["origin"] == o)
+            for o in origins
+        ]
+        ax.bar(
+            [i + offset * 0.8 / len(methods) for i in range(len(origins))],
+            counts,
+            width=0.8 / len(methods),
+            label=method,
+        )
+    ax.set_xticks(range(len(origins)), origins)
+    ax.set_title("samples in a cluster, by origin")
+    ax.legend(fontsize="small")
+    figure.tight_layout()
+    section.figure = "duplicates"
+    section.png = _save(figure, root, section.figure)
+    section.body = _table(
+        ["method", "origin", "samples in a cluster", "not kept"],
+        [(r["method"], r["origin"], f"{r['n']:,}", f"{r['dropped']:,}") for r in by_origin],
+    )
+    return section
+
+
+def _contamination_section(store: Store, root: str) -> _Section:
+    import matplotlib.pyplot as plt
+
+    section = _Section("Contamination by known synthetic samples")
+    sources = [
+        r["source"]
+        for r in store.sql(
+            "SELECT source FROM samples GROUP BY 1 "
+            "HAVING count(*) FILTER (WHERE origin <> 'synthetic' OR origin_evidence NOT IN "
+            "('declared', 'model-lineage')) > 0 ORDER BY 1"
+        ).to_pylist()
+    ]
+    results = [store.contamination(source) for source in sources]
+    if not results or not any(r["dedup_has_run"] for r in results):
+        section.body = (
+            "<p>Contamination needs near-duplicate clusters: run <code>curator dedup</code>.</p>"
+        )
+        return section
+    generations = sorted(
+        {row["generation"] for r in results for row in r["by_generation_and_model"]}
+    )
+    colours = _synthetic_colours(generations)
+    figure, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(results) + 2), 3.6))
+    bottom = [0.0] * len(results)
+    for g in generations:
+        values = [
+            sum(row["fraction"] for row in r["by_generation_and_model"] if row["generation"] == g)
+            for r in results
+        ]
+        ax.bar(range(len(results)), values, bottom=bottom, color=colours[g], label=f"gen {g}")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_xticks(range(len(results)), [r["source"] for r in results], rotation=30, ha="right")
+    ax.set_ylabel("share near-duplicating synthetic samples")
+    ax.set_title("contamination by source (stacked by the copy's generation)")
+    if generations:
+        ax.legend(fontsize="small")
+    figure.tight_layout()
+    section.figure = "contamination"
+    section.png = _save(figure, root, section.figure)
+    section.body = _table(
+        ["source", "samples", "contaminated", "share", "by generation and model"],
+        [
+            (
+                r["source"],
+                f"{r['samples']:,}",
+                f"{r['contaminated']:,}",
+                _pct(r["fraction"]),
+                "; ".join(
+                    f"gen {row['generation']} {row['model']}: {row['samples']:,}"
+                    for row in r["by_generation_and_model"]
+                )
+                or "-",
+            )
+            for r in results
+        ],
+    )
+    return section
+
+
+def _simulation_section(config: SimulationConfig | None, root: str) -> _Section:
+    from curator.simulate import SimulationConfig, compare_loops, plot_simulation
+
+    base = config or SimulationConfig()
+    results = compare_loops(base)
+    section = _Section("The Gaussian self-consuming loop")
+    path = os.path.join(root, "simulation.png")
+    plot_simulation(results, path)
+    plot_simulation(results, os.path.join(root, "simulation.svg"))
+    with open(path, "rb") as handle:
+        section.png = handle.read()
+    section.figure = "simulation"
+    parameters = {k: v for k, v in asdict(base).items() if k != "loop"}
+    rows = []
+    for result in results:
+        last = result.rows[-1]
+        rows.append(
+            (
+                result.config.loop,
+                last["generation"],
+                f"{last['mean_sq_error_mean']:.4g}",
+                f"{last['cov_trace_mean']:.4g}",
+                f"{last['w2_sq_mean']:.4g}",
+            )
+        )
+    section.body = (
+        "<p>N(0, I) is fitted, generation after generation, to samples of the previous fit "
+        "(see <code>curator simulate --help</code>); parameters: "
+        + html.escape(", ".join(f"{k}={v}" for k, v in parameters.items()))
+        + ". The last generation:</p>"
+        + _table(["loop", "generation", "E‖μ‖²", "E tr Σ", "E W₂²"], rows)
+    )
+    return section
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; } .meta { color: #666; } code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def _html(store: Store, lineages: list[str], sections: list[_Section]) -> str:
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>curator report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>curator report</h1>",
+        f'<p class="meta">store <code>{html.escape(store.root)}</code>; lineages: '
+        + (", ".join(html.escape(n) for n in lineages) or "none")
+        + f"; written {datetime.now(UTC).isoformat(timespec='seconds')} by curator "
+        f"{__version__}</p>",
+    ]
+    for section in sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.png is not None and section.figure:
+            data = base64.b64encode(section.png).decode("ascii")
+            parts.append(
+                f'<p><img alt="{html.escape(section.title)}" src="data:image/png;base64,{data}">'
+                f'<br><a href="{section.figure}.png">{section.figure}.png</a> · '
+                f'<a href="{section.figure}.svg">{section.figure}.svg</a></p>'
+            )
+        parts.append(section.body)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
