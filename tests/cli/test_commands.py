@@ -203,21 +203,22 @@ def test_ingest_json_summary_counts(runner, tmp_path, write_jsonl):
     )
 
 
-def test_demo_command(runner, tmp_path):
-    result = invoke(runner, "demo", str(tmp_path / "demo"))
+def test_demo_command_replaces_an_earlier_demo(runner, tmp_path):
+    earlier = tmp_path / "demo"
+    earlier.mkdir()
+    (earlier / ".curator-demo").write_text("2026-01-01T00:00:00+00:00")
+    (earlier / "stale.txt").write_text("from the earlier demo")
+    result = invoke(
+        runner, "demo", str(earlier), "--generations", "2", "--text-rows", "40", "--no-digits",
+        "--no-report",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "$ curator stats --store" in result.output
-    lines = result.output.splitlines()
-    table = lines[lines.index(next(line for line in lines if line.startswith("origin"))) :]
-    origins = [line.split()[0] for line in table[2:5]]
-    assert origins == ["real", "synthetic", "unknown"]
-    # running it again replaces the earlier demo
-    assert invoke(runner, "demo", str(tmp_path / "demo")).exit_code == 0
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "keep.txt").write_text("mine")
-    result = invoke(runner, "demo", str(tmp_path / "other"))
-    assert result.exit_code == 1 and "is not empty and is not an earlier demo" in result.output
-    assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+    assert not (earlier / "stale.txt").exists()
+    assert "digits: skipped (pip install 'curator[demo]' adds them)" in result.output
+    assert "text-fresh-floor     gen 2: trained on 40 rows (50% fresh real, 50% synthetic)" in (
+        result.output
+    )
+    assert "Report:" not in result.output and not (earlier / "report").exists()
 
 
 def test_sql_table_shows_at_most_max_rows_and_json_streams_all(runner, tmp_path, write_jsonl):
