@@ -21,6 +21,7 @@ import base64
 import html
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,8 @@ def _prepare_out(out: str) -> str:
                 f"`{root}` is not empty and holds no earlier report",
                 "pass a new or empty directory: --out report/",
             )
+        if os.path.exists(os.path.join(root, REPORT_MARKER)):
+            shutil.rmtree(root)  # an earlier report: replaced whole, so no stale plot stays
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, REPORT_MARKER), "w", encoding="utf-8") as marker:
         marker.write(datetime.now(UTC).isoformat())
@@ -355,16 +358,10 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
         ax = axes[0][1]
         for name, report in reports.items():
             entries = report["manifests"]
-            ax.plot(
-                [e["sequence"] for e in entries],
-                [
-                    -1 if e["deepest_generation"] is None else e["deepest_generation"]
-                    for e in entries
-                ],
-                marker="o",
-                label=name,
-            )
-        ax.set_title("deepest generation in each manifest")
+            points = [(e["sequence"], _mean_generation(e)) for e in entries]
+            points = [(x, y) for x, y in points if y is not None]
+            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+        ax.set_title("mean generation of each manifest's labelled samples")
         ax.set_xlabel("manifest (in order)")
         ax.set_ylabel("generation")
         ax.legend(fontsize="small")
@@ -379,6 +376,17 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
         ],
     )
     return section
+
+
+def _mean_generation(entry: dict[str, Any]) -> float | None:
+    """The mean generation of a manifest's real and synthetic samples (by its unit); ``None``
+    when it holds only unknown ones."""
+    real = entry["fractions"]["real"]
+    synthetic = entry["synthetic_by_generation"]
+    known = real + sum(synthetic.values())
+    if known <= 0:
+        return None
+    return sum(int(g) * share for g, share in synthetic.items()) / known
 
 
 def _metrics_section(

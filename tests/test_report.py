@@ -90,9 +90,11 @@ def test_report_cli_for_one_lineage(demo, runner, tmp_path):
     assert "No model of these lineages generated images." in page
     composition = page.split("<h2>Composition per manifest</h2>")[1].split("<h2>")[0]
     assert "<td>text-no-floor</td>" in composition and "digits-no-floor" not in composition
-    # writing again into an earlier report replaces it
+    # writing again into an earlier report replaces it whole
+    (out / "stale.png").write_bytes(b"an old plot")
     again = invoke(runner, "report", "--store", store, "--out", str(out), "--no-simulation")
     assert again.exit_code == 0, again.output
+    assert not (out / "stale.png").exists() and (out / "images.png").exists()
     assert again.output.startswith(f"Report: {out / 'index.html'}\n")
 
 
