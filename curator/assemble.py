@@ -6,9 +6,15 @@
    depends only on the content and the seed (invariant 5). Exact duplicates collapse to the most
    trustworthy copy; synthetic samples deeper than `max_generation` are left out.
 2. The plan (:mod:`curator.planner`): exact amounts per (category, source, generation).
-3. Selection: in each cell, the first samples by rank until the cell's amount is reached.
-4. Order: rows are interleaved so that every prefix of the set — and so every output shard — has
-   each category and source in its planned share (within one sample).
+3. Selection: in each cell, the first samples by rank until the cell's amount is reached (with
+   bytes or tokens, whether each cell keeps the sample that crosses its amount is settled across
+   cells, so that the set meets every fraction within one sample).
+4. Order and shards: with a rows target, shards have `shard_rows` rows and how many of each
+   category (and capped source) each holds comes from a small integer program, so every shard
+   meets every fraction within one row; with bytes or tokens, shards are cut by units
+   (:func:`unit_shard_cuts`), so every shard meets every fraction within the largest sample, in
+   that unit. Inside a shard the pools are interleaved. Every constraint is checked over the set
+   and in every shard before anything is written (invariant 4).
 5. Output: Parquet (or JSON Lines) shards and `manifest.json`, written under a temporary name and
    renamed. The wide rows are never sorted whole: they are read in storage order, spilled per
    output shard, and each shard is ordered on its own. The usage ledger is committed in the same
@@ -37,6 +43,8 @@ from curator.planner import CATEGORIES, Cell, Plan, Pool, plan
 from curator.policy import Policy, PolicyError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
 
     from curator.store import Store
@@ -51,6 +59,10 @@ _READ_BATCH_ROWS = 8192
 #: The output position carried through the spill files (dropped before writing).
 _POSITION = "__curator_out_pos"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
+
+
+class AssemblyError(CuratorError):
+    """An assembly that would break a constraint of its policy; nothing was written."""
 
 
 @dataclass
@@ -96,9 +108,22 @@ class Assembly:
         ]
         lines += [f"note: {note}" for note in p.notes]
         lines.append("constraints:")
-        for item in constraint_report(self.policy, _plan_amounts(p), p.total):
+        deepest = max(
+            (
+                cell.generation or 0
+                for cell, amount in p.amounts.items()
+                if amount and cell.category != "unknown"
+            ),
+            default=0,
+        )
+        for item in constraint_report(
+            self.policy, _plan_amounts(p), p.total, deepest_generation=deepest
+        ):
+            achieved = (
+                f"{item['achieved']}" if item["kind"] == "generation" else f"{item['achieved']:.4f}"
+            )
             lines.append(
-                f"  {item['name']:<28} {item['relation']} {item['bound']:<8g} achieved {item['achieved']:.4f}  {'ok' if item['held'] else 'VIOLATED'}"
+                f"  {item['name']:<28} {item['relation']} {item['bound']:<8g} achieved {achieved}  {'ok' if item['held'] else 'VIOLATED'}"
             )
         return "\n".join(lines)
 
@@ -111,12 +136,25 @@ def _plan_amounts(p: Plan) -> dict[str, int]:
 
 
 def constraint_report(
-    policy: Policy, amounts: dict[str, int], total: int, tolerance: int = 0
+    policy: Policy,
+    amounts: dict[str, int],
+    total: int,
+    tolerance: int = 0,
+    *,
+    deepest_generation: int | None = None,
+    lowest_confidence: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Each constraint with its bound, the achieved fraction, whether it held and the margin.
+    """Each constraint with its bound, what was achieved, whether it held and the margin.
 
-    `tolerance` (in the policy's unit) is the size of the largest sample: with bytes or tokens,
-    whole samples can overshoot a planned amount by less than one sample."""
+    The fractions (`kind` ``fraction``) are of `total`, in the policy's unit, from `amounts` (by
+    category and by ``source:NAME``); `tolerance` (in that unit) is the size of the largest
+    sample: whole samples can miss a share by less than one sample. `max_generation` (`kind`
+    ``generation``) compares `deepest_generation`, the deepest generation among the samples
+    counted as real or synthetic (0 when there are none), with the bound; `min_origin_confidence`
+    (`kind` ``confidence``) compares `lowest_confidence`, the lowest confidence among the samples
+    counted as real or synthetic (1.0 when there are none), with the bound. Each of the two is
+    reported when the policy sets it (`min_origin_confidence` above 0) and its measure is given.
+    The margin is how far inside the bound the set is (negative: outside)."""
     c = policy.constraints
     report = []
 
@@ -126,6 +164,7 @@ def constraint_report(
         held = total == 0 or margin * total >= -tolerance - 1e-9 * max(1, total)
         entry = {
             "name": name,
+            "kind": "fraction",
             "relation": relation,
             "bound": bound,
             "achieved": achieved,
@@ -153,6 +192,30 @@ def constraint_report(
                 rule.max_fraction,
                 amounts.get(f"source:{rule.name}", 0),
             )
+    if c.max_generation is not None and deepest_generation is not None:
+        report.append(
+            {
+                "name": "max_generation",
+                "kind": "generation",
+                "relation": "<=",
+                "bound": c.max_generation,
+                "achieved": deepest_generation,
+                "held": deepest_generation <= c.max_generation,
+                "margin": c.max_generation - deepest_generation,
+            }
+        )
+    if c.min_origin_confidence > 0 and lowest_confidence is not None:
+        report.append(
+            {
+                "name": "min_origin_confidence",
+                "kind": "confidence",
+                "relation": ">=",
+                "bound": c.min_origin_confidence,
+                "achieved": lowest_confidence,
+                "held": lowest_confidence >= c.min_origin_confidence,
+                "margin": lowest_confidence - c.min_origin_confidence,
+            }
+        )
     return report
 
 
@@ -191,34 +254,79 @@ class _Session:
 def _used_manifests(
     con: duckdb.DuckDBPyConnection, policy: Policy, lineage: str | None
 ) -> list[str]:
-    """The earlier manifests whose content counts as used: the policy's explicit list; else those
-    of the lineage (the policy's `freshness.lineage`, else the assembly's); with no lineage at
-    all, every manifest in the store (DESIGN.md's default)."""
+    """The earlier manifests whose content counts as used: the policy's explicit list (ids or
+    names); else those of `lineage` (the assembly's, which :func:`resolve_lineage` has made
+    agree with the policy's `freshness.lineage`); with no lineage at all, every manifest in the
+    store (DESIGN.md's default)."""
     fresh = policy.freshness
     if fresh.manifests is not None:
-        known = {row[0] for row in con.execute("SELECT manifest_id FROM cat.manifests").fetchall()}
-        missing = [m for m in fresh.manifests if m not in known]
-        if missing:
-            raise PolicyError(
-                f"`freshness.manifests` names `{missing[0]}`, which is not a manifest of this store",
-                "list them with `curator manifest list`",
-            )
-        return sorted(fresh.manifests)
-    use_lineage = fresh.lineage or lineage
-    if use_lineage is None:
+        return resolve_manifests(con, fresh.manifests)
+    if lineage is None:
         query, params = "SELECT manifest_id FROM cat.manifests ORDER BY created_at, manifest_id", []
     else:
         query, params = (
             "SELECT manifest_id FROM cat.manifests WHERE lineage = ? ORDER BY sequence",
-            [use_lineage],
+            [lineage],
         )
     return [row[0] for row in con.execute(query, params).fetchall()]
+
+
+def resolve_manifests(con: duckdb.DuckDBPyConnection, idents: tuple[str, ...]) -> list[str]:
+    """The manifest ids `freshness.manifests` names, sorted: each entry is a manifest id or a
+    manifest name. A name resolves as :func:`find_manifest` resolves it, to the latest manifest
+    of that name (the highest sequence); a name used in more than one lineage is ambiguous.
+
+    Raises:
+        PolicyError: an entry names no manifest of the store, or a name is ambiguous (the
+            message lists the candidates).
+    """
+    rows = con.execute("SELECT manifest_id, name, lineage, sequence FROM cat.manifests").fetchall()
+    ids = {row[0] for row in rows}
+    resolved = set()
+    for ident in idents:
+        if ident in ids:
+            resolved.add(ident)
+            continue
+        named = sorted((r for r in rows if r[1] == ident), key=lambda r: (r[2], r[3], r[0]))
+        if not named:
+            raise PolicyError(
+                f"`freshness.manifests` names `{ident}`, which is neither the id nor the name of a manifest of this store",
+                "list them with `curator manifest list`",
+            )
+        if len({r[2] for r in named}) > 1:
+            listed = "; ".join(f"{r[0]} (lineage {r[2]} #{r[3]})" for r in named)
+            raise PolicyError(
+                f"`freshness.manifests` names `{ident}`, which matches {len(named)} manifests: {listed}",
+                "give the manifest ids instead",
+            )
+        resolved.add(named[-1][0])
+    return sorted(resolved)
+
+
+def resolve_lineage(policy: Policy, lineage: str | None) -> str | None:
+    """The lineage of an assembly: the one given (``--lineage``, ``lineage=``) or the policy's
+    `freshness.lineage`, whichever is set; it is both the lineage the manifest is recorded in and
+    the one whose earlier manifests count as used. ``None`` when neither is set.
+
+    Raises:
+        PolicyError: both are set and differ (the manifest would be recorded in one lineage while
+            freshness is judged by the other, and content would be reused as fresh).
+    """
+    declared = policy.freshness.lineage
+    if lineage and declared and lineage != declared:
+        raise PolicyError(
+            f'`--lineage {lineage}` differs from the policy\'s `freshness.lineage = "{declared}"`: '
+            "the manifest would be recorded in one lineage while what is fresh is judged by the other",
+            f"drop one of them, or make them agree (`--lineage {declared}`, or "
+            f'`freshness.lineage = "{lineage}"`)',
+        )
+    return lineage or declared
 
 
 def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session) -> Assembly:
     """Build the candidate table and plan the assembly."""
     con = session.con
-    given_lineage = lineage or policy.freshness.lineage
+    given_lineage = resolve_lineage(policy, lineage)
     lineage = given_lineage or DEFAULT_LINEAGE
     if policy.dedup.near:
         has_clusters = (
@@ -250,9 +358,12 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
     else:  # nothing used yet: no need to scan the ledger
         con.execute("CREATE OR REPLACE TEMP TABLE used (content_hash VARCHAR)")
     paths = [os.path.join(store.root, s["path"]) for s in snapshot]
+    # Only a confidence floor needs each chosen sample's confidence (for the manifest's report).
+    confidence_column = " origin_confidence," if c.min_origin_confidence > 0 else ""
     if not paths:
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS model, NULL::VARCHAR AS source, NULL::BIGINT AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size, NULL::UHUGEINT AS rank WHERE false"
+            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS model, NULL::VARCHAR AS source, NULL::BIGINT AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size,"
+            f"{' NULL::DOUBLE AS origin_confidence,' if confidence_column else ''} NULL::UHUGEINT AS rank WHERE false"
         )
     else:
         columns = {
@@ -343,7 +454,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             f"""
             CREATE OR REPLACE TEMP TABLE pool AS
             SELECT * FROM (
-                SELECT sample_id, content_hash, origin, generation, model, source, shard, row, size,
+                SELECT sample_id, content_hash, origin, generation, model, source, shard, row, size,{confidence_column}
                        CASE WHEN origin_confidence < $confidence THEN 'unknown'
                             WHEN origin = 'real' AND content_hash NOT IN (SELECT content_hash FROM used) AND {fresh_clause} THEN 'fresh_real'
                             WHEN origin = 'real' THEN 'used_real'
@@ -379,8 +490,9 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
     )
 
 
-def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
-    """Table `chosen`: the selected rows with their output position (`out_pos`)."""
+def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> list[int]:
+    """Table `chosen`: the selected rows with their output position (`out_pos`) and output
+    shard (`out_shard`). Returns each output shard's first position."""
     # Ranks are md5 values, uniform over [0, 2**128): a cell needing a fraction f of its units
     # finds them, with overwhelming probability, among the ranks below (f + 8 standard
     # deviations) · 2**128. Only those rows are sorted; a cell whose cut falls short (never seen,
@@ -440,6 +552,9 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
         """
     )
     con.execute("DROP TABLE pool")  # give the candidates' memory to what follows
+    if assembly.policy.target.unit != "rows":
+        _settle_last_samples(con, assembly)
+        return _order_by_units(con, assembly, order)
     cell_totals = con.execute(
         "SELECT category, source, g, count(*), sum(size) FROM picked GROUP BY ALL ORDER BY ALL"
     ).fetchall()
@@ -513,11 +628,312 @@ def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
                q.base + row_number() OVER (
                    PARTITION BY q.shard_no
                    ORDER BY (p.m - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id
-               ) - 1 AS out_pos
+               ) - 1 AS out_pos,
+               q.shard_no AS out_shard
         FROM picked_rows p JOIN quota q ON {key} AND p.m >= q.lo AND p.m < q.hi
         """
     )
     con.execute("DROP TABLE picked_rows")
+    return bases[:-1]
+
+
+#: Up to this many two-way choices are tried exhaustively; beyond it, one flip at a time.
+_EXHAUSTIVE_CHOICES = 8
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The policy's fraction constraints as rows over a list of pools: `members[j, c]` is 1 when
+    pool c counts towards constraint j, `floor[j]` whether it is a floor (else a cap), `bound[j]`
+    its fraction. Constraints that cannot bind (a floor of 0, a cap of 1) are left out."""
+
+    names: list[str]
+    members: Any  # numpy (constraints × pools)
+    floor: Any  # numpy bool (constraints)
+    bound: Any  # numpy float (constraints)
+
+    @classmethod
+    def of(cls, policy: Policy, pools: list[tuple[str, str]]) -> _Groups:
+        import numpy as np
+
+        c = policy.constraints
+        specs: list[tuple[str, bool, float, set[str] | None, str | None]] = [
+            ("min_fresh_real_fraction", True, c.min_fresh_real_fraction, {"fresh_real"}, None),
+            ("min_real_fraction", True, c.min_real_fraction, {"fresh_real", "used_real"}, None),
+            ("max_synthetic_fraction", False, c.max_synthetic_fraction, {"synthetic"}, None),
+            ("max_unknown_fraction", False, c.max_unknown_fraction, {"unknown"}, None),
+        ]
+        specs += [
+            (f"sources.{rule.name}.max_fraction", False, rule.max_fraction, None, rule.name)
+            for rule in policy.sources
+        ]
+        names, rows, floors, bounds = [], [], [], []
+        for name, is_floor, bound, categories, source in specs:
+            if (is_floor and bound <= 0) or (not is_floor and bound >= 1):
+                continue
+            names.append(name)
+            rows.append(
+                [
+                    (category in categories) if categories is not None else (pool_source == source)
+                    for category, pool_source in pools
+                ]
+            )
+            floors.append(is_floor)
+            bounds.append(bound)
+        return cls(
+            names,
+            np.array(rows, dtype=float).reshape(len(names), len(pools)),
+            np.array(floors, dtype=bool),
+            np.array(bounds, dtype=float),
+        )
+
+    def excess(self, units: Any) -> Any:
+        """How far each composition (rows of `units`, per pool) is outside each bound, in units
+        (negative: inside): ``bound · total − group`` for floors, ``group − bound · total`` for
+        caps. Shape: compositions × constraints."""
+        import numpy as np
+
+        group = units @ self.members.T
+        total = units.sum(axis=1, keepdims=True)
+        return np.where(self.floor, self.bound * total - group, group - self.bound * total)
+
+
+def _best_choice(low: Any, high: Any, score: Callable[[Any], Any], start: Any) -> Any:
+    """Of the vectors taking, in each place, `low` or `high` (numpy arrays), the one whose score
+    (a function of a matrix of candidate vectors, returning one row of keys per candidate,
+    compared in order) is least: every combination when few places differ, else single flips
+    from `start` for as long as they improve it. Deterministic: ties go to the earlier candidate."""
+    import numpy as np
+
+    free = np.flatnonzero(low != high)
+    if len(free) <= _EXHAUSTIVE_CHOICES:
+        bits = (np.arange(2 ** len(free))[:, None] >> np.arange(len(free))) & 1
+        candidates = np.repeat(low[None, :], len(bits), axis=0)
+        candidates[:, free] = np.where(bits == 1, high[free], low[free])
+        keys = score(candidates)
+        best = np.lexsort(keys.T[::-1])[0]
+        return candidates[best]
+    current = start.copy()
+    current_key = tuple(score(current[None, :])[0])
+    while True:
+        flips = np.repeat(current[None, :], len(free), axis=0)
+        rows = np.arange(len(free))
+        flips[rows, free] = np.where(current[free] == low[free], high[free], low[free])
+        keys = score(flips)
+        best = np.lexsort(keys.T[::-1])[0]
+        if tuple(keys[best]) >= current_key:
+            return current
+        current, current_key = flips[best], tuple(keys[best])
+
+
+def _settle_last_samples(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> None:
+    """With bytes or tokens, each cell's selection ends with a sample that crosses its planned
+    amount. Taken in every cell, those overshoots add up, and a fraction could miss its bound by
+    more than one sample. Choose, per cell, whether that last sample stays, preferring in turn:
+    every bound met within the largest sample, the planned total reached, the bounds met as
+    exactly as whole samples allow, the total closest to the plan."""
+    import numpy as np
+
+    cells = con.execute(
+        """
+        SELECT p.category, p.source, p.g, sum(p.size), arg_max(p.size, p.n_in_cell), max(p.n_in_cell), any_value(planned.amount)
+        FROM picked p JOIN planned USING (category, source, g) GROUP BY ALL ORDER BY ALL
+        """
+    ).fetchall()
+    if not cells:
+        return
+    high = np.array([float(cell[3]) for cell in cells])
+    amount = np.array([float(cell[6]) for cell in cells])
+    last = np.array([float(cell[4]) for cell in cells])
+    low = np.where(high > amount, high - last, high)
+    if np.array_equal(low, high):
+        return
+    groups = _Groups.of(assembly.policy, [(str(cell[0]), str(cell[1])) for cell in cells])
+    # The largest sample sure to stay (only a cell's last sample can cross its amount).
+    largest = float(
+        con.execute(
+            "SELECT coalesce(max(p.size), 0) FROM picked p JOIN planned USING (category, source, g) "
+            "WHERE p.cum <= planned.amount"
+        ).fetchall()[0][0]
+    )
+    planned = float(amount.sum())
+
+    def score(candidates: Any) -> Any:
+        excess = groups.excess(candidates).max(axis=1, initial=0.0)
+        total = candidates.sum(axis=1)
+        return np.column_stack(
+            [
+                np.maximum(excess - largest, 0),
+                total < planned,
+                np.maximum(excess, 0),
+                np.abs(total - planned),
+            ]
+        )
+
+    kept = _best_choice(low, high, score, high)
+    dropped = [
+        (cell[0], cell[1], cell[2], cell[5])
+        for cell, units in zip(cells, kept, strict=True)
+        if units < float(cell[3])
+    ]
+    if dropped:
+        con.executemany(
+            "DELETE FROM picked WHERE category = ? AND source = ? AND g = ? AND n_in_cell = ?",
+            dropped,
+        )
+
+
+def unit_shard_cuts(
+    streams: list[tuple[str, str, Any]], policy: Policy, shards: int, tolerance: float
+) -> Any:
+    """Where each stream is cut into output shards when the unit is bytes or tokens.
+
+    A stream is one category's samples (one capped source's, when the policy caps sources), in
+    their interleaved order, with their sizes in the policy's unit: ``(category, source or "",
+    sizes)``. Shard boundaries fall by units, not rows: at boundary i of `shards`, every stream
+    is cut just before or just after the sample that crosses i/`shards` of its units, so each
+    shard gets its proportional share of every stream's units, within the samples at its two
+    ends (shards then have roughly, not exactly, equal numbers of rows). Which side each crossing
+    sample goes to is chosen, boundary by boundary, so that the shard just closed meets every
+    fraction constraint within `tolerance` (the largest sample of the set) and, among such
+    choices, so that the set so far stays closest to the whole set's composition — which keeps
+    the shards to come able to meet them too.
+
+    Returns an integer array (shards + 1) × streams: row i holds, per stream, how many of its
+    samples go into shards before i (row 0 is zeros, the last row the stream lengths).
+    """
+    import numpy as np
+
+    k = len(streams)
+    cums = [
+        np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]) for *_, sizes in streams
+    ]
+    units = np.array([cum[-1] for cum in cums], dtype=float)
+    counts = np.array([len(cum) - 1 for cum in cums], dtype=np.int64)
+    groups = _Groups.of(policy, [(category, source) for category, source, _ in streams])
+    whole = units.sum()
+    shares = groups.members @ units / whole if whole else np.zeros(len(groups.names))
+    # Per stream and boundary, the cuts just before and just after the crossing sample (the
+    # same cut when a boundary falls between two samples); a stream without units spreads its rows.
+    fractions = np.arange(1, shards) / shards
+    before = np.empty((shards - 1, k), dtype=np.int64)
+    after = np.empty((shards - 1, k), dtype=np.int64)
+    for c in range(k):
+        if units[c] == 0:
+            before[:, c] = after[:, c] = counts[c] * np.arange(1, shards) // shards
+        else:
+            targets = units[c] * fractions
+            right = np.searchsorted(cums[c], targets, side="right") - 1
+            left = np.searchsorted(cums[c], targets, side="left")
+            before[:, c], after[:, c] = np.minimum(right, left), np.maximum(right, left)
+    cuts = np.zeros((shards + 1, k), dtype=np.int64)
+    cuts[shards] = counts
+    done = np.zeros(k)
+    columns = np.arange(k)
+    for i in range(1, shards):
+        low = np.maximum(before[i - 1], cuts[i - 1])
+        high = np.maximum(after[i - 1], cuts[i - 1])
+        low_units = np.array([cums[c][low[c]] for c in columns], dtype=float)
+        high_units = np.array([cums[c][high[c]] for c in columns], dtype=float)
+        target = units * i / shards
+        nearest = np.where(
+            np.abs(high_units - target) < np.abs(low_units - target), high_units, low_units
+        )
+
+        def score(prefix: Any, done: Any = done, target: Any = target) -> Any:
+            shard_excess = groups.excess(prefix - done).max(axis=1, initial=0.0)
+            drift = np.abs(
+                prefix @ groups.members.T - shares * prefix.sum(axis=1, keepdims=True)
+            ).max(axis=1, initial=0.0)
+            return np.column_stack(
+                [
+                    np.maximum(shard_excess - tolerance, 0),
+                    drift,
+                    np.abs(prefix - target).sum(axis=1),
+                ]
+            )
+
+        chosen = _best_choice(low_units, high_units, score, nearest)
+        cuts[i] = np.where(chosen == high_units, high, low)
+        done = chosen
+    return cuts
+
+
+def _order_by_units(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: str) -> list[int]:
+    """Table `chosen` for a bytes or tokens target: rows interleaved per stream (category, or
+    category and capped source) as for rows, shards cut by units (:func:`unit_shard_cuts`)."""
+    import numpy as np
+
+    policy = assembly.policy
+    capped = sorted(rule.name for rule in policy.sources if rule.max_fraction < 1)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE picked_rows AS
+        SELECT p.* EXCLUDE (cum, n_in_cell),
+               row_number() OVER (
+                   PARTITION BY p.category, p.stream
+                   ORDER BY coalesce((p.cum - p.size / 2.0) / nullif(t.units, 0), p.n_in_cell), p.source, p.g, p.rank, p.sample_id
+               ) - 1 AS m
+        FROM (
+            SELECT *, CASE WHEN list_contains($capped::VARCHAR[], source) THEN source ELSE '' END AS stream FROM picked
+        ) p JOIN (
+            SELECT category, source, g, sum(size) AS units FROM picked GROUP BY ALL
+        ) t USING (category, source, g)
+        """,
+        {"capped": capped},
+    )
+    con.execute("DROP TABLE picked")
+    streams = con.execute(
+        "SELECT category, stream, count(*) FROM picked_rows GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    sizes = con.execute("SELECT size FROM picked_rows ORDER BY category, stream, m").fetchnumpy()[
+        "size"
+    ]
+    total_rows = int(sum(n for *_, n in streams))
+    shard_rows = policy.output.shard_rows
+    shards = max(1, -(-total_rows // shard_rows))
+    ends = np.cumsum([int(n) for *_, n in streams])
+    cut_sizes = np.split(np.asarray(sizes, dtype=np.int64), ends[:-1]) if streams else []
+    largest = float(sizes.max()) if len(sizes) else 0.0
+    cuts = unit_shard_cuts(
+        [(str(c), str(s), z) for (c, s, _n), z in zip(streams, cut_sizes, strict=True)],
+        policy,
+        shards,
+        largest,
+    )
+    quota_rows: list[tuple[str, str, int, int, int, int]] = []
+    starts: list[int] = []
+    base = 0
+    for i in range(shards):
+        sizes_i = cuts[i + 1] - cuts[i]
+        if not sizes_i.sum():
+            continue  # an empty shard (samples larger than a shard's share) is no file
+        shard_no = len(starts)
+        starts.append(base)
+        for (category, stream, _n), lo, hi in zip(streams, cuts[i], cuts[i + 1], strict=True):
+            if hi > lo:
+                quota_rows.append((category, stream, shard_no, int(lo), int(hi), base))
+        base += int(sizes_i.sum())
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, source VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT, base BIGINT)"
+    )
+    if quota_rows:
+        con.executemany("INSERT INTO quota VALUES (?, ?, ?, ?, ?, ?)", quota_rows)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE chosen AS
+        SELECT p.* EXCLUDE (m, g, stream),
+               q.base + row_number() OVER (
+                   PARTITION BY q.shard_no
+                   ORDER BY (p.m - q.lo + 0.5) / (q.hi - q.lo), CASE p.category {order} END, p.rank, p.sample_id
+               ) - 1 AS out_pos,
+               q.shard_no AS out_shard
+        FROM picked_rows p JOIN quota q
+        ON p.category = q.category AND p.stream = q.source AND p.m >= q.lo AND p.m < q.hi
+        """
+    )
+    con.execute("DROP TABLE picked_rows")
+    return starts
 
 
 def cell_quotas(
@@ -673,11 +1089,9 @@ _BREAKDOWNS = {
 }
 
 
-def _compositions(
-    con: duckdb.DuckDBPyConnection, shard_rows: int
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The composition of the whole set and of each output shard (rows `out_pos // shard_rows`),
-    each breakdown in one grouped pass over `chosen`."""
+def _compositions(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The composition of the whole set and of each output shard (`out_shard`), each breakdown
+    in one grouped pass over `chosen`."""
 
     def empty() -> dict[str, Any]:
         return {"rows": 0, "units": 0, **{name: {} for name in _BREAKDOWNS}}
@@ -686,7 +1100,7 @@ def _compositions(
     shards: dict[int, dict[str, Any]] = {}
     for name, expression in _BREAKDOWNS.items():
         rows = con.execute(
-            f"SELECT out_pos // {int(shard_rows)} AS s, {expression} AS k, count(*), sum(size) "
+            f"SELECT out_shard AS s, {expression} AS k, count(*), sum(size) "
             "FROM chosen GROUP BY ALL ORDER BY ALL"
         ).fetchall()
         for shard_no, key, n, units in rows:
@@ -701,6 +1115,76 @@ def _compositions(
         for name in _BREAKDOWNS:
             target[name] = dict(sorted(target[name].items()))
     return overall, [shards[i] for i in sorted(shards)]
+
+
+def _constraint_reports(
+    con: duckdb.DuckDBPyConnection,
+    policy: Policy,
+    overall: dict[str, Any],
+    shards: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The constraints of the whole set (returned) and of each shard (added to its composition
+    as `constraints`). Fractions hold exactly for a rows target; with bytes or tokens, within
+    the largest sample of the set (`tolerance_units`). In a shard of a rows target, fractions
+    hold within one row."""
+    c = policy.constraints
+    deepest: dict[int, int] = {}
+    lowest: dict[int, float] = {}
+    if c.max_generation is not None or c.min_origin_confidence > 0:
+        confidence = "origin_confidence" if c.min_origin_confidence > 0 else "NULL::DOUBLE"
+        for shard_no, generation, least in con.execute(
+            "SELECT out_shard, max(CASE WHEN category = 'synthetic' THEN generation ELSE 0 END), "
+            f"min({confidence}) FROM chosen WHERE category <> 'unknown' GROUP BY 1"
+        ).fetchall():
+            deepest[int(shard_no)] = int(generation)
+            if least is not None:
+                lowest[int(shard_no)] = float(least)
+    if policy.target.unit == "rows":
+        tolerance, shard_tolerance = 0, 1
+    else:
+        tolerance = int(con.execute("SELECT coalesce(max(size), 0) FROM chosen").fetchall()[0][0])
+        shard_tolerance = tolerance
+    for shard_no, shard in enumerate(shards):
+        shard["constraints"] = constraint_report(
+            policy,
+            _amounts_of(shard),
+            shard["units"],
+            shard_tolerance,
+            deepest_generation=deepest.get(shard_no, 0),
+            lowest_confidence=lowest.get(shard_no, 1.0),
+        )
+    return constraint_report(
+        policy,
+        _amounts_of(overall),
+        overall["units"],
+        tolerance,
+        deepest_generation=max(deepest.values(), default=0),
+        lowest_confidence=min(lowest.values(), default=1.0),
+    )
+
+
+def _require_held(
+    constraints: list[dict[str, Any]], shards: list[dict[str, Any]], unit: str
+) -> None:
+    """Invariant 4: a set that breaks a constraint, in total or (bytes, tokens) in a shard, is
+    not written. The shards of a rows target are only reported: their quotas come from an
+    integer program, except with very many shards, where :func:`_greedy_quotas` can miss a share
+    by up to two rows (and the manifest says so)."""
+    broken = [("the set", item) for item in constraints if not item["held"]]
+    if unit != "rows":
+        broken += [
+            (f"output shard {index} (part-{index:05d})", item)
+            for index, shard in enumerate(shards)
+            for item in shard["constraints"]
+            if not item["held"]
+        ]
+    if broken:
+        where, item = broken[0]
+        raise AssemblyError(
+            f"{where} would break `{item['name']}` (achieved {item['achieved']:.4g}, bound "
+            f"{item['bound']:g}, in {unit}) by more than one sample; nothing was written",
+            "this is a bug in curator; meanwhile, a rows target or larger `output.shard_rows` may assemble",
+        )
 
 
 def _amounts_of(composition: dict[str, Any]) -> dict[str, int]:
@@ -718,8 +1202,9 @@ def _write_outputs(
     snapshot_paths: list[str],
     tmp_dir: str,
     spill_dir: str,
+    starts: list[int],
 ) -> list[dict[str, Any]]:
-    """Write the chosen rows, in output order, as shards of `shard_rows` rows.
+    """Write the chosen rows, in output order, as shards starting at the positions `starts`.
 
     Sorting the wide rows is what costs, so they are not sorted whole: DuckDB streams the chosen
     rows in whatever order it reads them, each with its output position; each batch is split by
@@ -731,7 +1216,7 @@ def _write_outputs(
     import numpy as np
     import pyarrow.compute as pc
 
-    shard_rows = policy.output.shard_rows
+    first_positions = np.asarray(starts, dtype=np.int64)
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
     if total == 0 or not snapshot_paths:
         return []
@@ -747,7 +1232,10 @@ def _write_outputs(
         for batch in reader:
             if batch.num_rows == 0:
                 continue
-            shard_of = batch.column(_POSITION).to_numpy() // shard_rows
+            shard_of = (
+                np.searchsorted(first_positions, batch.column(_POSITION).to_numpy(), side="right")
+                - 1
+            )
             order = np.argsort(shard_of, kind="stable")
             grouped = batch.take(pa.array(order))
             shard_of = shard_of[order]
@@ -848,15 +1336,17 @@ def assemble(
             assembly = prepare(store, policy, lineage, session)
             manifest_id = new_run_id()
             con = session.con
-            _select(con, assembly)
+            starts = _select(con, assembly)
+            overall, per_shard = _compositions(con)
+            constraints = _constraint_reports(con, policy, overall, per_shard)
+            _require_held(constraints, per_shard, policy.target.unit)
             out_dir.mkdir(parents=True, exist_ok=True)
             tmp_out = out_dir / f".tmp-{manifest_id}"
             tmp_out.mkdir()
             snapshot_paths = [os.path.join(store.root, s["path"]) for s in assembly.snapshot]
             spill_dir = os.path.join(work, "spill")
             os.makedirs(spill_dir)
-            outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir)
-            overall, per_shard = _compositions(con, policy.output.shard_rows)
+            outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir, starts)
             sequence = 1 + int(
                 con.execute(
                     "SELECT coalesce(max(sequence), 0) FROM cat.manifests WHERE lineage = ?",
@@ -888,16 +1378,7 @@ def assemble(
                 "store": {"root": store.root, "shards": assembly.snapshot},
                 "plan": assembly.plan.to_json(),
                 "composition": {"overall": overall, "shards": per_shard},
-                "constraints": constraint_report(
-                    policy,
-                    _amounts_of(overall),
-                    overall["units"],
-                    0
-                    if policy.target.unit == "rows"
-                    else int(
-                        con.execute("SELECT coalesce(max(size), 0) FROM chosen").fetchall()[0][0]
-                    ),
-                ),
+                "constraints": constraints,
                 "out_dir": str(out_dir),
                 "selection": str(selection_path.relative_to(store.root)),
                 "outputs": outputs,

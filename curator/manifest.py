@@ -3,8 +3,8 @@
 `manifest.json` (schema: ``schemas/manifest.schema.json``) holds the policy, seed and lineage,
 the store snapshot it was drawn from (live shards with checksums), the plan, the achieved
 composition (overall and per output shard, by origin, generation, source and freshness, in rows
-and in the policy's unit), the constraints with their margins, the output files with checksums,
-and the curator version.
+and in the policy's unit; each shard with its own constraints report), the constraints with their
+margins, the output files with checksums, and the curator version.
 """
 
 from __future__ import annotations
@@ -23,6 +23,28 @@ MANIFEST_VERSION = "1"
 
 class ManifestError(CuratorError):
     """A manifest that cannot be found or read, or whose outputs do not match it."""
+
+
+def _constraints() -> dict[str, Any]:
+    """Constraint entries: a fraction (of the set or shard, in the policy's unit), the deepest
+    generation (`max_generation`) or the lowest confidence (`min_origin_confidence`)."""
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name", "bound", "achieved", "held"],
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"enum": ["fraction", "generation", "confidence"]},
+                "relation": {"enum": [">=", "<="]},
+                "bound": {"type": "number"},
+                "achieved": {"type": "number"},
+                "held": {"type": "boolean"},
+                "margin": {"type": "number"},
+                "tolerance_units": {"type": "integer", "minimum": 0},
+            },
+        },
+    }
 
 
 def _breakdown() -> dict[str, Any]:
@@ -114,23 +136,19 @@ def manifest_json_schema() -> dict[str, Any]:
                 "required": ["overall", "shards"],
                 "properties": {
                     "overall": _breakdown(),
-                    "shards": {"type": "array", "items": _breakdown()},
-                },
-            },
-            "constraints": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "bound", "achieved", "held"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "bound": {"type": "number"},
-                        "achieved": {"type": "number"},
-                        "held": {"type": "boolean"},
-                        "margin": {"type": "number"},
+                    "shards": {
+                        "type": "array",
+                        "items": {
+                            **_breakdown(),
+                            "properties": {
+                                **_breakdown()["properties"],
+                                "constraints": _constraints(),
+                            },
+                        },
                     },
                 },
             },
+            "constraints": _constraints(),
             "outputs": {
                 "type": "array",
                 "items": {

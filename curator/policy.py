@@ -51,9 +51,11 @@ class Constraints:
 class Freshness:
     """Which earlier manifests count as having used real content.
 
-    `lineage`: the manifests of that lineage (default: the lineage of the assembly); `manifests`:
-    an explicit list instead; `all_manifests`: every manifest in the store; `fresh_after`: real
-    content collected before this date is never fresh.
+    `lineage`: the manifests of that lineage, which is also the lineage the assembly is recorded
+    in (an assembly given another lineage is refused; given none, it takes this one); with no
+    lineage here or given, every manifest in the store counts. `manifests`: an explicit list of
+    manifest ids or names (a name is the latest manifest of that name) instead. `fresh_after`:
+    real content collected before this date (or with no date) is never fresh.
     """
 
     lineage: str | None = None
@@ -353,8 +355,8 @@ max_generation = 3            # deeper synthetic samples are never chosen
 min_origin_confidence = 0.9   # labels below this count as unknown
 
 [freshness]
-lineage = "main"              # earlier manifests of this lineage count as used
-# manifests = ["…"]           # or an explicit list of manifest ids
+lineage = "main"              # the set's lineage: its earlier manifests count as used
+# manifests = ["…"]           # or an explicit list of manifest ids or names
 # fresh_after = 2025-01-01    # real content collected earlier is never fresh
 
 [[sources]]                   # optional: weights (preference) and caps per source

@@ -150,6 +150,14 @@ def test_the_plan_follows_the_natural_mix_where_the_policy_allows():
 # -- assembly end to end ------------------------------------------------------------------------
 
 
+#: Extra characters per sample, by pattern (drawn from a generator seeded by the store's seed).
+PADDING = {
+    "even": lambda rng: 0,
+    "mixed": lambda rng: rng.randint(0, 600),
+    "bimodal": lambda rng: rng.choice([20, 2000]),
+}
+
+
 def make_store(
     root: Path,
     counts: dict[tuple[str, str], int],
@@ -157,21 +165,29 @@ def make_store(
     generation: int = 1,
     seed: int = 0,
     confidence: float = 1.0,
+    sizes: str = "even",
+    tokens: bool = False,
 ) -> curator.Store:
-    """A store with `counts[(origin, source)]` text samples each (distinct content)."""
+    """A store with `counts[(origin, source)]` text samples each (distinct content). `sizes`:
+    a key of PADDING; `tokens`: each sample gets an `n_tokens` column (0 to 300)."""
+    import random
+
     store = curator.init_store(root / "store")
+    rng = random.Random(seed)
     for (origin, source), n in sorted(counts.items()):
         if n == 0:
             continue
         path = root / f"{source}-{origin}.jsonl"
         with open(path, "w") as handle:
             for i in range(n):
-                handle.write(
-                    json.dumps(
-                        {"text": f"{origin} {source} sample {i} seed {seed} " + "word " * (i % 7)}
-                    )
-                    + "\n"
-                )
+                record: dict[str, object] = {
+                    "text": f"{origin} {source} sample {i} seed {seed} "
+                    + "word " * (i % 7)
+                    + "x" * PADDING[sizes](rng)
+                }
+                if tokens:
+                    record["n_tokens"] = rng.choice([0, 1, 7, 40, 300])
+                handle.write(json.dumps(record) + "\n")
         store.ingest(
             [path], source=source, origin=origin,
             generation=generation if origin == "synthetic" else None,
@@ -194,7 +210,15 @@ POLICY = {
 }
 
 
+def largest_sample(store: curator.Store, manifest: Manifest) -> int:
+    """The largest chosen sample, in the policy's unit."""
+    selection = pq.read_table(Path(store.root) / manifest.data["selection"], columns=["size"])
+    return max(selection["size"].to_pylist(), default=0)
+
+
 def per_shard_violations(manifest: Manifest, policy: Policy, tolerance: int = 1) -> list[str]:
+    """Every fraction constraint a shard breaks by more than `tolerance` units, recomputed from
+    the shard's composition."""
     from curator.planner import check
 
     problems = []
@@ -441,6 +465,10 @@ def test_an_infeasible_policy_fails_before_writing(tmp_path):
 FRACTION = st.sampled_from([0.0, 0.1, 0.25, 0.3, 0.5, 0.6, 0.75, 0.9, 1.0])
 
 
+#: Targets are drawn in rows and scaled to the unit: about one row's worth of bytes or tokens.
+UNIT_SCALE = {"rows": 1, "bytes": 150, "tokens": 60}
+
+
 @settings(
     max_examples=20,
     deadline=None,
@@ -465,6 +493,8 @@ FRACTION = st.sampled_from([0.0, 0.1, 0.25, 0.3, 0.5, 0.6, 0.75, 0.9, 1.0])
     shard_rows=st.integers(1, 40),
     seed=st.integers(0, 3),
     shrink=st.booleans(),
+    unit=st.sampled_from(["rows", "bytes", "tokens"]),
+    sizes=st.sampled_from(sorted(PADDING)),
 )
 def test_an_assembly_never_breaks_a_constraint_in_total_or_in_any_shard(
     tmp_path_factory,
@@ -479,9 +509,11 @@ def test_an_assembly_never_breaks_a_constraint_in_total_or_in_any_shard(
     shard_rows,
     seed,
     shrink,
+    unit,
+    sizes,
 ):
     root = tmp_path_factory.mktemp("prop")
-    store = make_store(root, counts, seed=seed)
+    store = make_store(root, counts, seed=seed, sizes=sizes, tokens=unit == "tokens")
     if used and store.stats().total_rows:
         store.assemble(
             Policy.from_dict({"target": {"rows": used}, "output": {"on_shortfall": "shrink"}}),
@@ -491,7 +523,8 @@ def test_an_assembly_never_breaks_a_constraint_in_total_or_in_any_shard(
     policy = Policy.from_dict(
         {
             "seed": seed,
-            "target": {"rows": target},
+            "target": {unit: target * UNIT_SCALE[unit]}
+            | ({"token_column": "n_tokens"} if unit == "tokens" else {}),
             "constraints": {
                 "min_fresh_real_fraction": fresh,
                 "min_real_fraction": real,
@@ -509,11 +542,19 @@ def test_an_assembly_never_breaks_a_constraint_in_total_or_in_any_shard(
         assert not (root / "out").exists()
         return
     overall = manifest.data["composition"]["overall"]
-    assert overall["rows"] == manifest.data["plan"]["total"]
-    assert overall["rows"] == target or manifest.data["plan"]["shrunk"]
+    assert overall["rows"] == sum(o["rows"] for o in manifest.outputs)
+    if unit == "rows":
+        assert overall["rows"] == manifest.data["plan"]["total"]
+        assert overall["rows"] == target or manifest.data["plan"]["shrunk"]
     assert all(item["held"] for item in manifest.data["constraints"]), manifest.data["constraints"]
-    assert per_shard_violations(manifest, policy, tolerance=1) == []
-    assert sum(o["rows"] for o in manifest.outputs) == overall["rows"]
+    # every shard meets every fraction within one sample: a row, or the largest sample's units
+    tolerance = 1 if unit == "rows" else largest_sample(store, manifest)
+    assert per_shard_violations(manifest, policy, tolerance=tolerance) == []
+    shards = manifest.data["composition"]["shards"]
+    assert [s["rows"] for s in shards] == [o["rows"] for o in manifest.outputs]
+    assert all(item["held"] for shard in shards for item in shard["constraints"])
+    if unit == "rows":  # shards of exactly `shard_rows` rows, the last one the rest
+        assert all(s["rows"] == shard_rows for s in shards[:-1])
 
 
 def test_without_a_lineage_every_manifest_counts_as_used_and_jsonl_output(tmp_path):
@@ -567,3 +608,327 @@ def test_shard_quotas_add_up_and_hold_each_group_within_one_row(counts, shard_ro
             share = sum(counts[k] for k in members) / total
             got = sum(quota[k] for k in members)
             assert sign * (share * size - got) < 1 + 1e-9
+
+
+# -- lineages and freshness ---------------------------------------------------------------------
+
+FRESH_ONLY = {
+    "name": "e",
+    "seed": 1,
+    "target": {"rows": 30},
+    "constraints": {"min_fresh_real_fraction": 1.0},
+    "freshness": {"lineage": "main"},
+    "output": {"shard_rows": 30},
+}
+
+
+def contents(store: curator.Store, manifest: Manifest) -> set[str]:
+    selection = pq.read_table(Path(store.root) / manifest.data["selection"])
+    return set(selection["content_hash"].to_pylist())
+
+
+def test_a_lineage_given_and_a_different_policy_lineage_are_refused(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 70})
+    policy = Policy.from_dict(FRESH_ONLY)
+    message = (
+        '`--lineage exp` differs from the policy\'s `freshness.lineage = "main"`: the manifest '
+        "would be recorded in one lineage while what is fresh is judged by the other"
+    )
+    hint = 'drop one of them, or make them agree (`--lineage main`, or `freshness.lineage = "exp"`)'
+    for attempt in (
+        lambda: store.assemble(policy, tmp_path / "o1", lineage="exp"),
+        lambda: store.plan(policy, lineage="exp"),
+    ):
+        with pytest.raises(PolicyError) as caught:
+            attempt()
+        assert (caught.value.message, caught.value.hint) == (message, hint)
+    assert not (tmp_path / "o1").exists()
+    assert store.manifests() == []
+
+
+def test_the_policy_lineage_is_both_the_ledger_and_the_freshness_lineage(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 70})
+    policy = Policy.from_dict(FRESH_ONLY)
+    first = store.assemble(policy, tmp_path / "o1")
+    second = store.assemble(policy, tmp_path / "o2", lineage="main")  # agreeing is fine
+    assert [(m.lineage, m.data["sequence"]) for m in (first, second)] == [("main", 1), ("main", 2)]
+    assert second.data["freshness"]["used_manifests"] == [first.manifest_id]
+    assert contents(store, first).isdisjoint(contents(store, second))
+    # 70 real rows, 60 used in lineage main: a third set of 30 fresh real rows cannot be made
+    with pytest.raises(ShortfallError, match="needs 30 fresh real rows; 10 are available"):
+        store.assemble(policy, tmp_path / "o3")
+    # for another lineage, all of it is fresh again
+    other = store.assemble(
+        Policy.from_dict({**FRESH_ONLY, "freshness": {"lineage": "other"}}), tmp_path / "o4"
+    )
+    assert (other.lineage, other.data["freshness"]["used_manifests"]) == ("other", [])
+    assert contents(store, other) & (contents(store, first) | contents(store, second))
+    # with no lineage anywhere, every manifest counts as used, and the set goes to `default`
+    anywhere = Policy.from_dict({**FRESH_ONLY, "freshness": {}, "target": {"rows": 10}})
+    default = store.assemble(anywhere, tmp_path / "o5")
+    assert default.lineage == "default"
+    assert sorted(default.data["freshness"]["used_manifests"]) == sorted(
+        [first.manifest_id, second.manifest_id, other.manifest_id]
+    )
+    assert contents(store, default).isdisjoint(
+        contents(store, first) | contents(store, second) | contents(store, other)
+    )
+
+
+def test_freshness_manifests_are_ids_or_names(tmp_path):
+    store = make_store(tmp_path, {("real", "web"): 60})
+    take = Policy.from_dict({"seed": 1, "target": {"rows": 10}, "output": {"shard_rows": 10}})
+    alpha_old = store.assemble(take, tmp_path / "a1", lineage="x", name="alpha")
+    alpha = store.assemble(take, tmp_path / "a2", lineage="x", name="alpha")
+    beta = store.assemble(take, tmp_path / "b", lineage="y", name="beta")
+
+    def used_by(*names: str) -> Manifest:
+        policy = Policy.from_dict(
+            {**FRESH_ONLY, "target": {"rows": 5}, "freshness": {"manifests": list(names)}}
+        )
+        return store.assemble(policy, tmp_path / "-".join(names), lineage="z")
+
+    # a name is the latest manifest of that name; ids and names mix
+    by_name = used_by("alpha", beta.manifest_id)
+    assert by_name.data["freshness"]["used_manifests"] == sorted(
+        [alpha.manifest_id, beta.manifest_id]
+    )
+    assert by_name.data["policy"]["freshness"]["manifests"] == ["alpha", beta.manifest_id]
+    fresh = {
+        r["content_hash"]
+        for r in pq.read_table(Path(store.root) / by_name.data["selection"]).to_pylist()
+        if r["category"] == "fresh_real"
+    }
+    assert fresh and fresh.isdisjoint(contents(store, alpha) | contents(store, beta))
+    assert used_by(alpha_old.manifest_id).data["freshness"]["used_manifests"] == [
+        alpha_old.manifest_id
+    ]
+    with pytest.raises(PolicyError) as caught:
+        used_by("gamma")
+    assert caught.value.message == (
+        "`freshness.manifests` names `gamma`, which is neither the id nor the name of a manifest of this store"
+    )
+    # a name in two lineages is ambiguous: the candidates are listed
+    store.assemble(take, tmp_path / "b2", lineage="w", name="beta")
+    with pytest.raises(PolicyError) as caught:
+        used_by("beta")
+    candidates = {m["lineage"]: m["manifest_id"] for m in store.manifests() if m["name"] == "beta"}
+    assert caught.value.message == (
+        f"`freshness.manifests` names `beta`, which matches 2 manifests: "
+        f"{candidates['w']} (lineage w #1); {candidates['y']} (lineage y #1)"
+    )
+    assert caught.value.hint == "give the manifest ids instead"
+
+
+def test_fresh_after_makes_earlier_and_undated_real_content_used(tmp_path):
+    from datetime import date
+
+    store = curator.init_store(tmp_path / "store")
+    for name, n, when in (
+        ("old", 20, date(2021, 1, 1)),
+        ("edge", 5, date(2025, 1, 1)),
+        ("new", 15, date(2025, 6, 1)),
+        ("undated", 10, None),
+    ):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"text": f"{name} {i}"}) + "\n" for i in range(n)))
+        store.ingest([path], source=name, origin="real", collected_at=when, jobs=1)
+    (tmp_path / "p.toml").write_text(
+        "seed = 1\n[target]\nrows = 20\n[constraints]\nmin_fresh_real_fraction = 1.0\n"
+        "[freshness]\nfresh_after = 2025-01-01\n[output]\nshard_rows = 20\n"
+    )
+    policy = Policy.from_toml(tmp_path / "p.toml")
+    assert policy.to_json()["freshness"]["fresh_after"] == "2025-01-01T00:00:00+00:00"
+    available = {
+        (cell.category, cell.source): pool.rows
+        for cell, pool in store.plan(policy).plan.available.items()
+    }
+    assert available == {
+        ("fresh_real", "edge"): 5,
+        ("fresh_real", "new"): 15,
+        ("used_real", "old"): 20,
+        ("used_real", "undated"): 10,
+    }
+    (tmp_path / "p21.toml").write_text(
+        (tmp_path / "p.toml").read_text().replace("rows = 20", "rows = 21")
+    )
+    with pytest.raises(ShortfallError, match="needs 21 fresh real rows; 20 are available"):
+        store.assemble(tmp_path / "p21.toml", tmp_path / "out", lineage="main")
+    manifest = store.assemble(policy, tmp_path / "out", lineage="main")
+    assert manifest.data["composition"]["overall"]["by_source"] == {
+        "edge": {"rows": 5, "units": 5},
+        "new": {"rows": 15, "units": 15},
+    }
+    # the date and the ledger together: what `main` used is no longer fresh either
+    with pytest.raises(ShortfallError, match="needs 20 fresh real rows; 0 are available"):
+        store.assemble(policy, tmp_path / "again", lineage="main")
+
+
+# -- units: bytes and tokens --------------------------------------------------------------------
+
+
+def test_every_shard_of_a_bytes_target_meets_the_fractions_in_bytes(tmp_path):
+    # samples of about 20 or 2,000 bytes: shards cut by rows would be far off in bytes
+    store = make_store(
+        tmp_path, {("real", "web"): 600, ("synthetic", "gen"): 600}, sizes="bimodal", seed=1
+    )
+    policy = Policy.from_dict(
+        {
+            "seed": 3,
+            "target": {"bytes": 600_000},
+            "constraints": {"max_synthetic_fraction": 0.5},
+            "output": {"shard_rows": 100},
+        }
+    )
+    manifest = store.assemble(policy, tmp_path / "out", lineage="a")
+    largest = largest_sample(store, manifest)
+    assert 2000 < largest < 2100
+    shards = manifest.data["composition"]["shards"]
+    over = [
+        s["by_origin"].get("synthetic", {"units": 0})["units"] - 0.5 * s["units"] for s in shards
+    ]
+    assert max(over) <= largest
+    assert per_shard_violations(manifest, policy, tolerance=largest) == []
+    for shard in shards:
+        (cap,) = [c for c in shard["constraints"] if c["name"] == "max_synthetic_fraction"]
+        assert cap["held"] and cap["tolerance_units"] == largest
+    # shards are cut by bytes, so they hold about, not exactly, `shard_rows` rows
+    rows = [shard["rows"] for shard in shards]
+    assert sum(rows) == manifest.rows and len(rows) == -(-manifest.rows // 100)
+    # and the files are what the manifest says they are, the same for the same seed
+    for shard, path in zip(shards, manifest.output_paths(), strict=True):
+        table = pq.read_table(path, columns=["text", "origin"])
+        assert table.num_rows == shard["rows"]
+        assert sum(len(t.encode()) for t in table["text"].to_pylist()) == shard["units"]
+    again = store.assemble(policy, tmp_path / "again", lineage="b")
+    assert [o["sha256"] for o in again.outputs] == [o["sha256"] for o in manifest.outputs]
+
+
+def test_a_tokens_target_counts_the_token_column(tmp_path):
+    store = make_store(
+        tmp_path, {("real", "web"): 80, ("synthetic", "gen"): 80}, tokens=True, seed=2
+    )
+    policy = Policy.from_dict(
+        {
+            "seed": 5,
+            "target": {"tokens": 4000, "token_column": "n_tokens"},
+            "constraints": {"min_real_fraction": 0.7, "max_synthetic_fraction": 0.3},
+            "output": {"shard_rows": 12},
+        }
+    )
+    assembly = store.plan(policy)
+    assert (assembly.plan.unit, assembly.plan.total) == ("tokens", 4000)
+    assert "planned 4,000 tokens" in assembly.describe()
+    manifest = store.assemble(policy, tmp_path / "out")
+    overall = manifest.data["composition"]["overall"]
+    tables = [pq.read_table(p, columns=["n_tokens", "origin"]) for p in manifest.output_paths()]
+    assert overall["units"] == sum(sum(t["n_tokens"].to_pylist()) for t in tables)
+    assert 4000 <= overall["units"] < 4000 + 2 * 300
+    assert overall["by_origin"]["real"]["units"] >= 0.7 * overall["units"] - 300
+    assert all(item["held"] for item in manifest.data["constraints"])
+    largest = largest_sample(store, manifest)
+    for shard, table in zip(manifest.data["composition"]["shards"], tables, strict=True):
+        assert shard["units"] == sum(table["n_tokens"].to_pylist())
+        assert all(c["held"] for c in shard["constraints"])
+    assert per_shard_violations(manifest, policy, tolerance=largest) == []
+    with pytest.raises(PolicyError, match=r"`target\.token_column` 'words' is not a column"):
+        store.plan(
+            Policy.from_dict({"target": {"tokens": 10, "token_column": "words"}}),
+        )
+
+
+# -- the constraints report ---------------------------------------------------------------------
+
+
+def test_max_generation_and_min_origin_confidence_are_reported(tmp_path):
+    store = make_store(
+        tmp_path,
+        {("real", "web"): 30, ("synthetic", "gen"): 30},
+        generation=2,
+        confidence=0.95,
+    )
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("".join(json.dumps({"text": f"deep {i}"}) + "\n" for i in range(30)))
+    store.ingest([deep], source="deep", origin="synthetic", generation=4, jobs=1)
+    weak = tmp_path / "weak.jsonl"
+    weak.write_text("".join(json.dumps({"text": f"weak {i}"}) + "\n" for i in range(30)))
+    store.ingest([weak], source="weak", origin="synthetic", generation=1, confidence=0.5, jobs=1)
+    policy = Policy.from_dict(
+        {
+            "target": {"rows": 80},
+            "constraints": {"max_generation": 3, "min_origin_confidence": 0.9},
+            "output": {"shard_rows": 20},
+        }
+    )
+    manifest = store.assemble(policy, tmp_path / "out")
+    by_name = {c["name"]: c for c in manifest.data["constraints"]}
+    assert by_name["max_generation"] == {
+        "name": "max_generation",
+        "kind": "generation",
+        "relation": "<=",
+        "bound": 3,
+        "achieved": 2,
+        "held": True,
+        "margin": 1,
+    }
+    confidence = by_name["min_origin_confidence"]
+    assert (confidence["kind"], confidence["relation"], confidence["bound"]) == (
+        "confidence",
+        ">=",
+        0.9,
+    )
+    assert confidence["achieved"] == pytest.approx(0.95) and confidence["held"] is True
+    assert confidence["margin"] == pytest.approx(0.05)
+    assert by_name["max_synthetic_fraction"]["kind"] == "fraction"
+    # generation 4 was left out; the weak labels counted as unknown
+    assert "4" not in manifest.data["composition"]["overall"]["by_generation"]
+    assert manifest.data["composition"]["overall"]["by_origin"]["unknown"]["rows"] > 0
+    for shard in manifest.data["composition"]["shards"]:
+        names = [c["name"] for c in shard["constraints"]]
+        assert names[-2:] == ["max_generation", "min_origin_confidence"]
+        assert all(c["held"] for c in shard["constraints"])
+    assert (
+        "  max_generation               <= 3        achieved 2  ok"
+        in store.plan(policy).describe().splitlines()
+    )
+    # a policy that sets neither does not report them
+    plain = store.assemble(Policy.from_dict({"target": {"rows": 10}}), tmp_path / "plain")
+    assert {c["name"] for c in plain.data["constraints"]} == {
+        "min_fresh_real_fraction",
+        "min_real_fraction",
+        "max_synthetic_fraction",
+        "max_unknown_fraction",
+    }
+
+
+def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, monkeypatch):
+    import numpy as np
+
+    import curator.assemble
+
+    def lopsided(streams, policy, shards, tolerance):
+        """Every stream whole into one shard: the first into the first, the rest into the last."""
+        counts = np.array([len(sizes) for *_, sizes in streams])
+        cuts = np.zeros((shards + 1, len(streams)), dtype=np.int64)
+        cuts[1:, 0] = counts[0]
+        cuts[shards] = counts
+        return cuts
+
+    monkeypatch.setattr(curator.assemble, "unit_shard_cuts", lopsided)
+    store = make_store(tmp_path, {("real", "web"): 50, ("synthetic", "gen"): 50})
+    policy = Policy.from_dict(
+        {
+            "target": {"bytes": 3000},
+            "constraints": {"max_synthetic_fraction": 0.5},
+            "output": {"shard_rows": 20},
+        }
+    )
+    with pytest.raises(curator.assemble.AssemblyError) as caught:
+        store.assemble(policy, tmp_path / "out")
+    assert caught.value.message.startswith(
+        "output shard 1 (part-00001) would break `max_synthetic_fraction` (achieved 1, bound 0.5, "
+        "in bytes) by more than one sample; nothing was written"
+    )
+    assert not (tmp_path / "out").exists()
+    assert store.manifests() == []
+    assert store.sql("SELECT count(*) AS n FROM usage").to_pylist() == [{"n": 0}]

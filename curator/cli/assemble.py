@@ -28,7 +28,8 @@ from curator.cli.store import _open, store_option
 )
 @click.option(
     "--lineage",
-    help="Lineage of the manifest (default: the policy's freshness.lineage, else `default`).",
+    help="Lineage of the manifest, whose earlier manifests count as used (default: the policy's "
+    "freshness.lineage, else `default`; must agree with it when both are set).",
 )
 @click.option("--name", help="Name of the manifest (default: the policy's name).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
@@ -97,11 +98,33 @@ def _summary(data: dict[str, Any]) -> str:
             f"  {key:<12} {value['units']:>14,} {unit}  {100 * value['units'] / total:5.1f}%"
         )
     for item in data["constraints"]:
-        relation = ">=" if item["name"].startswith("min") else "<="
+        relation = item.get("relation") or (">=" if item["name"].startswith("min") else "<=")
+        achieved = (
+            f"{item['achieved']}" if item.get("kind") == "generation" else f"{item['achieved']:.4f}"
+        )
         lines.append(
-            f"  {item['name']:<28} {relation} {item['bound']:<6g} achieved {item['achieved']:.4f}  {'ok' if item['held'] else 'VIOLATED'}"
+            f"  {item['name']:<28} {relation} {item['bound']:<6g} achieved {achieved}  {'ok' if item['held'] else 'VIOLATED'}"
         )
     return "\n".join(lines)
+
+
+def format_constraint(item: dict[str, Any]) -> tuple[str, str]:
+    """A manifest constraint as (achieved against its bound, margin) for a table: fractions in
+    percent and percentage points, `max_generation` in generations, `min_origin_confidence` as
+    a confidence."""
+    kind = item.get("kind", "fraction")
+    relation = item.get("relation") or (">=" if item["name"].startswith("min") else "<=")
+    if kind == "generation":
+        return f"{item['achieved']} {relation} {item['bound']}", f"{item['margin']:+d} gen"
+    if kind == "confidence":
+        return (
+            f"{item['achieved']:.2f} {relation} {item['bound']:.2f}",
+            f"{item['margin']:+.2f}",
+        )
+    return (
+        f"{100 * item['achieved']:.1f}% {relation} {100 * item['bound']:.1f}%",
+        f"{100 * item['margin']:+.1f} pt",
+    )
 
 
 @cli.group("policy")

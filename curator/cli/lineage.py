@@ -292,6 +292,7 @@ def lineage_report(lineage: str, store_path: str | None, as_json: bool) -> None:
     Example:
       curator lineage report main --json > audit.json
     """
+    from curator.cli.assemble import format_constraint
     from curator.output import render_table, to_json
 
     report = _open(store_path).lineage_report(lineage)
@@ -326,13 +327,8 @@ def lineage_report(lineage: str, store_path: str | None, as_json: bool) -> None:
     rows = []
     for e in entries:
         for c in e["constraints"]:
+            achieved, margin = format_constraint(c)
             rows.append(
-                (
-                    e["sequence"],
-                    c["name"],
-                    f"{_pct(c['achieved'])} {c['relation']} {_pct(c['bound'])}",
-                    f"{100 * c['margin']:+.1f} pt",
-                    "held" if c["held"] else "VIOLATED",
-                )
+                (e["sequence"], c["name"], achieved, margin, "held" if c["held"] else "VIOLATED")
             )
     click.echo(render_table(["#", "constraint", "achieved", "margin", ""], rows))

@@ -140,3 +140,73 @@ def test_assemble_shortfall_is_a_clear_error(runner, tmp_path, write_jsonl):
         'Hint: lower the target to 40, add real data, or set `on_shortfall = "shrink"`\n'
     )
     assert not (tmp_path / "o").exists()
+
+
+FRESH_ONLY = """
+name = "e"
+seed = 1
+[target]
+rows = 10
+[constraints]
+min_fresh_real_fraction = 1.0
+[freshness]
+lineage = "main"
+[output]
+shard_rows = 10
+"""
+
+
+def _texts(out) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {
+        t for path in sorted(out.glob("*.parquet")) for t in pq.read_table(path)["text"].to_pylist()
+    }
+
+
+def test_assemble_lineage_must_agree_with_the_policy_and_never_reuses_fresh_content(
+    runner, tmp_path, write_jsonl
+):
+    env = _store(runner, tmp_path, write_jsonl)  # 30 real samples
+    (tmp_path / "e.toml").write_text(FRESH_ONLY)
+
+    def assemble(out: str, *extra: str, policy: str = "e.toml"):
+        return invoke(
+            runner, "assemble", "--policy", str(tmp_path / policy), "--out", str(tmp_path / out),
+            *extra, env=env,
+        )  # fmt: skip
+
+    refused = assemble("o1", "--lineage", "exp")
+    assert refused.exit_code == 1
+    assert refused.output == (
+        'Error: `--lineage exp` differs from the policy\'s `freshness.lineage = "main"`: the manifest '
+        "would be recorded in one lineage while what is fresh is judged by the other\n"
+        'Hint: drop one of them, or make them agree (`--lineage main`, or `freshness.lineage = "exp"`)\n'
+    )
+    assert not (tmp_path / "o1").exists()
+    checked = invoke(
+        runner, "policy", "check", str(tmp_path / "e.toml"), "--lineage", "exp", env=env
+    )
+    assert checked.exit_code == 1 and "differs from the policy's" in checked.output
+    # the policy's lineage, given or not: three sets of 10 fresh real rows, never the same content
+    outputs = []
+    for index, extra in enumerate(((), ("--lineage", "main"), ())):
+        result = assemble(f"o{index + 1}", *extra)
+        assert result.exit_code == 0, result.output
+        assert f"(main #{index + 1}): 10 rows" in result.output.splitlines()[0]
+        outputs.append(_texts(tmp_path / f"o{index + 1}"))
+    assert all(text.startswith("real ") for texts in outputs for text in texts)
+    assert len(set().union(*outputs)) == 30
+    result = assemble("o4")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: `min_fresh_real_fraction` 1 of 10 rows needs 10 fresh real rows; 0 are available\n"
+    )
+    # for another lineage the same content is fresh again
+    (tmp_path / "other.toml").write_text(
+        FRESH_ONLY.replace('lineage = "main"', 'lineage = "other"')
+    )
+    result = assemble("o5", policy="other.toml")
+    assert result.exit_code == 0, result.output
+    assert "(other #1)" in result.output.splitlines()[0]
+    assert _texts(tmp_path / "o5") <= set().union(*outputs)
