@@ -10,8 +10,8 @@ Everything runs offline with curator's own operations on real data every machine
 
 For each modality, two lineages run side by side for N generations. ``no-floor``: generation 1
 trains on real data, every later generation only on the previous generation's output (the fully
-synthetic loop). ``fresh-floor``: every generation's policy has ``min_fresh_real_fraction = 0.5``,
-the rest being the previous generation's output. Each generation is assembled with
+synthetic loop). ``fresh-floor``: from generation 2 on, every policy has ``min_fresh_real_fraction``
+= ``DemoConfig.floor`` (0.5), the rest being the previous generation's output. Each generation is assembled with
 :meth:`Store.assemble`, its model is trained on the manifest's shards, evaluated against held-out
 real data that never enters the store, registered with :meth:`Store.register_model` (with its
 metrics) and its samples ingested with ``generated_by``. Then ``dedup``, ``infer`` and
@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import math
 import os
 import random
 import shutil
@@ -53,8 +54,9 @@ STDLIB_MODULES = (
     "warnings", "zipfile",
 )  # fmt: skip
 
-#: The two loops every modality runs: (lineage suffix, fresh-real floor from generation 2 on).
-LOOPS = (("no-floor", 0.0), ("fresh-floor", 0.5))
+#: The two loops every modality runs (lineage suffixes): without a fresh-real floor, and with
+#: `DemoConfig.floor` from generation 2 on.
+LOOPS = ("no-floor", "fresh-floor")
 
 TEXT_SOURCE = "python-docs"
 DIGITS_SOURCE = "digits"
@@ -304,13 +306,9 @@ class _TextLoop(_Loop):
         self.held_out = paragraphs[: config.held_out]
         real = paragraphs[config.held_out :]
         self.vocabulary = {w for p in paragraphs for w in p.split()}
-        needed = self.rows + (config.generations - 1) * int(self.rows * config.floor)
-        if len(real) < needed:
-            raise InputError(
-                f"the fresh-floor loop needs {needed:,} real paragraphs; this Python ships "
-                f"{len(real):,} (after {config.held_out:,} held out)",
-                "pass fewer --generations or a smaller --text-rows",
-            )
+        _check_real_supply(
+            len(real), self.rows, config, "real paragraphs; this Python ships", "--text-rows"
+        )
         inputs = os.path.join(root, "inputs")
         _write_jsonl(os.path.join(inputs, "python-docs.jsonl"), [{"text": t} for t in real])
         _write_jsonl(os.path.join(inputs, "held-out.jsonl"), [{"text": t} for t in self.held_out])
@@ -374,13 +372,9 @@ class _DigitsLoop(_Loop):
         real = order[len(held) :]
         self.held_out = digits.data[held].astype(np.float64)
         pool = digits.data[real].astype(np.float64)
-        needed = self.rows + (config.generations - 1) * int(self.rows * config.floor)
-        if len(pool) < needed:
-            raise InputError(
-                f"the fresh-floor loop needs {needed:,} real digits; scikit-learn ships "
-                f"{len(pool):,} (after {len(held):,} held out)",
-                "pass fewer --generations or a smaller --digit-rows",
-            )
+        _check_real_supply(
+            len(pool), self.rows, config, "real digits; scikit-learn ships", "--digit-rows"
+        )
         # Features for the Fréchet distance: the top 16 principal axes of the real pool.
         self.mean = pool.mean(axis=0)
         self.axes = np.linalg.svd(pool - self.mean, full_matrices=False)[2][:16]
@@ -438,6 +432,22 @@ class _DigitsLoop(_Loop):
         path = os.path.join(root, "inputs", f"{model}.parquet")
         _write_digits(path, samples, None)
         store.ingest([path], source=source, generated_by=model, image_column="image", jobs=1)
+
+
+def _check_real_supply(
+    available: int, rows: int, config: DemoConfig, what: str, rows_option: str
+) -> None:
+    """The fresh-floor loop uses `rows` real samples in generation 1, then ⌈floor · rows⌉ fresh
+    ones in every later generation: fail before anything runs when there are too few."""
+    per_generation = math.ceil(config.floor * rows)
+    needed = rows + (config.generations - 1) * per_generation
+    if available < needed:
+        most = 1 + max(available - rows, 0) // per_generation
+        raise InputError(
+            f"{config.generations} generations of the fresh-floor loop need {needed:,} {what} "
+            f"{available:,} that are not held out",
+            f"pass --generations {most} or fewer, or a smaller {rows_option} or --floor",
+        )
 
 
 def _pixels_to_png(pixels: Any) -> bytes:
@@ -581,7 +591,7 @@ def run_demo(
 
     >>> result = run_demo("curator-demo", DemoConfig(generations=4))  # doctest: +SKIP
     >>> [r["vocabulary"] for r in result.metrics if r["lineage"] == "text-no-floor"]  # doctest: +SKIP
-    [3224, 2512, 2116, 1847]
+    [3370, 2701, 2277, 1992]
     """
     config = config or DemoConfig()
     digits = digits_available() if config.digits is None else config.digits
@@ -601,8 +611,9 @@ def run_demo(
     echo("")
     for generation in range(1, config.generations + 1):
         for loop in loops:
-            for suffix, floor in LOOPS:
+            for suffix in LOOPS:
                 lineage = f"{loop.modality}-{suffix}"
+                floor = config.floor if suffix == "fresh-floor" else 0.0
                 row = _run_generation(store, root, loop, lineage, floor, generation, config)
                 result.metrics.append(row)
                 echo(_progress_line(row))
@@ -661,7 +672,7 @@ def format_metrics(rows: Sequence[Mapping[str, Any]]) -> str:
         mine = [r for r in rows if r["modality"] == modality]
         if not mine:
             continue
-        lineages = [f"{modality}-{suffix}" for suffix, _ in LOOPS]
+        lineages = [f"{modality}-{suffix}" for suffix in LOOPS]
         headers = ["gen"] + [
             f"{m} ({lineage.split('-', 1)[1]})" for m in metrics for lineage in lineages
         ]

@@ -79,7 +79,8 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _prepare_out(out: str) -> str:
+def _check_out(out: str) -> str:
+    """`out` as an absolute path, after checking it is new, empty or an earlier report."""
     root = os.path.abspath(out)
     if os.path.exists(root):
         if not os.path.isdir(root):
@@ -89,12 +90,19 @@ def _prepare_out(out: str) -> str:
                 f"`{root}` is not empty and holds no earlier report",
                 "pass a new or empty directory: --out report/",
             )
-        if os.path.exists(os.path.join(root, REPORT_MARKER)):
-            shutil.rmtree(root)  # an earlier report: replaced whole, so no stale plot stays
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, REPORT_MARKER), "w", encoding="utf-8") as marker:
-        marker.write(datetime.now(UTC).isoformat())
     return root
+
+
+def _swap_in(building: str, root: str) -> None:
+    """Put the finished report `building` in place of `root` (an earlier report is replaced
+    whole, so no stale plot stays); until then the earlier report is untouched."""
+    if os.path.exists(root):
+        retired = tempfile.mkdtemp(dir=os.path.dirname(root), prefix=".report-old-")
+        os.rename(root, os.path.join(retired, "report"))
+        os.rename(building, root)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.rename(building, root)
 
 
 def build_report(
@@ -110,8 +118,11 @@ def build_report(
 
     Args:
         lineage: report this lineage only (default: every lineage of the store).
-        simulation: the Gaussian loop to show (``True``: :class:`SimulationConfig` defaults,
+        simulation: the Gaussian loop to show (``True``: :func:`default_report_simulation`,
             ``False``: none).
+
+    The report is built in a temporary directory beside `out` and moved into place when it is
+    whole: a failure leaves an earlier report as it was.
 
     Raises:
         ReportError: `out` is a file or a directory holding something else.
@@ -121,15 +132,42 @@ def build_report(
     >>> report.index
     '/…/report/index.html'
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    root = _prepare_out(os.fspath(out))
+    final = _check_out(os.fspath(out))
     say = echo or (lambda _line: None)
     lineages = _lineage_names(store, lineage)
     reports = {name: store.lineage_report(name) for name in lineages}
     models = {m.name: m for m in store.models()}
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    root = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=".report-new-")
+    try:
+        sections = _sections(store, reports, models, simulation, root)
+        with open(os.path.join(root, REPORT_MARKER), "w", encoding="utf-8") as marker:
+            marker.write(datetime.now(UTC).isoformat())
+        _write_html(os.path.join(root, "index.html"), _html(store, lineages, sections))
+        os.chmod(root, 0o755)
+        _swap_in(root, final)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    result = ReportResult(directory=final, index=os.path.join(final, "index.html"))
+    for section in sections:
+        result.sections.append(section.title)
+        if section.figure and section.png is not None:
+            result.figures += [
+                os.path.join(final, f"{section.figure}.png"),
+                os.path.join(final, f"{section.figure}.svg"),
+            ]
+    say(f"report: {result.index} ({len(result.figures)} figure files)")
+    return result
 
+
+def _sections(
+    store: Store,
+    reports: dict[str, dict[str, Any]],
+    models: dict[str, Any],
+    simulation: SimulationConfig | bool,
+    root: str,
+) -> list[_Section]:
     sections: list[_Section] = [
         _composition_section(reports, root),
         _generation_section(store, reports, root),
@@ -140,17 +178,7 @@ def build_report(
     ]
     if simulation is not False:
         sections.append(_simulation_section(None if simulation is True else simulation, root))
-    result = ReportResult(directory=root, index=os.path.join(root, "index.html"))
-    for section in sections:
-        result.sections.append(section.title)
-        if section.figure and section.png is not None:
-            result.figures += [
-                os.path.join(root, f"{section.figure}.png"),
-                os.path.join(root, f"{section.figure}.svg"),
-            ]
-    _write_atomically(result.index, _html(store, lineages, sections))
-    say(f"report: {result.index} ({len(result.figures)} figure files)")
-    return result
+    return sections
 
 
 def _lineage_names(store: Store, lineage: str | None) -> list[str]:
@@ -162,23 +190,13 @@ def _lineage_names(store: Store, lineage: str | None) -> list[str]:
     return [r["lineage"] for r in rows]
 
 
-def _write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _write_html(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _save(figure: Figure, root: str, stem: str) -> bytes:
     """Write `figure` as STEM.png and STEM.svg in `root`; return the PNG bytes."""
-    import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -192,18 +210,24 @@ def _save(figure: Figure, root: str, stem: str) -> bytes:
         bbox_inches="tight",
         metadata={"Date": None},
     )
-    plt.close(figure)
     return png
 
 
-def _grid(count: int, width: float = 6.0, height: float = 3.6) -> tuple[Figure, list[Any]]:
-    import matplotlib.pyplot as plt
+def _figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure of rows × columns axes drawn by Agg, without pyplot (so the process's
+    matplotlib backend, a notebook's say, is left alone)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    figure = Figure(figsize=size)
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(rows, columns, squeeze=False)
+
+
+def _grid(count: int, width: float = 6.0, height: float = 3.6) -> tuple[Figure, list[Any]]:
     columns = 1 if count == 1 else 2
     rows = (count + columns - 1) // columns
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(width * columns, height * rows), squeeze=False
-    )
+    figure, axes = _figure(rows, columns, (width * columns, height * rows))
     flat = list(axes.flat)
     for ax in flat[count:]:
         ax.set_visible(False)
@@ -317,7 +341,7 @@ def _composition_section(reports: dict[str, dict[str, Any]], root: str) -> _Sect
 
 
 def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: str) -> _Section:
-    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     section = _Section("Generation depth")
     rows = store.sql(
@@ -337,7 +361,7 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
         counts[key] = counts.get(key, 0) + r["n"]
     labels = sorted(counts, key=lambda k: (k == "unknown", int(k[4:]) if k != "unknown" else 0))
     panels = 2 if reports else 1
-    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
+    figure, axes = _figure(1, panels, (6 * panels, 3.6))
     ax = axes[0][0]
     colours = _synthetic_colours([int(k[4:]) for k in labels if k not in ("unknown", "gen 0")])
     ax.bar(
@@ -356,11 +380,23 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
     ax.set_ylabel("samples")
     if reports:
         ax = axes[0][1]
-        for name, report in reports.items():
-            entries = report["manifests"]
-            points = [(e["sequence"], _mean_generation(e)) for e in entries]
+        # Lineages that share a depth would hide each other: shift each a little, and vary
+        # the marker and line.
+        styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+        spread = 0.12 if len(reports) > 1 else 0.0
+        for i, (name, report) in enumerate(reports.items()):
+            offset = spread * (i / (len(reports) - 1) - 0.5) if len(reports) > 1 else 0.0
+            points = [(e["sequence"], _mean_generation(e)) for e in report["manifests"]]
             points = [(x, y) for x, y in points if y is not None]
-            ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name)
+            marker, line = styles[i % len(styles)]
+            ax.plot(
+                [x + offset for x, _ in points],
+                [y for _, y in points],
+                marker=marker,
+                linestyle=line,
+                label=name,
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("mean generation of each manifest's labelled samples")
         ax.set_xlabel("manifest (in order)")
         ax.set_ylabel("generation")
@@ -437,8 +473,6 @@ def _metrics_section(
 def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str) -> _Section:
     """A grid per lineage whose models generated images: a row of the real images its first
     manifest used, then a row of each generation's samples."""
-    import matplotlib.pyplot as plt
-
     section = _Section("Generated images per generation")
     has_images = "image" in {
         r["column_name"]
@@ -480,9 +514,7 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
         return section
     total_rows = sum(len(rows) for _, rows in grids)
     columns = max(len(images) for _, rows in grids for _, images in rows)
-    figure, axes = plt.subplots(
-        total_rows, columns, figsize=(0.75 * columns + 2.2, 0.8 * total_rows + 0.6), squeeze=False
-    )
+    figure, axes = _figure(total_rows, columns, (0.75 * columns + 2.2, 0.8 * total_rows + 0.6))
     row_index = 0
     for _name, rows in grids:
         for label, images in rows:
@@ -515,8 +547,6 @@ def _decode(data: bytes) -> Any:
 
 
 def _duplicates_section(store: Store, root: str) -> _Section:
-    import matplotlib.pyplot as plt
-
     section = _Section("Near-duplicate clusters")
     rows = store.sql(
         "SELECT method, cluster_id, any_value(cluster_size) AS size FROM duplicates "
@@ -533,7 +563,7 @@ def _duplicates_section(store: Store, root: str) -> _Section:
         "FROM duplicates d JOIN samples s USING (sample_id) GROUP BY ALL ORDER BY 1, 2"
     ).to_pylist()
     methods = sorted({r["method"] for r in rows})
-    figure, axes = plt.subplots(1, 2, figsize=(11, 3.6), squeeze=False)
+    figure, axes = _figure(1, 2, (11, 3.6))
     ax = axes[0][0]
     largest = max(r["size"] for r in rows)
     bins = list(range(2, largest + 2))
@@ -574,8 +604,6 @@ def _duplicates_section(store: Store, root: str) -> _Section:
 
 
 def _contamination_section(store: Store, root: str) -> _Section:
-    import matplotlib.pyplot as plt
-
     section = _Section("Contamination by known synthetic samples")
     sources = [
         r["source"]
@@ -595,7 +623,8 @@ def _contamination_section(store: Store, root: str) -> _Section:
         {row["generation"] for r in results for row in r["by_generation_and_model"]}
     )
     colours = _synthetic_colours(generations)
-    figure, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(results) + 2), 3.6))
+    figure, axes = _figure(1, 1, (max(6.0, 0.9 * len(results) + 2), 3.6))
+    ax = axes[0][0]
     bottom = [0.0] * len(results)
     for g in generations:
         values = [
@@ -632,10 +661,19 @@ def _contamination_section(store: Store, root: str) -> _Section:
     return section
 
 
-def _simulation_section(config: SimulationConfig | None, root: str) -> _Section:
-    from curator.simulate import SimulationConfig, compare_loops, plot_simulation
+def default_report_simulation() -> SimulationConfig:
+    """The Gaussian loop a report shows unless told otherwise: maximum-likelihood fits to 20
+    samples per generation, where the fully synthetic loop visibly collapses
+    (E tr Σ_k = D (19/20)^k) and fresh real data holds it."""
+    from curator.simulate import SimulationConfig
 
-    base = config or SimulationConfig()
+    return SimulationConfig(fit="mle", n_real=20, n_synthetic=20, generations=40, reps=1000)
+
+
+def _simulation_section(config: SimulationConfig | None, root: str) -> _Section:
+    from curator.simulate import compare_loops, plot_simulation
+
+    base = config or default_report_simulation()
     results = compare_loops(base)
     section = _Section("The Gaussian self-consuming loop")
     path = os.path.join(root, "simulation.png")

@@ -481,6 +481,12 @@ def check_plot_path(path: str) -> str:
         raise InputError(
             f"`{path}` is not a .png or .svg file name", "name the plot e.g. `--plot collapse.png`"
         )
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise InputError(
+            f"`--plot {path}`: the directory `{parent}` does not exist",
+            "create it first, or name a file in an existing directory",
+        )
     return suffix
 
 

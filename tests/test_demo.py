@@ -117,16 +117,36 @@ def test_the_demo_runs_the_loop_with_curators_own_records(demo):
     assert f"Report: {demo['directory']}/report/index.html" in output
 
 
-def test_the_same_seed_gives_the_same_numbers(tmp_path):
-    config = DemoConfig(generations=2, text_rows=40, held_out=40, digits=False, report=False)
+def test_the_same_seed_gives_the_same_numbers_and_the_floor_is_the_one_asked_for(tmp_path):
+    config = DemoConfig(
+        generations=2, text_rows=40, digit_rows=40, held_out=40, floor=0.25, report=False
+    )
     first = run_demo(str(tmp_path / "a"), config, echo=lambda _line: None)
     second = run_demo(str(tmp_path / "b"), config, echo=lambda _line: None)
 
     def numbers(metrics: list[dict]) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "manifest"} for row in metrics]
 
-    assert len(first.metrics) == 4  # 2 generations x 2 loops
+    assert len(first.metrics) == 8  # 2 generations x 2 loops x text and digits
     assert numbers(first.metrics) == numbers(second.metrics)  # manifest ids hold a timestamp
+    # generation 2 of the fresh-floor loops: a quarter fresh real, the rest the previous output
+    for lineage in ("text-fresh-floor", "digits-fresh-floor"):
+        (entry,) = [r for r in first.metrics if r["lineage"] == lineage and r["generation"] == 2]
+        assert (entry["fresh_real"], entry["synthetic"]) == (0.25, 0.75)
+    policy = curator.Policy.from_toml(tmp_path / "a" / "policies" / "text-fresh-floor-gen-2.toml")
+    assert policy.constraints.min_fresh_real_fraction == 0.25
+
+
+def test_demo_says_how_many_generations_the_real_data_allows():
+    with pytest.raises(curator.CuratorError) as error:
+        run_demo("unused", DemoConfig(generations=8, digits=False), echo=lambda _line: None)
+    assert error.value.message == (
+        "8 generations of the fresh-floor loop need 2,250 real paragraphs; this Python ships "
+        "1,946 that are not held out"
+    )
+    assert error.value.hint == (
+        "pass --generations 6 or fewer, or a smaller --text-rows or --floor"
+    )
 
 
 def test_demo_refuses_a_directory_that_is_not_a_demo(runner, tmp_path):

@@ -600,6 +600,12 @@ def test_models_keep_the_metrics_they_were_registered_with(runner, tmp_path):
     assert "Invalid value for '--metric': 'ppl' is not NAME=NUMBER, e.g. perplexity=41.2" in (
         not_a_pair.output
     )
+    twice = invoke(
+        runner, "model", "register", "x", "--generation", "0", "--metric", "a=1", "--metric",
+        "a=2", env=env,
+    )  # fmt: skip
+    assert twice.exit_code == 2
+    assert "Invalid value for '--metric': metric `a` is given twice" in twice.output
     nan = invoke(
         runner, "model", "register", "x", "--generation", "0", "--metric", "ppl=nan", env=env
     )

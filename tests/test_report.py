@@ -122,10 +122,16 @@ def test_report_errors(runner, tmp_path):
     assert f"Error: `{busy}` is not empty and holds no earlier report" in result.output
     assert "Hint: pass a new or empty directory" in result.output
     assert (busy / "notes.txt").read_text() == "mine"
+    earlier = tmp_path / "r"
+    build_report(store, earlier, simulation=False)
+    before = sorted(p.name for p in earlier.iterdir())
     missing = invoke(
-        runner, "report", "--store", store.root, "--out", str(tmp_path / "r"), "--lineage", "nope"
+        runner, "report", "--store", store.root, "--out", str(earlier), "--lineage", "nope"
     )
     assert missing.exit_code == 1
     assert f"Error: lineage `nope` has no manifest in store `{store.root}`" in missing.output
+    # a failed report leaves the earlier one as it was, and no temporary directory behind
+    assert sorted(p.name for p in earlier.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "r", "store"]
     with pytest.raises(curator.CuratorError, match="is a file"):
         build_report(store, busy / "notes.txt")

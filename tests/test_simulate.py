@@ -484,3 +484,10 @@ def test_a_bad_plot_name_fails_before_the_run(runner, tmp_path):
         f"Error: `{tmp_path / 'out.pdf'}` is not a .png or .svg file name\n"
         "Hint: name the plot e.g. `--plot collapse.png`\n"
     )
+    nowhere = tmp_path / "missing" / "out.png"
+    result = runner.invoke(_cli(), ["simulate", "--plot", str(nowhere)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: `--plot {nowhere}`: the directory `{tmp_path / 'missing'}` does not exist\n"
+        "Hint: create it first, or name a file in an existing directory\n"
+    )

@@ -36,7 +36,8 @@ from curator.cli.store import _open, store_option
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.5,
     show_default=True,
-    help="min_fresh_real_fraction of the fresh-floor loops.",
+    help="min_fresh_real_fraction of the fresh-floor loops from generation 2 on (the real source "
+    "is capped at it, so the rest is the previous generation's output).",
 )
 @click.option(
     "--digits/--no-digits",
@@ -56,8 +57,8 @@ def demo_command(
     seed: int,
 ) -> None:
     """Show the self-consuming loop: models trained generation after generation on their own
-    output lose diversity and quality; with a fresh-real floor they hold. Offline, about a
-    minute on 2 cores.
+    output lose diversity and quality; with a fresh-real floor they hold. Offline, about 70 s on
+    2 cores.
 
     Real data every machine has: Python's own documentation (text, written by people) and, with
     `pip install 'curator[demo]'`, the handwritten digits scikit-learn ships. Two lineages per
@@ -65,8 +66,9 @@ def demo_command(
     small real model on the manifest's shards (a word bigram model; a Gaussian mixture for
     digits), evaluate it on held-out real data, `model register` it with its metrics, ingest its
     samples with `--generated-by`: `no-floor` (every generation after the first trains only on
-    the previous one's output) and `fresh-floor` (min_fresh_real_fraction 0.5). Then a crawl of
-    unknown origin goes through dedup, infer and contamination, and the report is written.
+    the previous one's output) and `fresh-floor` (min_fresh_real_fraction = --floor from
+    generation 2 on). Then a crawl of unknown origin goes through dedup, infer and
+    contamination, and the report is written.
 
     DIRECTORY (default ./curator-demo) must be new, empty, or an earlier demo, which is replaced.
     It holds store/, the policies, the training sets, demo.json and report/index.html.
@@ -74,7 +76,7 @@ def demo_command(
     \b
     Example:
       curator demo
-      curator demo ./demo --generations 8 --no-digits
+      curator demo ./demo --generations 10 --text-rows 300 --no-digits --floor 0.5
       curator lineage report text-fresh-floor --store curator-demo/store
     """
     from curator.demo import DemoConfig, format_metrics, run_demo
@@ -116,7 +118,8 @@ def demo_command(
     "--simulation/--no-simulation",
     default=True,
     show_default=True,
-    help="Include the Gaussian self-consuming loop (curator simulate's defaults).",
+    help="Include the Gaussian self-consuming loop: its three loops with maximum-likelihood fits "
+    "to 20 samples per generation, where the fully synthetic one collapses.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print where everything went, as JSON.")
 @store_option

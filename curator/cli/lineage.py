@@ -103,6 +103,10 @@ def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if key.strip() in metrics:
+            raise click.BadParameter(
+                f"metric `{key.strip()}` is given twice", param_hint="'--metric'"
+            )
         try:
             if not sep:
                 raise ValueError
