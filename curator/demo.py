@@ -186,7 +186,7 @@ def real_text_corpus(min_words: int = 12) -> list[str]:
 # -- the demo --------------------------------------------------------------------------------
 
 
-def _prepare_directory(directory: str) -> str:
+def _prepare_directory(directory: str | os.PathLike[str]) -> str:
     root = os.path.abspath(directory)
     if os.path.exists(root) and os.listdir(root):
         if not os.path.exists(os.path.join(root, DEMO_MARKER)):
@@ -284,6 +284,10 @@ class _Loop(ABC):
     model_kind: str
 
     @abstractmethod
+    def ingest_real(self, store: Store, root: str, echo: Callable[[str], None]) -> None:
+        """Write the real data into ``DIR/inputs`` and ingest it as real."""
+
+    @abstractmethod
     def train_and_sample(self, manifest_paths: list[Path], rng_seed: str) -> dict[str, Any]:
         """Train on the manifest's shards; return ``{"metrics": …, "samples": …}``."""
 
@@ -299,16 +303,20 @@ class _TextLoop(_Loop):
     real_source = TEXT_SOURCE
     model_kind = "bigram"
 
-    def __init__(self, store: Store, root: str, config: DemoConfig, echo: Callable[[str], None]):
+    def __init__(self, config: DemoConfig):
         self.rows = config.text_rows
         paragraphs = real_text_corpus()
         random.Random(f"{config.seed}:text").shuffle(paragraphs)
+        self.total = len(paragraphs)
         self.held_out = paragraphs[: config.held_out]
-        real = paragraphs[config.held_out :]
+        self.real = paragraphs[config.held_out :]
         self.vocabulary = {w for p in paragraphs for w in p.split()}
         _check_real_supply(
-            len(real), self.rows, config, "real paragraphs; this Python ships", "--text-rows"
+            len(self.real), self.rows, config, "real paragraphs; this Python ships", "--text-rows"
         )
+
+    def ingest_real(self, store: Store, root: str, echo: Callable[[str], None]) -> None:
+        real = self.real
         inputs = os.path.join(root, "inputs")
         _write_jsonl(os.path.join(inputs, "python-docs.jsonl"), [{"text": t} for t in real])
         _write_jsonl(os.path.join(inputs, "held-out.jsonl"), [{"text": t} for t in self.held_out])
@@ -320,7 +328,7 @@ class _TextLoop(_Loop):
             jobs=1,
         )
         echo(
-            f"text: {len(paragraphs):,} paragraphs of Python's own documentation, written by "
+            f"text: {self.total:,} paragraphs of Python's own documentation, written by "
             f"people; {len(real):,} ingested as real (source {TEXT_SOURCE}), "
             f"{len(self.held_out):,} held out to evaluate every model"
         )
@@ -360,7 +368,7 @@ class _DigitsLoop(_Loop):
     real_source = DIGITS_SOURCE
     model_kind = "gmm"
 
-    def __init__(self, store: Store, root: str, config: DemoConfig, echo: Callable[[str], None]):
+    def __init__(self, config: DemoConfig):
         import numpy as np
         from sklearn.datasets import load_digits
 
@@ -370,16 +378,20 @@ class _DigitsLoop(_Loop):
         order = np.random.default_rng(config.seed).permutation(len(digits.data))
         held = order[: min(400, len(order) // 4)]
         real = order[len(held) :]
+        self.total = len(digits.data)
         self.held_out = digits.data[held].astype(np.float64)
-        pool = digits.data[real].astype(np.float64)
+        self.pool = pool = digits.data[real].astype(np.float64)
+        self.labels = [int(t) for t in digits.target[real]]
         _check_real_supply(
             len(pool), self.rows, config, "real digits; scikit-learn ships", "--digit-rows"
         )
         # Features for the Fréchet distance: the top 16 principal axes of the real pool.
         self.mean = pool.mean(axis=0)
         self.axes = np.linalg.svd(pool - self.mean, full_matrices=False)[2][:16]
+
+    def ingest_real(self, store: Store, root: str, echo: Callable[[str], None]) -> None:
         path = os.path.join(root, "inputs", "digits.parquet")
-        _write_digits(path, pool, [int(t) for t in digits.target[real]])
+        _write_digits(path, self.pool, self.labels)
         store.ingest(
             [path],
             source=DIGITS_SOURCE,
@@ -389,9 +401,9 @@ class _DigitsLoop(_Loop):
             jobs=1,
         )
         echo(
-            f"digits: {len(digits.data):,} handwritten digits shipped with scikit-learn; "
-            f"{len(pool):,} ingested as real 8x8 PNG images (source {DIGITS_SOURCE}), "
-            f"{len(held):,} held out"
+            f"digits: {self.total:,} handwritten digits shipped with scikit-learn; "
+            f"{len(self.pool):,} ingested as real 8x8 PNG images (source {DIGITS_SOURCE}), "
+            f"{len(self.held_out):,} held out"
         )
 
     def features(self, pixels: Any) -> Any:
@@ -579,7 +591,7 @@ def _crawl(store: Store, root: str, texts: list[str], seed: int) -> str:
 
 
 def run_demo(
-    directory: str,
+    directory: str | os.PathLike[str],
     config: DemoConfig | None = None,
     *,
     echo: Callable[[str], None] = print,
@@ -600,13 +612,16 @@ def run_demo(
             "the digits loops need scikit-learn, which is not installed",
             "pip install 'curator[demo]', or run without --digits",
         )
+    # The data first: too little real data for the loops fails before anything is written.
+    loops: list[_Loop] = [_TextLoop(config)]
+    if digits:
+        loops.append(_DigitsLoop(config))
     root = _prepare_directory(directory)
     store = init_store(os.path.join(root, "store"))
     result = DemoResult(directory=root, store=store)
-    loops: list[_Loop] = [_TextLoop(store, root, config, echo)]
-    if digits:
-        loops.append(_DigitsLoop(store, root, config, echo))
-    else:
+    for loop in loops:
+        loop.ingest_real(store, root, echo)
+    if not digits:
         echo("digits: skipped (pip install 'curator[demo]' adds them)")
     echo("")
     for generation in range(1, config.generations + 1):

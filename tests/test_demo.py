@@ -137,9 +137,12 @@ def test_the_same_seed_gives_the_same_numbers_and_the_floor_is_the_one_asked_for
     assert policy.constraints.min_fresh_real_fraction == 0.25
 
 
-def test_demo_says_how_many_generations_the_real_data_allows():
+def test_demo_says_how_many_generations_the_real_data_allows(tmp_path):
     with pytest.raises(curator.CuratorError) as error:
-        run_demo("unused", DemoConfig(generations=8, digits=False), echo=lambda _line: None)
+        run_demo(
+            tmp_path / "demo", DemoConfig(generations=8, digits=False), echo=lambda _line: None
+        )
+    assert not (tmp_path / "demo").exists()  # failed before writing anything
     assert error.value.message == (
         "8 generations of the fresh-floor loop need 2,250 real paragraphs; this Python ships "
         "1,946 that are not held out"
