@@ -1385,10 +1385,10 @@ def assemble(
             }
             validate_manifest(data)
             manifest = Manifest(data, out_dir / MANIFEST_FILE)
-            for output in outputs:
-                os.replace(tmp_out / output["path"], out_dir / output["path"])
-            manifest.save(out_dir / MANIFEST_FILE)
             manifest.save(manifest_dir / MANIFEST_FILE)
+            # The catalog first, then the files: a failure (or a kill) before the commit leaves
+            # no set in `out`; one after it can only have recorded content as used that the
+            # files then did not deliver, so content is never wrongly fresh.
             with store.connect(read_only=False) as rw:
                 catalog.ensure(rw)
                 rw.execute("BEGIN TRANSACTION")
@@ -1412,6 +1412,9 @@ def assemble(
                 except BaseException:
                     rw.execute("ROLLBACK")
                     raise
+            for output in outputs:
+                os.replace(tmp_out / output["path"], out_dir / output["path"])
+            manifest.save(out_dir / MANIFEST_FILE)
             return manifest
         except BaseException:
             if created_dir and out_dir.exists() and not (out_dir / MANIFEST_FILE).exists():
