@@ -168,6 +168,15 @@ _SQL_TYPES = {
 }
 
 
+def sql_literal(value: str) -> str:
+    """`value` as a SQL string literal (single quotes doubled), for queries built as text.
+
+    >>> sql_literal("it's")
+    "'it''s'"
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
 def empty_samples_select() -> str:
     """A query with the columns of `samples` and no rows (the view of a store with no shards)."""
     columns = [

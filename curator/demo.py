@@ -316,9 +316,8 @@ class _TextLoop(_Loop):
         )
 
     def ingest_real(self, store: Store, root: str, echo: Callable[[str], None]) -> None:
-        real = self.real
         inputs = os.path.join(root, "inputs")
-        _write_jsonl(os.path.join(inputs, "python-docs.jsonl"), [{"text": t} for t in real])
+        _write_jsonl(os.path.join(inputs, "python-docs.jsonl"), [{"text": t} for t in self.real])
         _write_jsonl(os.path.join(inputs, "held-out.jsonl"), [{"text": t} for t in self.held_out])
         store.ingest(
             [os.path.join(inputs, "python-docs.jsonl")],
@@ -329,19 +328,12 @@ class _TextLoop(_Loop):
         )
         echo(
             f"text: {self.total:,} paragraphs of Python's own documentation, written by "
-            f"people; {len(real):,} ingested as real (source {TEXT_SOURCE}), "
+            f"people; {len(self.real):,} ingested as real (source {TEXT_SOURCE}), "
             f"{len(self.held_out):,} held out to evaluate every model"
         )
 
     def train_and_sample(self, manifest_paths: list[Path], rng_seed: str) -> dict[str, Any]:
-        import pyarrow.parquet as pq
-
-        texts = [
-            t
-            for path in manifest_paths
-            for t in pq.read_table(path, columns=["text"])["text"].to_pylist()
-        ]
-        model = NGramModel(order=1).fit(texts)
+        model = NGramModel(order=1).fit(_column(manifest_paths, "text"))
         rng = random.Random(rng_seed)
         samples: list[str] = []
         while len(samples) < self.rows:
@@ -411,15 +403,9 @@ class _DigitsLoop(_Loop):
 
     def train_and_sample(self, manifest_paths: list[Path], rng_seed: str) -> dict[str, Any]:
         import numpy as np
-        import pyarrow.parquet as pq
         from sklearn.mixture import GaussianMixture
 
-        images = [
-            image
-            for path in manifest_paths
-            for image in pq.read_table(path, columns=["image"])["image"].to_pylist()
-        ]
-        train = np.stack([_png_to_pixels(image) for image in images])
+        train = np.stack([_png_to_pixels(image) for image in _column(manifest_paths, "image")])
         seed = int(hashlib.sha256(rng_seed.encode()).hexdigest()[:8], 16)
         model = GaussianMixture(10, covariance_type="full", reg_covar=0.1, random_state=seed)
         with warnings.catch_warnings():
@@ -444,6 +430,17 @@ class _DigitsLoop(_Loop):
         path = os.path.join(root, "inputs", f"{model}.parquet")
         _write_digits(path, samples, None)
         store.ingest([path], source=source, generated_by=model, image_column="image", jobs=1)
+
+
+def _column(paths: Sequence[Path], column: str) -> list[Any]:
+    """One column of a training set's shards, in order."""
+    import pyarrow.parquet as pq
+
+    return [
+        value
+        for path in paths
+        for value in pq.read_table(path, columns=[column])[column].to_pylist()
+    ]
 
 
 def _check_real_supply(
@@ -512,7 +509,8 @@ def frechet_distance(a: Any, b: Any) -> float:
 
 
 def _sources(store: Store) -> list[str]:
-    return [r["source"] for r in store.sql("SELECT DISTINCT source FROM samples").to_pylist()]
+    """The store's sources, from the catalog (no scan of the shards)."""
+    return [r["source"] for r in store.sql("SELECT DISTINCT source FROM composition").to_pylist()]
 
 
 def _run_generation(
@@ -564,7 +562,7 @@ def _run_generation(
     }
 
 
-def _crawl(store: Store, root: str, texts: list[str], seed: int) -> str:
+def _crawl(store: Store, root: str, words_from: list[str], seed: int) -> None:
     """A crawl of unknown origin: near-copies (upper case, and a word in sixty replaced, so the
     5-word shingles keep a Jaccard similarity near 0.85) of real paragraphs and of the no-floor
     loop's generated texts, to show dedup, infer and contamination."""
@@ -576,7 +574,7 @@ def _crawl(store: Store, root: str, texts: list[str], seed: int) -> str:
     real = [r["text"] for r in rows if r["source"] == TEXT_SOURCE]
     generated = [r["text"] for r in rows if r["source"].startswith("text-no-floor")]
     picked = rng.sample(real, min(60, len(real))) + rng.sample(generated, min(60, len(generated)))
-    vocabulary = sorted({w for t in texts for w in t.split()})
+    vocabulary = sorted({w for t in words_from for w in t.split()})
     crawl = []
     for text in picked:
         words = text.split()
@@ -587,7 +585,6 @@ def _crawl(store: Store, root: str, texts: list[str], seed: int) -> str:
     path = os.path.join(root, "inputs", "crawl.jsonl")
     _write_jsonl(path, crawl)
     store.ingest([path], source="crawl", origin="unknown", jobs=1)
-    return path
 
 
 def run_demo(
@@ -660,15 +657,17 @@ def run_demo(
 
 def _progress_line(row: Mapping[str, Any]) -> str:
     measured = ", ".join(
-        f"{k} {v:,.1f}" if isinstance(v, float) else f"{k} {v:,}"
-        for k, v in row.items()
-        if k in METRIC_COLUMNS[row["modality"]]
+        f"{k} {_number(v)}" for k, v in row.items() if k in METRIC_COLUMNS[row["modality"]]
     )
     return (
         f"{row['lineage']:<20} gen {row['generation']}: trained on {row['rows']} rows "
         f"({100 * row['fresh_real']:.0f}% fresh real, {100 * row['synthetic']:.0f}% synthetic); "
         f"{measured}"
     )
+
+
+def _number(value: float) -> str:
+    return f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
 
 
 #: The metrics of each modality, in the order the demo's table shows them.
@@ -698,13 +697,7 @@ def format_metrics(rows: Sequence[Mapping[str, Any]]) -> str:
             for metric in metrics:
                 for lineage in lineages:
                     value = by_lineage.get(lineage, {}).get(metric)
-                    cells.append(
-                        "-"
-                        if value is None
-                        else f"{value:,.1f}"
-                        if isinstance(value, float)
-                        else f"{value:,}"
-                    )
+                    cells.append("-" if value is None else _number(value))
             table_rows.append(cells)
         blocks.append(f"{modality}:\n" + render_table(headers, table_rows))
     return "\n\n".join(blocks)

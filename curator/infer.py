@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curator.catalog import sql_literal
 from curator.errors import CuratorError
 
 if TYPE_CHECKING:
@@ -590,7 +591,7 @@ def contamination(store: Store, source: str) -> dict[str, Any]:
     """How much of `source` near-duplicates known synthetic samples of other sources, by the
     generation and model of the synthetic copy."""
     total = store.sql(
-        f"SELECT count(*) AS n FROM samples WHERE source = {_quote(source)}"
+        f"SELECT count(*) AS n FROM samples WHERE source = {sql_literal(source)}"
     ).to_pylist()[0]["n"]
     if not total:
         sources = [
@@ -609,8 +610,8 @@ def contamination(store: Store, source: str) -> dict[str, Any]:
             f"""
             WITH d AS (SELECT d.sample_id, d.cluster_id, s.source, s.origin, s.generation, s.model
                        FROM duplicates d JOIN samples s USING (sample_id)),
-            mine AS (SELECT * FROM d WHERE source = {_quote(source)}),
-            synthetic AS (SELECT * FROM d WHERE origin = 'synthetic' AND source <> {_quote(source)})
+            mine AS (SELECT * FROM d WHERE source = {sql_literal(source)}),
+            synthetic AS (SELECT * FROM d WHERE origin = 'synthetic' AND source <> {sql_literal(source)})
             SELECT y.generation, coalesce(y.model, '(unknown model)') AS model,
                    count(DISTINCT m.sample_id) AS samples
             FROM mine m JOIN synthetic y USING (cluster_id)
@@ -627,7 +628,7 @@ def contamination(store: Store, source: str) -> dict[str, Any]:
             FROM duplicates m JOIN samples ms USING (sample_id)
             JOIN duplicates y ON y.cluster_id = m.cluster_id
             JOIN samples ys ON ys.sample_id = y.sample_id
-            WHERE ms.source = {_quote(source)} AND ys.origin = 'synthetic' AND ys.source <> {_quote(source)}
+            WHERE ms.source = {sql_literal(source)} AND ys.origin = 'synthetic' AND ys.source <> {sql_literal(source)}
             """
         ).to_pylist()[0]["n"]
         if has
@@ -641,7 +642,3 @@ def contamination(store: Store, source: str) -> dict[str, Any]:
         "by_generation_and_model": [{**row, "fraction": row["samples"] / total} for row in rows],
         "dedup_has_run": bool(has),
     }
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from curator import __version__
+from curator.catalog import sql_literal
 from curator.errors import CuratorError
 from curator.schema import MAX_GENERATION
 
@@ -425,16 +426,18 @@ def _check_name_is_free(store: Store, name: str) -> None:
     """A model may not share its name with a manifest or a sample (`lineage show` takes all)."""
     clash = store.sql(
         "SELECT manifest_id FROM manifests WHERE manifest_id = "
-        + _quote(name)
+        + sql_literal(name)
         + " OR name = "
-        + _quote(name)
+        + sql_literal(name)
     ).to_pylist()
     if clash:
         raise ModelError(
             f"`{name}` is already the name of manifest {clash[0]['manifest_id']}",
             "give the model another name, e.g. " + f"{name}-model",
         )
-    if store.sql("SELECT 1 FROM samples WHERE sample_id = " + _quote(name) + " LIMIT 1").num_rows:
+    if store.sql(
+        "SELECT 1 FROM samples WHERE sample_id = " + sql_literal(name) + " LIMIT 1"
+    ).num_rows:
         raise ModelError(
             f"`{name}` is already a sample id", f"give the model another name, e.g. {name}-model"
         )
@@ -545,12 +548,8 @@ def _percent(value: float) -> str:
 def _sample_rows(store: Store, sample_id: str) -> list[dict[str, Any]]:
     return store.sql(
         "SELECT sample_id, origin, generation, source, model, parent_id, origin_evidence, "
-        "origin_confidence, content_hash FROM samples WHERE sample_id = " + _quote(sample_id)
+        "origin_confidence, content_hash FROM samples WHERE sample_id = " + sql_literal(sample_id)
     ).to_pylist()
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class _Walker:
@@ -646,7 +645,7 @@ class _Walker:
 
         rows = self.store.sql(
             "SELECT manifest_id, name, lineage, sequence, manifest_path FROM manifests WHERE manifest_id = "
-            + _quote(manifest_id)
+            + sql_literal(manifest_id)
         ).to_pylist()
         if not rows:
             return LineageNode("manifest", manifest_id, f"manifest {manifest_id} (missing)", {})
@@ -776,7 +775,7 @@ def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
 
     rows = store.sql(
         "SELECT manifest_id, name, sequence, created_at, manifest_path FROM manifests WHERE lineage = "
-        + _quote(lineage)
+        + sql_literal(lineage)
         + " ORDER BY sequence"
     ).to_pylist()
     if not rows:

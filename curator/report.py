@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from curator import __version__
+from curator.catalog import sql_literal
 from curator.errors import CuratorError
 
 if TYPE_CHECKING:
@@ -59,12 +60,7 @@ class ReportResult:
     sections: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "directory": self.directory,
-            "index": self.index,
-            "figures": self.figures,
-            "sections": self.sections,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -73,10 +69,6 @@ class _Section:
     figure: str | None = None  # file stem of the figure, if any
     png: bytes | None = None
     body: str = ""  # HTML below the figure
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _check_out(out: str) -> str:
@@ -344,38 +336,26 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
     from matplotlib.ticker import MaxNLocator
 
     section = _Section("Generation depth")
+    # The catalog's per-shard composition, not a scan of the shards.
     rows = store.sql(
-        "SELECT origin, generation, count(*) AS n FROM samples GROUP BY ALL ORDER BY 1, 2"
+        "SELECT origin, generation, sum(rows)::BIGINT AS n FROM composition "
+        "GROUP BY ALL ORDER BY 1, 2"
     ).to_pylist()
     if not rows:
         section.body = "<p>The store holds no sample yet: <code>curator ingest</code>.</p>"
         return section
-    labels = [
-        "unknown" if r["generation"] is None else f"gen {r['generation']}"
-        for r in rows
-        if r["origin"] != "unknown" or r["generation"] is None
-    ]
-    counts: dict[str, int] = {}
+    counts: dict[int | None, int] = {}  # by generation; None: unknown
     for r in rows:
-        key = "unknown" if r["generation"] is None else f"gen {r['generation']}"
-        counts[key] = counts.get(key, 0) + r["n"]
-    labels = sorted(counts, key=lambda k: (k == "unknown", int(k[4:]) if k != "unknown" else 0))
+        counts[r["generation"]] = counts.get(r["generation"], 0) + r["n"]
+    generations = sorted(g for g in counts if g is not None)
+    colours = _synthetic_colours([g for g in generations if g > 0])
+    bars = [(f"gen {g}", counts[g], FRESH_COLOUR if g == 0 else colours[g]) for g in generations]
+    if None in counts:
+        bars.append(("unknown", counts[None], UNKNOWN_COLOUR))
     panels = 2 if reports else 1
     figure, axes = _figure(1, panels, (6 * panels, 3.6))
     ax = axes[0][0]
-    colours = _synthetic_colours([int(k[4:]) for k in labels if k not in ("unknown", "gen 0")])
-    ax.bar(
-        labels,
-        [counts[k] for k in labels],
-        color=[
-            UNKNOWN_COLOUR
-            if k == "unknown"
-            else FRESH_COLOUR
-            if k == "gen 0"
-            else colours[int(k[4:])]
-            for k in labels
-        ],
-    )
+    ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     ax.set_title("samples in the store by generation")
     ax.set_ylabel("samples")
     if reports:
@@ -487,7 +467,7 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
                 real = (
                     store.sql(
                         "SELECT s.image FROM usage u JOIN samples s USING (sample_id) "
-                        f"WHERE u.manifest_id = {_quote(entries[0]['manifest_id'])} "
+                        f"WHERE u.manifest_id = {sql_literal(entries[0]['manifest_id'])} "
                         "AND u.origin = 'real' AND s.image IS NOT NULL ORDER BY u.sample_id LIMIT 12"
                     )
                     .column(0)
@@ -499,7 +479,7 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
                 for model in e["models"]:
                     made = (
                         store.sql(
-                            f"SELECT image FROM samples WHERE model = {_quote(model)} "
+                            f"SELECT image FROM samples WHERE model = {sql_literal(model)} "
                             "AND image IS NOT NULL ORDER BY sample_id LIMIT 12"
                         )
                         .column(0)

@@ -45,6 +45,7 @@ class NGramModel:
             context: (sorted(counts), [counts[w] for w in sorted(counts)])
             for context, counts in self._next.items()
         }
+        self._context_totals = {context: sum(c.values()) for context, c in self._next.items()}
         return self
 
     def generate(self, rng: random.Random, max_words: int = 120) -> str:
@@ -87,9 +88,10 @@ class NGramModel:
             for i in range(self.order, len(padded)):
                 word = padded[i]
                 unigram = (self._unigrams[word] + add_k) / unigram_total
-                counts = self._next.get(tuple(padded[i - self.order : i]))
+                context = tuple(padded[i - self.order : i])
+                counts = self._next.get(context)
                 if counts:
-                    ngram = counts.get(word, 0) / sum(counts.values())
+                    ngram = counts.get(word, 0) / self._context_totals[context]
                     probability = interpolation * ngram + (1 - interpolation) * unigram
                 else:
                     probability = unigram
