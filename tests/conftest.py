@@ -11,10 +11,29 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, settings
 
 import curator
 
 os.environ.setdefault("CURATOR_LOCK_TIMEOUT", "20")
+
+# No test may depend on timing: hypothesis's per-example deadline is off for every test (a busy
+# 2-core machine makes a first example that imports scipy take a second), and the health check
+# that times data generation is off for the same reason.
+settings.register_profile(
+    "curator",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("curator")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_slow_imports() -> None:
+    """Import the slow libraries once, before any test runs, so no test pays for them."""
+    import numba  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import scipy.optimize  # noqa: F401
 
 
 @pytest.fixture
