@@ -28,6 +28,7 @@ import math
 import os
 import random
 import shutil
+import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -592,8 +593,14 @@ def run_demo(
     config: DemoConfig | None = None,
     *,
     echo: Callable[[str], None] = print,
+    progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the demo in `directory` (new, empty, or an earlier demo, which is replaced).
+
+    `echo` gets what the demo found (a line per generation, the crawl's numbers); `progress`
+    (default: `echo`) a line as each step starts — the generations, dedup, infer, each section
+    of the report — and the time taken at the end; dedup and infer also draw a bar on stderr
+    when it is a terminal.
 
     Returns a :class:`DemoResult` with one row of metrics per (modality, lineage, generation),
     also written to ``DIR/demo.json``; the report is in ``DIR/report/index.html``.
@@ -603,6 +610,8 @@ def run_demo(
     [3370, 2701, 2277, 1992]
     """
     config = config or DemoConfig()
+    step = progress or echo
+    started = time.monotonic()
     digits = digits_available() if config.digits is None else config.digits
     if digits and not digits_available():
         raise InputError(
@@ -622,6 +631,10 @@ def run_demo(
         echo("digits: skipped (pip install 'curator[demo]' adds them)")
     echo("")
     for generation in range(1, config.generations + 1):
+        step(
+            f"generation {generation}/{config.generations}: assemble, train, evaluate, "
+            f"register and ingest, for {len(loops) * len(LOOPS)} lineages"
+        )
         for loop in loops:
             for suffix in LOOPS:
                 lineage = f"{loop.modality}-{suffix}"
@@ -632,9 +645,13 @@ def run_demo(
     echo("")
     text_loop = loops[0]
     assert isinstance(text_loop, _TextLoop)
+    step("crawl: ingesting texts of unknown origin")
     _crawl(store, root, text_loop.held_out, config.seed)
-    dedup = store.dedup(images=False)
-    inferred = store.infer()
+    texts = store.sql("SELECT count(*) AS n FROM samples WHERE text IS NOT NULL").to_pylist()[0]
+    step(f"dedup: near-duplicates among the store's {texts['n']:,} texts (MinHash)")
+    dedup = store.dedup(images=False, progress=True)
+    step("infer: labelling the crawl from its near-duplicates")
+    inferred = store.infer(progress=True)
     result.contamination = store.contamination("crawl")
     clusters = sum(m.clusters for m in dedup.methods)
     echo(
@@ -647,11 +664,13 @@ def run_demo(
     if config.report:
         from curator.report import build_report
 
-        report = build_report(store, os.path.join(root, "report"))
+        step(f"report: writing {os.path.join(root, 'report')}")
+        report = build_report(store, os.path.join(root, "report"), echo=step)
         result.report = report.index
     with open(os.path.join(root, "demo.json"), "w", encoding="utf-8") as handle:
         json.dump({"config": asdict(config), **result.to_json()}, handle, indent=2)
         handle.write("\n")
+    step(f"demo: done in {time.monotonic() - started:.0f} s")
     return result
 
 

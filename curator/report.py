@@ -31,6 +31,17 @@ from typing import TYPE_CHECKING, Any
 from curator import __version__
 from curator.catalog import sql_literal
 from curator.errors import CuratorError
+from curator.report_words import (
+    DEMO_LOOPS,
+    Series,
+    demo_html,
+    loop_of,
+    metric_label,
+    metric_meaning,
+    metric_series,
+    metric_tables,
+    summary_html,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,10 +51,36 @@ if TYPE_CHECKING:
 
 REPORT_MARKER = ".curator-report"
 
-#: Colours: real data in blues and greens, synthetic generations in a warm ramp, unknown in grey.
+#: One colour per meaning, in every chart: real data in blues (fresh real dark, used real light),
+#: synthetic generations in a warm ramp (the same generation the same colour everywhere), unknown
+#: in grey. Lineages get colours outside those: the demo's loops by their meaning (every
+#: ``*-no-floor`` lineage magenta, every ``*-fresh-floor`` one green, and the simulation's fully
+#: synthetic and fresh loops likewise), any other lineage the next colour of `LINEAGE_COLOURS`.
 FRESH_COLOUR = "#2b8cbe"
 USED_COLOUR = "#a6bddb"
 UNKNOWN_COLOUR = "#bdbdbd"
+NO_FLOOR_COLOUR = "#d01c8b"
+FRESH_FLOOR_COLOUR = "#1b9e77"
+LINEAGE_COLOURS = ("#7570b3", "#66a61e", "#a6761d", "#e7298a", "#17becf", "#525252")
+#: The demo's loops (`curator.demo.LOOPS`), as lineage-name suffixes, and their colours.
+LOOP_COLOURS = dict(zip(DEMO_LOOPS, (NO_FLOOR_COLOUR, FRESH_FLOOR_COLOUR), strict=True))
+#: The near-duplicate methods, in dark neutrals that mean nothing else.
+METHOD_COLOURS = ("#252525", "#737373")
+
+
+def lineage_colours(lineages: Sequence[str]) -> dict[str, str]:
+    """One colour per lineage meaning: a demo loop's colour for its lineages (text and digits
+    alike), the next colour of `LINEAGE_COLOURS` for each other lineage, in order."""
+    colours: dict[str, str] = {}
+    others = 0
+    for name in lineages:
+        loop = loop_of(name)
+        if loop is not None:
+            colours[name] = LOOP_COLOURS[loop]
+        else:
+            colours[name] = LINEAGE_COLOURS[others % len(LINEAGE_COLOURS)]
+            others += 1
+    return colours
 
 
 class ReportError(CuratorError):
@@ -68,6 +105,7 @@ class _Section:
     title: str
     figure: str | None = None  # file stem of the figure, if any
     png: bytes | None = None
+    caption: str = ""  # HTML above the figure: what it shows
     body: str = ""  # HTML below the figure
 
 
@@ -132,7 +170,7 @@ def build_report(
     os.makedirs(os.path.dirname(final), exist_ok=True)
     root = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=".report-new-")
     try:
-        sections = _sections(store, reports, models, simulation, root)
+        sections = _sections(store, reports, models, simulation, root, say)
         with open(os.path.join(root, REPORT_MARKER), "w", encoding="utf-8") as marker:
             marker.write(datetime.now(UTC).isoformat())
         _write_html(os.path.join(root, "index.html"), _html(store, lineages, sections))
@@ -159,17 +197,34 @@ def _sections(
     models: dict[str, Any],
     simulation: SimulationConfig | bool,
     root: str,
+    say: Callable[[str], None],
 ) -> list[_Section]:
-    sections: list[_Section] = [
-        _composition_section(reports, root),
-        _generation_section(store, reports, root),
-        _metrics_section(reports, models, root),
-        _images_section(store, reports, root),
-        _duplicates_section(store, root),
-        _contamination_section(store, root),
+    """Every section in page order, saying each one's title through `say` as it starts (the
+    image grid and the simulation take seconds)."""
+    series = metric_series(reports, models)
+    deepest = _deepest_generation(store)
+    steps: list[tuple[str, Callable[[], _Section]]] = [
+        ("summary", lambda: _Section("Summary", body=summary_html(store, reports, series))),
+        (
+            "about the demo",
+            lambda: _Section("About the demo", body=demo_html(store, reports) or ""),
+        ),
+        ("composition", lambda: _composition_section(reports, deepest, root)),
+        ("generation depth", lambda: _generation_section(store, reports, deepest, root)),
+        ("metrics", lambda: _metrics_section(reports, series, root)),
+        ("images", lambda: _images_section(store, reports, models, root)),
+        ("near-duplicate clusters", lambda: _duplicates_section(store, root)),
+        ("contamination", lambda: _contamination_section(store, deepest, root)),
     ]
     if simulation is not False:
-        sections.append(_simulation_section(None if simulation is True else simulation, root))
+        config = None if simulation is True else simulation
+        steps.append(("the Gaussian loop", lambda: _simulation_section(config, root)))
+    sections = []
+    for i, (step, make) in enumerate(steps, 1):
+        say(f"report: {i}/{len(steps)} {step}")
+        section = make()
+        if section.body or section.figure:  # "About the demo" only for the demo's store
+            sections.append(section)
     return sections
 
 
@@ -195,13 +250,17 @@ def _save(figure: Figure, root: str, stem: str) -> bytes:
     png = buffer.getvalue()
     with open(os.path.join(root, f"{stem}.png"), "wb") as handle:
         handle.write(png)
-    # SVG text without a timestamp, so the same store gives the same file.
-    figure.savefig(
-        os.path.join(root, f"{stem}.svg"),
-        format="svg",
-        bbox_inches="tight",
-        metadata={"Date": None},
-    )
+    # SVG without a timestamp, so the same store gives the same file; its words kept as text
+    # (not glyph outlines), so they can be searched and read aloud.
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        figure.savefig(
+            os.path.join(root, f"{stem}.svg"),
+            format="svg",
+            bbox_inches="tight",
+            metadata={"Date": None},
+        )
     return png
 
 
@@ -241,15 +300,21 @@ def _pct(value: float | None) -> str:
 # -- sections --------------------------------------------------------------------------------
 
 
-def _synthetic_colours(generations: Sequence[int]) -> dict[int, Any]:
+def synthetic_colours(generations: Sequence[int], deepest: int) -> dict[int, Any]:
+    """The warm ramp's colour of each synthetic generation, spread over 1..`deepest` (the
+    store's deepest generation), so a generation has the same colour in every chart."""
     import matplotlib
 
     ramp = matplotlib.colormaps["YlOrRd"]
-    deepest = max(generations, default=1)
     return {g: ramp(0.3 + 0.65 * (g - 1) / max(deepest - 1, 1)) for g in generations}
 
 
-def _composition_section(reports: dict[str, dict[str, Any]], root: str) -> _Section:
+def _deepest_generation(store: Store) -> int:
+    rows = store.sql("SELECT max(generation) AS g FROM composition").to_pylist()
+    return max(int(rows[0]["g"] or 1), 1) if rows else 1
+
+
+def _composition_section(reports: dict[str, dict[str, Any]], deepest: int, root: str) -> _Section:
     section = _Section("Composition per manifest")
     if not reports:
         section.body = (
@@ -266,7 +331,7 @@ def _composition_section(reports: dict[str, dict[str, Any]], root: str) -> _Sect
             for g in entry["synthetic_by_generation"]
         }
     )
-    colours = _synthetic_colours(generations)
+    colours = synthetic_colours(generations, deepest)
     figure, axes = _grid(len(reports))
     for ax, (name, report) in zip(axes, reports.items(), strict=True):
         entries = report["manifests"]
@@ -292,7 +357,7 @@ def _composition_section(reports: dict[str, dict[str, Any]], root: str) -> _Sect
         for values, label, colour in layers:
             ax.bar(x, values, bottom=bottom, label=label, color=colour, width=0.8)
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        ax.set_title(f"lineage {name}")
+        ax.set_title(f"lineage {name}", color=lineage_colours(list(reports))[name])
         ax.set_xlabel("manifest (in order)")
         ax.set_ylabel(f"share of the set ({entries[0]['unit']})")
         ax.set_ylim(0, 1)
@@ -332,7 +397,9 @@ def _composition_section(reports: dict[str, dict[str, Any]], root: str) -> _Sect
     return section
 
 
-def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: str) -> _Section:
+def _generation_section(
+    store: Store, reports: dict[str, dict[str, Any]], deepest: int, root: str
+) -> _Section:
     from matplotlib.ticker import MaxNLocator
 
     section = _Section("Generation depth")
@@ -348,8 +415,15 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
     for r in rows:
         counts[r["generation"]] = counts.get(r["generation"], 0) + r["n"]
     generations = sorted(g for g in counts if g is not None)
-    colours = _synthetic_colours([g for g in generations if g > 0])
-    bars = [(f"gen {g}", counts[g], FRESH_COLOUR if g == 0 else colours[g]) for g in generations]
+    colours = synthetic_colours([g for g in generations if g > 0], deepest)
+    bars = [
+        (
+            "gen 0 (real)" if g == 0 else f"gen {g}",
+            counts[g],
+            FRESH_COLOUR if g == 0 else colours[g],
+        )
+        for g in generations
+    ]
     if None in counts:
         bars.append(("unknown", counts[None], UNKNOWN_COLOUR))
     panels = 2 if reports else 1
@@ -360,20 +434,22 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
     ax.set_ylabel("samples")
     if reports:
         ax = axes[0][1]
-        # Lineages that share a depth would hide each other: shift each a little, and vary
-        # the marker and line.
-        styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+        # Lineages that share a depth would hide each other: shift each a little. The colour
+        # says the lineage's meaning; the marker and line its family (text, digits, …).
+        by_lineage = lineage_colours(list(reports))
+        styles = _lineage_styles(list(reports))
         spread = 0.12 if len(reports) > 1 else 0.0
         for i, (name, report) in enumerate(reports.items()):
             offset = spread * (i / (len(reports) - 1) - 0.5) if len(reports) > 1 else 0.0
             points = [(e["sequence"], _mean_generation(e)) for e in report["manifests"]]
             points = [(x, y) for x, y in points if y is not None]
-            marker, line = styles[i % len(styles)]
+            marker, line = styles[name]
             ax.plot(
                 [x + offset for x, _ in points],
                 [y for _, y in points],
                 marker=marker,
                 linestyle=line,
+                color=by_lineage[name],
                 label=name,
             )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -394,6 +470,20 @@ def _generation_section(store: Store, reports: dict[str, dict[str, Any]], root: 
     return section
 
 
+def _lineage_styles(lineages: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """A marker and line style per lineage family (the name without its demo loop suffix:
+    ``text`` for ``text-no-floor``), so a family's lineages share a style."""
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+    families = [
+        name.removesuffix(f"-{loop}") if (loop := loop_of(name)) else name for name in lineages
+    ]
+    order = list(dict.fromkeys(families))
+    return {
+        name: styles[order.index(family) % len(styles)]
+        for name, family in zip(lineages, families, strict=True)
+    }
+
+
 def _mean_generation(entry: dict[str, Any]) -> float | None:
     """The mean generation of a manifest's real and synthetic samples (by its unit); ``None``
     when it holds only unknown ones."""
@@ -405,21 +495,10 @@ def _mean_generation(entry: dict[str, Any]) -> float | None:
     return sum(int(g) * share for g, share in synthetic.items()) / known
 
 
-def _metrics_section(
-    reports: dict[str, dict[str, Any]], models: dict[str, Any], root: str
-) -> _Section:
+def _metrics_section(reports: dict[str, dict[str, Any]], series: Series, root: str) -> _Section:
     from matplotlib.ticker import MaxNLocator
 
     section = _Section("Model metrics per generation")
-    # metric -> lineage -> [(sequence, value)]
-    series: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for name, report in reports.items():
-        for e in report["manifests"]:
-            for model_name in e["models"]:
-                for metric, value in models[model_name].metrics.items():
-                    series.setdefault(metric, {}).setdefault(name, []).append(
-                        (e["sequence"], value)
-                    )
     if not series:
         section.body = (
             "<p>No model was registered with metrics. Record what each generation's model "
@@ -427,30 +506,41 @@ def _metrics_section(
             "--metric perplexity=41.2</code>.</p>"
         )
         return section
-    metrics = sorted(series)
-    figure, axes = _grid(len(metrics), width=5.5, height=3.4)
-    for ax, metric in zip(axes, metrics, strict=True):
-        for name, points in series[metric].items():
-            points.sort()
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
-        ax.set_title(metric)
+    colours = lineage_colours(list(reports))
+    styles = _lineage_styles(list(reports))
+    figure, axes = _grid(len(series), width=5.5, height=3.6)
+    for ax, (metric, by_lineage) in zip(axes, series.items(), strict=True):
+        for name, points in by_lineage.items():
+            marker, line = styles[name]
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker=marker,
+                linestyle=line,
+                color=colours[name],
+                label=name,
+            )
+        meaning = metric_meaning(metric)
+        ax.set_title(f"{meaning.words}\n{metric} ({meaning.direction})", fontsize="medium")
+        ax.set_ylabel(meaning.unit, fontsize="small")
         ax.set_xlabel("generation (manifest in its lineage)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     figure.tight_layout()
     section.figure = "metrics"
     section.png = _save(figure, root, section.figure)
-    rows = [
-        (metric, name, seq, f"{value:,.4g}")
-        for metric in metrics
-        for name, points in series[metric].items()
-        for seq, value in points
-    ]
-    section.body = _table(["metric", "lineage", "generation", "value"], rows)
+    section.body = (
+        "<p>What each model scored, by the generation it belongs to:</p><ul>"
+        + "".join(f"<li>{html.escape(metric_label(m))}</li>" for m in series)
+        + "</ul>"
+        + metric_tables(series)
+    )
     return section
 
 
-def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str) -> _Section:
+def _images_section(
+    store: Store, reports: dict[str, dict[str, Any]], models: dict[str, Any], root: str
+) -> _Section:
     """A grid per lineage whose models generated images: a row of the real images its first
     manifest used, then a row of each generation's samples."""
     section = _Section("Generated images per generation")
@@ -474,7 +564,7 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
                     .to_pylist()
                 )
                 if real:
-                    rows.append(("real", real))
+                    rows.append((f"{name}: real (gen 0)", real))
             for e in entries:
                 for model in e["models"]:
                     made = (
@@ -486,7 +576,7 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
                         .to_pylist()
                     )
                     if made:
-                        rows.append((f"{model}", made))
+                        rows.append((f"{model} (gen {models[model].generation + 1})", made))
             if len(rows) > 1:
                 grids.append((name, rows))
     if not grids:
@@ -494,7 +584,10 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
         return section
     total_rows = sum(len(rows) for _, rows in grids)
     columns = max(len(images) for _, rows in grids for _, images in rows)
-    figure, axes = _figure(total_rows, columns, (0.75 * columns + 2.2, 0.8 * total_rows + 0.6))
+    figure, axes = _figure(total_rows, columns, (0.75 * columns, 0.75 * total_rows))
+    # The axes fill the figure: no title or margin above the first row (a figure title left a
+    # blank band there, since without a layout engine the axes keep matplotlib's 12 % top margin).
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=0.08, hspace=0.08)
     row_index = 0
     for _name, rows in grids:
         for label, images in rows:
@@ -510,11 +603,13 @@ def _images_section(store: Store, reports: dict[str, dict[str, Any]], root: str)
                 label, rotation=0, ha="right", va="center", fontsize="small"
             )
             row_index += 1
-    figure.suptitle("rows: the real images of each lineage's first manifest, then each "
-                    "generation's model", fontsize="small")  # fmt: skip
     section.figure = "images"
     section.png = _save(figure, root, section.figure)
-    section.body = "<p>Lineages: " + ", ".join(html.escape(n) for n, _ in grids) + ".</p>"
+    section.caption = (
+        "<p>Per lineage (" + ", ".join(html.escape(n) for n, _ in grids) + "): a row of the real "
+        "images its first manifest trained on, then a row of samples of each generation's model "
+        f"(the first {columns} by sample id).</p>"
+    )
     return section
 
 
@@ -547,10 +642,12 @@ def _duplicates_section(store: Store, root: str) -> _Section:
     ax = axes[0][0]
     largest = max(r["size"] for r in rows)
     bins = list(range(2, largest + 2))
+    method_colours = [METHOD_COLOURS[i % len(METHOD_COLOURS)] for i in range(len(methods))]
     ax.hist(
         [[r["size"] for r in rows if r["method"] == m] for m in methods],
         bins=bins,
         label=methods,
+        color=method_colours,
         align="left",
     )
     ax.set_title("cluster sizes")
@@ -568,6 +665,7 @@ def _duplicates_section(store: Store, root: str) -> _Section:
             [i + offset * 0.8 / len(methods) for i in range(len(origins))],
             counts,
             width=0.8 / len(methods),
+            color=method_colours[offset],
             label=method,
         )
     ax.set_xticks(range(len(origins)), origins)
@@ -576,6 +674,17 @@ def _duplicates_section(store: Store, root: str) -> _Section:
     figure.tight_layout()
     section.figure = "duplicates"
     section.png = _save(figure, root, section.figure)
+    in_clusters = sum(r["n"] for r in by_origin)
+    total = store.sql("SELECT count(*) AS n FROM samples").to_pylist()[0]["n"]
+    section.caption = (
+        f"<p>What <code>curator dedup</code> found over the store's {total:,} live samples "
+        f"(methods run: {html.escape(', '.join(methods))}; <code>minhash</code> compares texts by "
+        "their word shingles, <code>phash</code> images by their perceptual hash): "
+        f"{len(rows):,} clusters of near-copies holding {in_clusters:,} samples. In each cluster "
+        "one member is kept (real before synthetic, then lower generation, higher confidence, "
+        "earlier); the others, “not kept”, are what an assembly that removes near-duplicates "
+        "leaves out.</p>"
+    )
     section.body = _table(
         ["method", "origin", "samples in a cluster", "not kept"],
         [(r["method"], r["origin"], f"{r['n']:,}", f"{r['dropped']:,}") for r in by_origin],
@@ -583,7 +692,7 @@ def _duplicates_section(store: Store, root: str) -> _Section:
     return section
 
 
-def _contamination_section(store: Store, root: str) -> _Section:
+def _contamination_section(store: Store, deepest: int, root: str) -> _Section:
     section = _Section("Contamination by known synthetic samples")
     sources = [
         r["source"]
@@ -602,7 +711,7 @@ def _contamination_section(store: Store, root: str) -> _Section:
     generations = sorted(
         {row["generation"] for r in results for row in r["by_generation_and_model"]}
     )
-    colours = _synthetic_colours(generations)
+    colours = synthetic_colours(generations, deepest)
     figure, axes = _figure(1, 1, (max(6.0, 0.9 * len(results) + 2), 3.6))
     ax = axes[0][0]
     bottom = [0.0] * len(results)
@@ -621,6 +730,13 @@ def _contamination_section(store: Store, root: str) -> _Section:
     figure.tight_layout()
     section.figure = "contamination"
     section.png = _save(figure, root, section.figure)
+    section.caption = (
+        f"<p>Covers the {len(results)} sources holding samples not known to be synthetic by "
+        "declaration or model lineage: for each, the share of its samples that are in a "
+        "near-duplicate cluster with a synthetic sample of another source (contaminated), "
+        "stacked by the generation of that synthetic copy. A high share means the source "
+        "repeats generated content.</p>"
+    )
     section.body = _table(
         ["source", "samples", "contaminated", "share", "by generation and model"],
         [
@@ -657,8 +773,14 @@ def _simulation_section(config: SimulationConfig | None, root: str) -> _Section:
     results = compare_loops(base)
     section = _Section("The Gaussian self-consuming loop")
     path = os.path.join(root, "simulation.png")
-    plot_simulation(results, path)
-    plot_simulation(results, os.path.join(root, "simulation.svg"))
+    # The fully synthetic loop means what a no-floor lineage means; the fresh loop a fresh-floor one.
+    colours = {
+        "fully-synthetic": NO_FLOOR_COLOUR,
+        "fresh": FRESH_FLOOR_COLOUR,
+        "augmentation": LINEAGE_COLOURS[0],
+    }
+    plot_simulation(results, path, colours=colours)
+    plot_simulation(results, os.path.join(root, "simulation.svg"), colours=colours)
     with open(path, "rb") as handle:
         section.png = handle.read()
     section.figure = "simulation"
@@ -709,6 +831,7 @@ def _html(store: Store, lineages: list[str], sections: list[_Section]) -> str:
     ]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.append(section.caption)
         if section.png is not None and section.figure:
             data = base64.b64encode(section.png).decode("ascii")
             parts.append(

@@ -38,7 +38,7 @@ import functools
 import math
 import numbers
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -490,10 +490,16 @@ def check_plot_path(path: str) -> str:
     return suffix
 
 
-def plot_simulation(results: Sequence[SimulationResult], path: str) -> None:
+def plot_simulation(
+    results: Sequence[SimulationResult],
+    path: str,
+    *,
+    colours: Mapping[str, str] | None = None,
+) -> None:
     """Plot E||mu_k||^2 (log scale), E tr Sigma_k and E W2^2 against the generation, one line per
     result (labelled by its loop and mode) with a band from the 5 % to the 95 % quantile, and
-    write it to `path` as PNG or SVG (by suffix).
+    write it to `path` as PNG or SVG (by suffix). `colours` gives a loop
+    (``"fully-synthetic"``, …) its colour (default: matplotlib's cycle).
 
     >>> plot_simulation(compare_loops(SimulationConfig(reps=200)), "loops.svg")  # doctest: +SKIP
     """
@@ -517,7 +523,10 @@ def plot_simulation(results: Sequence[SimulationResult], path: str) -> None:
             rows = result.rows[1:] if log_scale else result.rows
             generations = [row["generation"] for row in rows]
             (line,) = axis.plot(
-                generations, [row[f"{metric}_mean"] for row in rows], label=result.config.label
+                generations,
+                [row[f"{metric}_mean"] for row in rows],
+                label=result.config.label,
+                color=(colours or {}).get(result.config.loop),
             )
             axis.fill_between(
                 generations,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 import tomllib
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from curator.demo import (
 from curator.textgen import NGramModel, distinct_ngrams
 from tests.conftest import DEMO_GENERATIONS as GENERATIONS
 from tests.conftest import invoke
+
+STEP_PREFIXES = ("generation ", "crawl: ingesting", "dedup: ", "infer: ", "report: ", "demo: ")
 
 
 def _series(data: dict, lineage: str, metric: str) -> list[float]:
@@ -115,13 +118,49 @@ def test_the_demo_runs_the_loop_with_curators_own_records(demo):
     )
     assert "vocabulary (no-floor)" in output and "frechet_distance (fresh-floor)" in output
     assert f"Report: {demo['directory']}/report/index.html" in output
+    # each slow step is named as it starts (on stderr, which the runner's output includes)
+    steps = [line for line in output.splitlines() if line.startswith(STEP_PREFIXES)]
+    assert steps[:2] == [
+        f"generation 1/{GENERATIONS}: assemble, train, evaluate, register and ingest, "
+        "for 4 lineages",
+        f"generation 2/{GENERATIONS}: assemble, train, evaluate, register and ingest, "
+        "for 4 lineages",
+    ]
+    assert steps[GENERATIONS:-1] == [
+        "crawl: ingesting texts of unknown origin",
+        # 1,946 real paragraphs, 2 x 4 generations x 200 generated texts, 120 crawled ones
+        "dedup: near-duplicates among the store's 3,666 texts (MinHash)",
+        "infer: labelling the crawl from its near-duplicates",
+        f"report: writing {demo['directory']}/report",
+        "report: 1/9 summary",
+        "report: 2/9 about the demo",
+        "report: 3/9 composition",
+        "report: 4/9 generation depth",
+        "report: 5/9 metrics",
+        "report: 6/9 images",
+        "report: 7/9 near-duplicate clusters",
+        "report: 8/9 contamination",
+        "report: 9/9 the Gaussian loop",
+        f"report: {demo['directory']}/report/index.html (14 figure files)",
+    ]
+    assert re.fullmatch(r"demo: done in \d+ s", steps[-1])
 
 
 def test_the_same_seed_gives_the_same_numbers_and_the_floor_is_the_one_asked_for(tmp_path):
     config = DemoConfig(
         generations=2, text_rows=40, digit_rows=40, held_out=40, floor=0.25, report=False
     )
-    first = run_demo(str(tmp_path / "a"), config, echo=lambda _line: None)
+    said: list[str] = []
+    first = run_demo(str(tmp_path / "a"), config, echo=lambda _line: None, progress=said.append)
+    # without a report, the steps end with infer; `echo` got none of them
+    assert said[:3] == [
+        "generation 1/2: assemble, train, evaluate, register and ingest, for 4 lineages",
+        "generation 2/2: assemble, train, evaluate, register and ingest, for 4 lineages",
+        "crawl: ingesting texts of unknown origin",
+    ]
+    assert said[3].startswith("dedup: near-duplicates among the store's ")
+    assert said[4] == "infer: labelling the crawl from its near-duplicates"
+    assert said[5].startswith("demo: done in ") and len(said) == 6
     second = run_demo(str(tmp_path / "b"), config, echo=lambda _line: None)
 
     def numbers(metrics: list[dict]) -> list[dict]:

@@ -57,8 +57,9 @@ def demo_command(
     seed: int,
 ) -> None:
     """Show the self-consuming loop: models trained generation after generation on their own
-    output lose diversity and quality; with a fresh-real floor they hold. Offline, about 70 s on
-    2 cores.
+    output lose diversity and quality; with a fresh-real floor they hold. Offline: about 40 s on
+    an idle 2-core machine, up to 2 minutes when it is busy; each step is named on stderr as it
+    starts.
 
     Real data every machine has: Python's own documentation (text, written by people) and, with
     `pip install 'curator[demo]'`, the handwritten digits scikit-learn ships. Two lineages per
@@ -90,7 +91,10 @@ def demo_command(
         report=report,
         seed=seed,
     )
-    result = run_demo(directory, config, echo=click.echo)
+    # What the demo found goes to stdout; the step it is on, to stderr.
+    result = run_demo(
+        directory, config, echo=click.echo, progress=lambda line: click.echo(line, err=True)
+    )
     click.echo("")
     click.echo(
         "Per generation, measured against held-out real data (text: distinct words and "
