@@ -257,13 +257,23 @@ def read_signals(data: bytes) -> tuple[list[Signal], str | None]:
     could not be read at all (``None`` when it could)."""
     from PIL import Image
 
+    from curator.readers.images import png_text, without_png_text
+
     try:
-        image = Image.open(io.BytesIO(data))
+        # Pillow would inflate every PNG text chunk under its 1 MB limit and refuse the file
+        # past it; the text is read here instead, each chunk under MAX_CHUNK_BYTES.
+        image = Image.open(io.BytesIO(without_png_text(data)))
         mime = Image.MIME.get(image.format or "", "application/octet-stream")
     except Exception as exc:
         return [], f"not a readable image: {str(exc)[:160]}"
     signals: list[Signal] = []
     signals += _c2pa(data, mime)
+    if image.format == "PNG":
+        texts, oversized = png_text(data, MAX_CHUNK_BYTES)
+        image.info.update(texts)
+        for reason in oversized:
+            evidence = "iptc" if "`XML:com.adobe.xmp`" in reason else "generator-metadata"
+            signals.append(Signal(evidence, "unknown", 0.0, reason))
     try:
         signals += _iptc(image)
         signals += _generator(image)
