@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curator.catalog import store_path
 from curator.errors import CuratorError
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def _index_files(directory: str) -> list[str]:
 
 def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[str]:
     return [
-        os.path.join(root, row[0])
+        store_path(root, row[0])
         for row in con.execute(
             "SELECT path FROM cat.shards WHERE live AND content_kind = ? ORDER BY path", [kind]
         ).fetchall()

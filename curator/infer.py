@@ -167,7 +167,8 @@ def infer(
                     "SELECT path FROM cat.shards WHERE live ORDER BY path"
                 ).fetchall()
             ]
-            paths = [os.path.join(store.root, p) for p in snapshot]
+            # a path the catalog holds is resolved inside the store, or the run is refused
+            paths = [catalog.store_path(store.root, p) for p in snapshot]
             if not paths:
                 return result
             con.execute(
@@ -468,12 +469,12 @@ def _apply(
     try:
         for shard_index, rows in sorted(by_shard.items()):
             old_relative = snapshot[shard_index]
-            old_path = os.path.join(store.root, old_relative)
+            old_path = catalog.store_path(store.root, old_relative)
             stem = os.path.basename(old_relative)[: -len(".parquet")].split("~")[0]
             new_relative = os.path.join(
                 os.path.dirname(old_relative), f"{stem}~{result.run_id}.parquet"
             )
-            new_path = os.path.join(store.root, new_relative)
+            new_path = catalog.store_path(store.root, new_relative)
             parquet = pq.ParquetFile(old_path)
             schema = parquet.schema_arrow
             content_kind = "image" if "image" in schema.names else "text"

@@ -409,3 +409,41 @@ def test_near_dedup_assembly_follows_labels_changed_after_dedup(tmp_path, monkey
     manifest = store.assemble(curator.Policy.from_dict(policy), tmp_path / "out")
     assert manifest.rows == 10
     assert manifest.data["composition"]["overall"]["by_source"] == {"b": {"rows": 10, "units": 10}}
+
+
+# -- paths read from the catalog stay inside the store ----------------------------------------
+
+
+def _old_text_store(tmp_path: Path, write_jsonl) -> curator.Store:
+    """A store with one unknown sample that the time prior relabels (so infer writes a shard)."""
+    store = curator.init_store(tmp_path / "store")
+    store.ingest(
+        [write_jsonl("old.jsonl", [{"text": "written long ago", "id": "a"}])],
+        source="old", origin="unknown", collected_at=date(2019, 1, 1),
+    )  # fmt: skip
+    return store
+
+
+@pytest.mark.parametrize("form", ["dotdot", "absolute"])
+def test_a_tampered_shard_path_is_refused_not_written(tmp_path, write_jsonl, form):
+    import duckdb
+
+    from curator.errors import StoreError
+
+    store = _old_text_store(tmp_path, write_jsonl)
+    (shard,) = store.live_shards()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(Path(store.root) / shard["path"], outside / "x.parquet")
+    path = "../outside/x.parquet" if form == "dotdot" else str(outside / "x.parquet")
+    with duckdb.connect(store.catalog_path) as con:
+        con.execute("UPDATE shards SET path = ?", [path])
+    for run in (store.infer, store.dedup):
+        with pytest.raises(StoreError) as caught:
+            run()
+        assert caught.value.message == (
+            f"the catalog of store `{store.root}` names the shard path `{path}`, which is not "
+            "inside the store: the catalog looks tampered with"
+        )
+    assert sorted(p.name for p in outside.iterdir()) == ["x.parquet"]  # nothing written there
+    assert store.sql("SELECT count(*) AS n FROM label_events").to_pylist() == [{"n": 0}]
