@@ -453,6 +453,7 @@ def _apply(
 ) -> None:
     """New shards for every shard with a change, then one transaction switches them."""
     from curator import __version__, catalog
+    from curator.dedup import record_writes
     from curator.shards import (
         WrittenShard,
         composition_of,
@@ -460,20 +461,27 @@ def _apply(
         sha256_file,
         write_options,
     )
+    from curator.store import _crash_point
 
     by_shard: dict[int, dict[int, Label]] = {}
     for sid, label in changes.items():
         _origin, _evidence, _conf, shard, row, *_ = current[sid]
         by_shard.setdefault(int(shard), {})[int(row)] = label
+    planned: dict[int, str] = {}  # shard index → new relative path
+    for shard_index in sorted(by_shard):
+        old_relative = snapshot[shard_index]
+        stem = os.path.basename(old_relative)[: -len(".parquet")].split("~")[0]
+        planned[shard_index] = os.path.join(
+            os.path.dirname(old_relative), f"{stem}~{result.run_id}.parquet"
+        )
+    # Before any file is written: the next writer removes exactly these if this run is killed.
+    record_writes(work, result.run_id, list(planned.values()))
     written: list[tuple[str, str, WrittenShard]] = []  # (old path, new relative path, shard)
     try:
         for shard_index, rows in sorted(by_shard.items()):
             old_relative = snapshot[shard_index]
             old_path = catalog.store_path(store.root, old_relative)
-            stem = os.path.basename(old_relative)[: -len(".parquet")].split("~")[0]
-            new_relative = os.path.join(
-                os.path.dirname(old_relative), f"{stem}~{result.run_id}.parquet"
-            )
+            new_relative = planned[shard_index]
             new_path = catalog.store_path(store.root, new_relative)
             parquet = pq.ParquetFile(old_path)
             schema = parquet.schema_arrow
@@ -505,6 +513,7 @@ def _apply(
             if os.path.exists(sidecar):
                 shutil.copyfile(sidecar, new_path[: -len(".parquet")] + ".locations.parquet")
             written.append((old_relative, new_relative, shard))
+        _crash_point("infer-written")
         now = datetime.now(UTC)
         with store.connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
@@ -553,6 +562,7 @@ def _apply(
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        _crash_point("infer-committed")
         result.shards_rewritten = len(written)
     except BaseException:
         for _old, _new, shard in written:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -447,3 +450,60 @@ def test_a_tampered_shard_path_is_refused_not_written(tmp_path, write_jsonl, for
         )
     assert sorted(p.name for p in outside.iterdir()) == ["x.parquet"]  # nothing written there
     assert store.sql("SELECT count(*) AS n FROM label_events").to_pylist() == [{"n": 0}]
+
+
+# -- a killed infer: the next writer removes exactly what it wrote ------------------------------
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-m", "curator", *args],
+        env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+
+
+def _shard_files(store: curator.Store) -> list[str]:
+    shards = Path(store.root) / "shards"
+    return sorted(str(p.relative_to(store.root)) for p in shards.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("next_command", ["infer", "dedup"])
+def test_a_killed_infer_leaves_shards_that_the_next_writer_removes(
+    tmp_path, write_jsonl, next_command
+):
+    store = _old_text_store(tmp_path, write_jsonl)
+    (original,) = [s["path"] for s in store.live_shards()]
+    # a file in the store that no curator run can be shown to have written is left alone
+    stranger = Path(store.root) / "shards" / "old" / "kept-by-hand.parquet"
+    stranger.write_bytes(b"not curator's")
+    killed = _run_cli("infer", "--store", store.root, env={"CURATOR_CRASH_AT": "infer-written"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (orphan,) = set(_shard_files(store)) - {original, "shards/old/kept-by-hand.parquet"}
+    assert orphan.startswith(original[: -len(".parquet")] + "~")
+    assert [s["path"] for s in store.live_shards()] == [original]  # nothing committed
+    (work,) = (Path(store.root) / ".staging").iterdir()
+    assert json.loads((work / "writes.json").read_text())["shards"] == [orphan]
+    if next_command == "infer":
+        result = store.infer()
+        assert result.relabelled == 1
+        (live,) = [s["path"] for s in store.live_shards()]
+        assert _shard_files(store) == sorted([original, live, "shards/old/kept-by-hand.parquet"])
+    else:
+        store.dedup()
+        assert _shard_files(store) == [original, "shards/old/kept-by-hand.parquet"]
+    assert orphan not in _shard_files(store)
+    assert list((Path(store.root) / ".staging").iterdir()) == []
+
+
+def test_a_kill_after_the_infer_commit_keeps_its_shards(tmp_path, write_jsonl):
+    store = _old_text_store(tmp_path, write_jsonl)
+    killed = _run_cli("infer", "--store", store.root, env={"CURATOR_CRASH_AT": "infer-committed"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (live,) = [s["path"] for s in store.live_shards()]
+    assert "~" in live and live in _shard_files(store)
+    assert store.infer().relabelled == 0  # the run was complete; its shard stays
+    assert [s["path"] for s in store.live_shards()] == [live] and live in _shard_files(store)
+    assert list((Path(store.root) / ".staging").iterdir()) == []
