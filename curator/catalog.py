@@ -141,6 +141,9 @@ CREATE TABLE IF NOT EXISTS label_events (
     reason VARCHAR,
     created_at TIMESTAMPTZ NOT NULL
 );
+-- Added with C2PA trust: what the evidence said beyond the label (for C2PA: validation state,
+-- trust state of the signer, digital source types, generation), as JSON.
+ALTER TABLE label_events ADD COLUMN IF NOT EXISTS evidence_detail JSON;
 CREATE TABLE IF NOT EXISTS label_conflicts (
     run_id VARCHAR NOT NULL,            -- the latest `curator infer` run that saw it
     sample_id VARCHAR NOT NULL,

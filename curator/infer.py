@@ -19,6 +19,7 @@ confidence, run) in one catalog transaction (invariant 1).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -54,6 +55,11 @@ STRENGTH = {
     "detector": 2,
 }
 FIXED = {"declared", "model-lineage"}
+#: Evidence read from the file itself: read again by a later run (with the trust anchors it is
+#: given), it replaces what an earlier run read.
+FILE_EVIDENCE = {"c2pa", "iptc", "generator-metadata"}
+#: PEM file of C2PA trust anchors when `infer` is given none.
+TRUST_ANCHORS_ENV = "CURATOR_C2PA_TRUST_ANCHORS"
 
 
 class InferError(CuratorError):
@@ -68,6 +74,8 @@ class Label:
     evidence: str
     confidence: float
     reason: str
+    #: what the evidence says beyond the label (a C2PA manifest's validation and trust state)
+    detail: dict[str, Any] | None = None
 
 
 @dataclass
@@ -121,6 +129,49 @@ def load_detector(spec: str) -> Callable[[pa.Table], Sequence[float]]:
     return function
 
 
+def load_trust_anchors(path: str | os.PathLike[str] | None) -> str | None:
+    """The PEM text of a C2PA trust-anchor file (`path`, else env ``CURATOR_C2PA_TRUST_ANCHORS``),
+    checked by loading it into c2pa; ``None`` when neither names one.
+
+    Raises:
+        InferError: the file cannot be read, holds no PEM certificate, c2pa rejects it, or
+            c2pa-python is not installed.
+    """
+    if path is None:
+        path = os.environ.get(TRUST_ANCHORS_ENV) or None
+    if path is None:
+        return None
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            anchors = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InferError(
+            f"cannot read the C2PA trust anchors `{path}`: {exc}",
+            f"name a PEM file of CA certificates (--c2pa-trust-anchors or {TRUST_ANCHORS_ENV})",
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in anchors:
+        raise InferError(
+            f"the C2PA trust anchors `{path}` hold no PEM certificate",
+            "give a file of '-----BEGIN CERTIFICATE-----' blocks, e.g. the C2PA trust list",
+        )
+    from curator.signals import c2pa_context
+
+    try:
+        c2pa_context(anchors).close()
+    except ImportError:
+        raise InferError(
+            f"C2PA trust anchors `{path}` were given but c2pa-python is not installed",
+            "pip install 'curator[c2pa]'",
+        ) from None
+    except Exception as exc:
+        raise InferError(
+            f"c2pa cannot load the trust anchors `{path}`: {str(exc).splitlines()[0][:200]}",
+            "give a PEM file of CA certificates",
+        ) from None
+    return anchors
+
+
 def infer(
     store: Store,
     *,
@@ -131,9 +182,16 @@ def infer(
     apply: bool = True,
     lock_timeout: float | None = None,
     progress: bool = False,
+    c2pa_trust_anchors: str | os.PathLike[str] | None = None,
 ) -> InferResult:
     """Infer labels (see the module docstring). With ``apply=False`` (``--report``) nothing
-    changes: the result lists what would be relabelled and every conflict."""
+    changes: the result lists what would be relabelled and every conflict.
+
+    `c2pa_trust_anchors` names a PEM file of CA certificates (default: env
+    ``CURATOR_C2PA_TRUST_ANCHORS``): a C2PA signer that chains to one is trusted. Without a
+    trusted signer a C2PA claim of *real* counts as unsigned IPTC metadata does (confidence
+    0.9); a claim of *generated* counts in full. The trust state is kept in each label event
+    (``evidence_detail``)."""
     from curator import catalog
     from curator.assemble import _Session
     from curator.locking import write_lock
@@ -149,6 +207,7 @@ def infer(
             "e.g. 0.9 (0.5 would label a score that says 'cannot tell')",
         )
     detect = load_detector(detector) if isinstance(detector, str) else detector
+    trust_anchors = load_trust_anchors(c2pa_trust_anchors)
     clock = time.monotonic()
     result = InferResult(new_run_id(), applied=apply)
     with write_lock(store.root, "infer", lock_timeout):
@@ -219,11 +278,16 @@ def infer(
                 best = proposals.get(sample_id)
                 if best is not None and STRENGTH[best.evidence] >= STRENGTH[label.evidence]:
                     return
-                if origin != "unknown" and STRENGTH.get(evidence, 0) >= STRENGTH[label.evidence]:
+                reread = evidence == label.evidence and evidence in FILE_EVIDENCE
+                if (
+                    origin != "unknown"
+                    and not reread
+                    and STRENGTH.get(evidence, 0) >= STRENGTH[label.evidence]
+                ):
                     return
                 proposals[sample_id] = label
 
-            _metadata_signals(con, paths, propose, result)
+            _metadata_signals(con, paths, propose, result, trust_anchors)
             # near-duplicates see the labels the file signals just gave (one run settles)
             con.register(
                 "signal_labels",
@@ -262,12 +326,13 @@ def infer(
                     )  # fmt: skip
             if detect is not None:
                 _detector(con, paths, detect, detector_threshold, current, proposals, propose)
-            # only real changes
+            # only real changes (the row is origin, evidence, confidence, shard, row,
+            # generation, model; the stored confidence is a float32)
             changes = {
                 sid: label
                 for sid, label in proposals.items()
-                if (current[sid][0], current[sid][1], current[sid][6])
-                != (label.origin, label.evidence, label.generation)
+                if (current[sid][0], current[sid][1], current[sid][5], current[sid][6])
+                != (label.origin, label.evidence, label.generation, label.model)
                 or abs((current[sid][2] or 0) - label.confidence) > 1e-6
             }
             for sid, label in sorted(changes.items()):
@@ -281,6 +346,7 @@ def infer(
                         "new": {"origin": label.origin, "generation": label.generation, "model": label.model,
                                 "evidence": label.evidence, "confidence": label.confidence},
                         "reason": label.reason,
+                        "detail": label.detail,
                     }
                 )  # fmt: skip
             result.relabelled = len(changes)
@@ -299,8 +365,13 @@ def _metadata_signals(
     paths: list[str],
     propose: Callable[[str, Label], None],
     result: InferResult,
+    trust_anchors: str | None = None,
 ) -> None:
+    from functools import partial
+
     from curator.signals import read_signals, strongest
+
+    read = partial(read_signals, c2pa_trust_anchors=trust_anchors)
 
     columns = {
         row[0]
@@ -318,7 +389,7 @@ def _metadata_signals(
         for batch in reader:
             ids = batch.column("sample_id").to_pylist()
             for sample_id, (signals, error) in zip(
-                ids, pool.map(read_signals, batch.column("image").to_pylist()), strict=True
+                ids, pool.map(read, batch.column("image").to_pylist()), strict=True
             ):
                 if error:
                     result.unreadable += 1
@@ -329,10 +400,13 @@ def _metadata_signals(
                         result.problems.append({"sample_id": sample_id, "reason": bad.reason})
                 signal = strongest(signals)
                 if signal is not None:
+                    generation = signal.generation
+                    if generation is None:
+                        generation = 1 if signal.origin == "synthetic" else 0
                     propose(
                         sample_id,
-                        Label(signal.origin, 1 if signal.origin == "synthetic" else 0, None,
-                              signal.evidence, signal.confidence, signal.reason),
+                        Label(signal.origin, generation, None, signal.evidence,
+                              signal.confidence, signal.reason, signal.detail),
                     )  # fmt: skip
 
 
@@ -534,13 +608,23 @@ def _apply(
                             for key in ("origin", "generation", "model", "evidence", "confidence")
                         },
                         "reason": [c["reason"] for c in result.changes],
+                        "evidence_detail": pa.array(
+                            [
+                                json.dumps(c["detail"], sort_keys=True) if c["detail"] else None
+                                for c in result.changes
+                            ],
+                            pa.string(),
+                        ),
                     }
                 )
                 con.register("new_events", events)
                 con.execute(
-                    "INSERT INTO label_events SELECT run_id, sample_id, old_origin, old_generation, "
+                    "INSERT INTO label_events (run_id, sample_id, old_origin, old_generation, "
                     "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
-                    "new_evidence, new_confidence, reason, ? FROM new_events",
+                    "new_evidence, new_confidence, reason, created_at, evidence_detail) "
+                    "SELECT run_id, sample_id, old_origin, old_generation, "
+                    "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
+                    "new_evidence, new_confidence, reason, ?, evidence_detail::JSON FROM new_events",
                     [now],
                 )
                 con.unregister("new_events")
