@@ -141,6 +141,9 @@ CREATE TABLE IF NOT EXISTS label_events (
     reason VARCHAR,
     created_at TIMESTAMPTZ NOT NULL
 );
+-- Added with C2PA trust: what the evidence said beyond the label (for C2PA: validation state,
+-- trust state of the signer, digital source types, generation), as JSON.
+ALTER TABLE label_events ADD COLUMN IF NOT EXISTS evidence_detail JSON;
 CREATE TABLE IF NOT EXISTS label_conflicts (
     run_id VARCHAR NOT NULL,            -- the latest `curator infer` run that saw it
     sample_id VARCHAR NOT NULL,
@@ -175,6 +178,42 @@ def sql_literal(value: str) -> str:
     "'it''s'"
     """
     return "'" + value.replace("'", "''") + "'"
+
+
+def store_path(root: str, relative: str, what: str = "shard") -> str:
+    """The filesystem path of `relative`, a path read from the catalog (a shard, a manifest),
+    resolved inside the store at `root`. Every path taken from the catalog goes through here
+    before it is read or written: a catalog is a file anyone can edit, and a shard path such as
+    ``../outside/x.parquet`` or ``/etc/x.parquet`` would make `infer` write outside the store.
+
+    The check is on the path as written (normalised, not following symlinks), so a store whose
+    ``shards/`` is a symlink to another disk still works.
+
+    Raises:
+        StoreError: the path is absolute, empty, or leads out of the store.
+
+    >>> store_path("/data/store", "shards/web/a.parquet")
+    '/data/store/shards/web/a.parquet'
+    """
+    from curator.errors import StoreError
+
+    root = os.path.normpath(root)
+    normal = os.path.normpath(os.path.join(root, relative)) if relative else root
+    if (
+        not relative
+        or "\0" in relative
+        or os.path.isabs(relative)
+        or os.path.splitdrive(relative)[0]
+        or normal == root
+        or not normal.startswith(root.rstrip(os.sep) + os.sep)
+    ):
+        raise StoreError(
+            f"the catalog of store `{root}` names the {what} path `{relative}`, which is not "
+            "inside the store: the catalog looks tampered with",
+            "nothing was read or written there; restore `catalog.duckdb` from a backup, or "
+            "check how that row got into the catalog",
+        )
+    return normal
 
 
 def empty_samples_select() -> str:
@@ -260,8 +299,17 @@ def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
 
 
 def rebuild_samples_view(con: duckdb.DuckDBPyConnection) -> None:
-    """Point `samples` at the live shards (inside the caller's transaction)."""
+    """Point `samples` at the live shards (inside the caller's transaction).
+
+    Raises:
+        StoreError: a live shard path leads out of the store (:func:`store_path`; the store is
+            the connection's ``file_search_path``, as :meth:`curator.Store.connect` sets it).
+    """
     paths = [
         row[0] for row in con.execute("SELECT path FROM shards WHERE live ORDER BY path").fetchall()
     ]
+    root = con.execute("SELECT current_setting('file_search_path')").fetchall()[0][0]
+    if root:
+        for path in paths:
+            store_path(root, path)
     con.execute(samples_view_sql(paths))

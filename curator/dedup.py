@@ -20,6 +20,7 @@ transaction.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -34,7 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curator.errors import CuratorError
+from curator.catalog import store_path
+from curator.errors import CuratorError, StoreError
 
 if TYPE_CHECKING:
     import duckdb
@@ -89,14 +91,67 @@ class DedupResult:
         }
 
 
+#: In a run's work directory: the shards it is about to place in the store (relative paths),
+#: written before the first of them, so that what a killed run leaves can be told from anything
+#: else.
+STAGING_RECORD = "writes.json"
+
+
+def record_writes(work: str, run_id: str, shard_paths: list[str]) -> None:
+    """Write the staging record of the run whose work directory is `work`: every shard
+    (relative to the store) it may place. Written whole (temporary name, then rename) before
+    the first of them is created."""
+    path = os.path.join(work, STAGING_RECORD)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump({"run_id": run_id, "shards": sorted(shard_paths)}, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(path + ".tmp", path)
+
+
 def cleanup_interrupted(store: Store) -> None:
-    """Under the write lock: remove what a killed dedup or infer left (temporary index and
-    shard files, work directories); nothing of theirs was ever registered."""
+    """Under the write lock: remove what a killed dedup, infer or assemble left. The shards its
+    staging record lists that the catalog does not register (a killed infer renamed them into
+    place but never committed) go, with their ``.tmp`` and ``.locations.parquet`` files; so do
+    temporary index and shard files, then its work directory. A file no record lists and no
+    ``.tmp`` name marks is never removed: it cannot be proved to be a killed run's."""
+    from curator.shards import LOCATIONS_SUFFIX
+
     staging = os.path.join(store.root, ".staging")
     os.makedirs(staging, exist_ok=True)
-    for name in os.listdir(staging):
-        if name.startswith(("dedup-", "infer-", "assemble-")):
-            shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    killed = sorted(
+        os.path.join(staging, name)
+        for name in os.listdir(staging)
+        if name.startswith(("dedup-", "infer-", "assemble-"))
+    )
+    placed: list[str] = []
+    for work in killed:
+        try:
+            with open(os.path.join(work, STAGING_RECORD), encoding="utf-8") as handle:
+                placed += [str(f) for f in json.load(handle)["shards"]]
+        except FileNotFoundError:
+            continue  # killed before it planned any shard
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"the staging record `{os.path.join(work, STAGING_RECORD)}` of a killed run "
+                f"cannot be read: {exc}",
+                "remove the shards it lists that no catalog row names, then its directory",
+            ) from None
+    if placed:
+        with store.connect(read_only=True) as con:
+            registered = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
+        for relative in sorted(set(placed)):
+            if relative in registered:
+                continue  # the run committed before it was killed: the shard is the store's
+            path = store_path(store.root, relative)
+            leftovers = [path, path + ".tmp"]
+            if path.endswith(".parquet"):
+                leftovers.append(path[: -len(".parquet")] + LOCATIONS_SUFFIX)
+            for leftover in leftovers:
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+    for work in killed:
+        shutil.rmtree(work, ignore_errors=True)
     for top in ("indexes", "shards"):
         for directory, _dirs, files in os.walk(os.path.join(store.root, top)):
             for name in files:
@@ -118,7 +173,7 @@ def _index_files(directory: str) -> list[str]:
 
 def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[str]:
     return [
-        os.path.join(root, row[0])
+        store_path(root, row[0])
         for row in con.execute(
             "SELECT path FROM cat.shards WHERE live AND content_kind = ? ORDER BY path", [kind]
         ).fetchall()

@@ -19,6 +19,7 @@ confidence, run) in one catalog transaction (invariant 1).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -54,6 +55,11 @@ STRENGTH = {
     "detector": 2,
 }
 FIXED = {"declared", "model-lineage"}
+#: Evidence read from the file itself: read again by a later run (with the trust anchors it is
+#: given), it replaces what an earlier run read.
+FILE_EVIDENCE = {"c2pa", "iptc", "generator-metadata"}
+#: PEM file of C2PA trust anchors when `infer` is given none.
+TRUST_ANCHORS_ENV = "CURATOR_C2PA_TRUST_ANCHORS"
 
 
 class InferError(CuratorError):
@@ -68,6 +74,8 @@ class Label:
     evidence: str
     confidence: float
     reason: str
+    #: what the evidence says beyond the label (a C2PA manifest's validation and trust state)
+    detail: dict[str, Any] | None = None
 
 
 @dataclass
@@ -121,6 +129,49 @@ def load_detector(spec: str) -> Callable[[pa.Table], Sequence[float]]:
     return function
 
 
+def load_trust_anchors(path: str | os.PathLike[str] | None) -> str | None:
+    """The PEM text of a C2PA trust-anchor file (`path`, else env ``CURATOR_C2PA_TRUST_ANCHORS``),
+    checked by loading it into c2pa; ``None`` when neither names one.
+
+    Raises:
+        InferError: the file cannot be read, holds no PEM certificate, c2pa rejects it, or
+            c2pa-python is not installed.
+    """
+    if path is None:
+        path = os.environ.get(TRUST_ANCHORS_ENV) or None
+    if path is None:
+        return None
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            anchors = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InferError(
+            f"cannot read the C2PA trust anchors `{path}`: {exc}",
+            f"name a PEM file of CA certificates (--c2pa-trust-anchors or {TRUST_ANCHORS_ENV})",
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in anchors:
+        raise InferError(
+            f"the C2PA trust anchors `{path}` hold no PEM certificate",
+            "give a file of '-----BEGIN CERTIFICATE-----' blocks, e.g. the C2PA trust list",
+        )
+    from curator.signals import c2pa_context
+
+    try:
+        c2pa_context(anchors).close()
+    except ImportError:
+        raise InferError(
+            f"C2PA trust anchors `{path}` were given but c2pa-python is not installed",
+            "pip install 'curator[c2pa]'",
+        ) from None
+    except Exception as exc:
+        raise InferError(
+            f"c2pa cannot load the trust anchors `{path}`: {str(exc).splitlines()[0][:200]}",
+            "give a PEM file of CA certificates",
+        ) from None
+    return anchors
+
+
 def infer(
     store: Store,
     *,
@@ -131,9 +182,16 @@ def infer(
     apply: bool = True,
     lock_timeout: float | None = None,
     progress: bool = False,
+    c2pa_trust_anchors: str | os.PathLike[str] | None = None,
 ) -> InferResult:
     """Infer labels (see the module docstring). With ``apply=False`` (``--report``) nothing
-    changes: the result lists what would be relabelled and every conflict."""
+    changes: the result lists what would be relabelled and every conflict.
+
+    `c2pa_trust_anchors` names a PEM file of CA certificates (default: env
+    ``CURATOR_C2PA_TRUST_ANCHORS``): a C2PA signer that chains to one is trusted. Without a
+    trusted signer a C2PA claim of *real* counts as unsigned IPTC metadata does (confidence
+    0.9); a claim of *generated* counts in full. The trust state is kept in each label event
+    (``evidence_detail``)."""
     from curator import catalog
     from curator.assemble import _Session
     from curator.locking import write_lock
@@ -149,6 +207,7 @@ def infer(
             "e.g. 0.9 (0.5 would label a score that says 'cannot tell')",
         )
     detect = load_detector(detector) if isinstance(detector, str) else detector
+    trust_anchors = load_trust_anchors(c2pa_trust_anchors)
     clock = time.monotonic()
     result = InferResult(new_run_id(), applied=apply)
     with write_lock(store.root, "infer", lock_timeout):
@@ -167,7 +226,8 @@ def infer(
                     "SELECT path FROM cat.shards WHERE live ORDER BY path"
                 ).fetchall()
             ]
-            paths = [os.path.join(store.root, p) for p in snapshot]
+            # a path the catalog holds is resolved inside the store, or the run is refused
+            paths = [catalog.store_path(store.root, p) for p in snapshot]
             if not paths:
                 return result
             con.execute(
@@ -218,11 +278,16 @@ def infer(
                 best = proposals.get(sample_id)
                 if best is not None and STRENGTH[best.evidence] >= STRENGTH[label.evidence]:
                     return
-                if origin != "unknown" and STRENGTH.get(evidence, 0) >= STRENGTH[label.evidence]:
+                reread = evidence == label.evidence and evidence in FILE_EVIDENCE
+                if (
+                    origin != "unknown"
+                    and not reread
+                    and STRENGTH.get(evidence, 0) >= STRENGTH[label.evidence]
+                ):
                     return
                 proposals[sample_id] = label
 
-            _metadata_signals(con, paths, propose, result)
+            _metadata_signals(con, paths, propose, result, trust_anchors)
             # near-duplicates see the labels the file signals just gave (one run settles)
             con.register(
                 "signal_labels",
@@ -261,12 +326,13 @@ def infer(
                     )  # fmt: skip
             if detect is not None:
                 _detector(con, paths, detect, detector_threshold, current, proposals, propose)
-            # only real changes
+            # only real changes (the row is origin, evidence, confidence, shard, row,
+            # generation, model; the stored confidence is a float32)
             changes = {
                 sid: label
                 for sid, label in proposals.items()
-                if (current[sid][0], current[sid][1], current[sid][6])
-                != (label.origin, label.evidence, label.generation)
+                if (current[sid][0], current[sid][1], current[sid][5], current[sid][6])
+                != (label.origin, label.evidence, label.generation, label.model)
                 or abs((current[sid][2] or 0) - label.confidence) > 1e-6
             }
             for sid, label in sorted(changes.items()):
@@ -280,6 +346,7 @@ def infer(
                         "new": {"origin": label.origin, "generation": label.generation, "model": label.model,
                                 "evidence": label.evidence, "confidence": label.confidence},
                         "reason": label.reason,
+                        "detail": label.detail,
                     }
                 )  # fmt: skip
             result.relabelled = len(changes)
@@ -298,8 +365,13 @@ def _metadata_signals(
     paths: list[str],
     propose: Callable[[str, Label], None],
     result: InferResult,
+    trust_anchors: str | None = None,
 ) -> None:
+    from functools import partial
+
     from curator.signals import read_signals, strongest
+
+    read = partial(read_signals, c2pa_trust_anchors=trust_anchors)
 
     columns = {
         row[0]
@@ -317,7 +389,7 @@ def _metadata_signals(
         for batch in reader:
             ids = batch.column("sample_id").to_pylist()
             for sample_id, (signals, error) in zip(
-                ids, pool.map(read_signals, batch.column("image").to_pylist()), strict=True
+                ids, pool.map(read, batch.column("image").to_pylist()), strict=True
             ):
                 if error:
                     result.unreadable += 1
@@ -328,10 +400,13 @@ def _metadata_signals(
                         result.problems.append({"sample_id": sample_id, "reason": bad.reason})
                 signal = strongest(signals)
                 if signal is not None:
+                    generation = signal.generation
+                    if generation is None:
+                        generation = 1 if signal.origin == "synthetic" else 0
                     propose(
                         sample_id,
-                        Label(signal.origin, 1 if signal.origin == "synthetic" else 0, None,
-                              signal.evidence, signal.confidence, signal.reason),
+                        Label(signal.origin, generation, None, signal.evidence,
+                              signal.confidence, signal.reason, signal.detail),
                     )  # fmt: skip
 
 
@@ -452,6 +527,7 @@ def _apply(
 ) -> None:
     """New shards for every shard with a change, then one transaction switches them."""
     from curator import __version__, catalog
+    from curator.dedup import record_writes
     from curator.shards import (
         WrittenShard,
         composition_of,
@@ -459,21 +535,28 @@ def _apply(
         sha256_file,
         write_options,
     )
+    from curator.store import _crash_point
 
     by_shard: dict[int, dict[int, Label]] = {}
     for sid, label in changes.items():
         _origin, _evidence, _conf, shard, row, *_ = current[sid]
         by_shard.setdefault(int(shard), {})[int(row)] = label
+    planned: dict[int, str] = {}  # shard index → new relative path
+    for shard_index in sorted(by_shard):
+        old_relative = snapshot[shard_index]
+        stem = os.path.basename(old_relative)[: -len(".parquet")].split("~")[0]
+        planned[shard_index] = os.path.join(
+            os.path.dirname(old_relative), f"{stem}~{result.run_id}.parquet"
+        )
+    # Before any file is written: the next writer removes exactly these if this run is killed.
+    record_writes(work, result.run_id, list(planned.values()))
     written: list[tuple[str, str, WrittenShard]] = []  # (old path, new relative path, shard)
     try:
         for shard_index, rows in sorted(by_shard.items()):
             old_relative = snapshot[shard_index]
-            old_path = os.path.join(store.root, old_relative)
-            stem = os.path.basename(old_relative)[: -len(".parquet")].split("~")[0]
-            new_relative = os.path.join(
-                os.path.dirname(old_relative), f"{stem}~{result.run_id}.parquet"
-            )
-            new_path = os.path.join(store.root, new_relative)
+            old_path = catalog.store_path(store.root, old_relative)
+            new_relative = planned[shard_index]
+            new_path = catalog.store_path(store.root, new_relative)
             parquet = pq.ParquetFile(old_path)
             schema = parquet.schema_arrow
             content_kind = "image" if "image" in schema.names else "text"
@@ -504,6 +587,7 @@ def _apply(
             if os.path.exists(sidecar):
                 shutil.copyfile(sidecar, new_path[: -len(".parquet")] + ".locations.parquet")
             written.append((old_relative, new_relative, shard))
+        _crash_point("infer-written")
         now = datetime.now(UTC)
         with store.connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
@@ -524,13 +608,23 @@ def _apply(
                             for key in ("origin", "generation", "model", "evidence", "confidence")
                         },
                         "reason": [c["reason"] for c in result.changes],
+                        "evidence_detail": pa.array(
+                            [
+                                json.dumps(c["detail"], sort_keys=True) if c["detail"] else None
+                                for c in result.changes
+                            ],
+                            pa.string(),
+                        ),
                     }
                 )
                 con.register("new_events", events)
                 con.execute(
-                    "INSERT INTO label_events SELECT run_id, sample_id, old_origin, old_generation, "
+                    "INSERT INTO label_events (run_id, sample_id, old_origin, old_generation, "
                     "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
-                    "new_evidence, new_confidence, reason, ? FROM new_events",
+                    "new_evidence, new_confidence, reason, created_at, evidence_detail) "
+                    "SELECT run_id, sample_id, old_origin, old_generation, "
+                    "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
+                    "new_evidence, new_confidence, reason, ?, evidence_detail::JSON FROM new_events",
                     [now],
                 )
                 con.unregister("new_events")
@@ -552,6 +646,7 @@ def _apply(
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        _crash_point("infer-committed")
         result.shards_rewritten = len(written)
     except BaseException:
         for _old, _new, shard in written:

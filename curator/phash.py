@@ -47,13 +47,17 @@ def phash_image(image: object) -> int:
 
 
 def phash_bytes(data: bytes | None) -> int | None:
-    """The pHash of encoded image bytes; ``None`` if they do not decode."""
+    """The pHash of encoded image bytes (the first frame of an animated image); ``None`` if they
+    do not decode."""
     from PIL import Image
+
+    from curator.readers.images import without_png_text
 
     if not data:
         return None
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # Text chunks are no pixels; Pillow would refuse a PNG whose workflow inflates past 1 MB.
+        with Image.open(io.BytesIO(without_png_text(data))) as image:
             image.load()
             return phash_image(image)
     except Exception:

@@ -442,11 +442,13 @@ class Store:
         apply: bool = True,
         lock_timeout: float | None = None,
         progress: bool = False,
+        c2pa_trust_anchors: str | os.PathLike[str] | None = None,
     ) -> InferResult:
         """Label samples of unknown origin from the signals they carry (C2PA, IPTC, generator
         metadata), their near-duplicates, a time prior (`cutoff`, default 2022-11-30) and an
         optional detector; report conflicts with declared labels. ``apply=False`` changes
-        nothing. See :mod:`curator.infer`."""
+        nothing. `c2pa_trust_anchors`: a PEM file of trusted C2PA signers' CAs (default: env
+        ``CURATOR_C2PA_TRUST_ANCHORS``). See :mod:`curator.infer`."""
         from curator.infer import DEFAULT_CUTOFF, infer
 
         return infer(
@@ -458,6 +460,7 @@ class Store:
             apply=apply,
             lock_timeout=lock_timeout,
             progress=progress,
+            c2pa_trust_anchors=c2pa_trust_anchors,
         )
 
     def contamination(self, source: str) -> dict[str, Any]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -409,3 +412,231 @@ def test_near_dedup_assembly_follows_labels_changed_after_dedup(tmp_path, monkey
     manifest = store.assemble(curator.Policy.from_dict(policy), tmp_path / "out")
     assert manifest.rows == 10
     assert manifest.data["composition"]["overall"]["by_source"] == {"b": {"rows": 10, "units": 10}}
+
+
+# -- paths read from the catalog stay inside the store ----------------------------------------
+
+
+def _old_text_store(tmp_path: Path, write_jsonl) -> curator.Store:
+    """A store with one unknown sample that the time prior relabels (so infer writes a shard)."""
+    store = curator.init_store(tmp_path / "store")
+    store.ingest(
+        [write_jsonl("old.jsonl", [{"text": "written long ago", "id": "a"}])],
+        source="old", origin="unknown", collected_at=date(2019, 1, 1),
+    )  # fmt: skip
+    return store
+
+
+@pytest.mark.parametrize("form", ["dotdot", "absolute"])
+def test_a_tampered_shard_path_is_refused_not_written(tmp_path, write_jsonl, form):
+    import duckdb
+
+    from curator.errors import StoreError
+
+    store = _old_text_store(tmp_path, write_jsonl)
+    (shard,) = store.live_shards()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(Path(store.root) / shard["path"], outside / "x.parquet")
+    path = "../outside/x.parquet" if form == "dotdot" else str(outside / "x.parquet")
+    with duckdb.connect(store.catalog_path) as con:
+        con.execute("UPDATE shards SET path = ?", [path])
+    for run in (store.infer, store.dedup):
+        with pytest.raises(StoreError) as caught:
+            run()
+        assert caught.value.message == (
+            f"the catalog of store `{store.root}` names the shard path `{path}`, which is not "
+            "inside the store: the catalog looks tampered with"
+        )
+    assert sorted(p.name for p in outside.iterdir()) == ["x.parquet"]  # nothing written there
+    assert store.sql("SELECT count(*) AS n FROM label_events").to_pylist() == [{"n": 0}]
+
+
+# -- a killed infer: the next writer removes exactly what it wrote ------------------------------
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-m", "curator", *args],
+        env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+
+
+def _shard_files(store: curator.Store) -> list[str]:
+    shards = Path(store.root) / "shards"
+    return sorted(str(p.relative_to(store.root)) for p in shards.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("next_command", ["infer", "dedup"])
+def test_a_killed_infer_leaves_shards_that_the_next_writer_removes(
+    tmp_path, write_jsonl, next_command
+):
+    store = _old_text_store(tmp_path, write_jsonl)
+    (original,) = [s["path"] for s in store.live_shards()]
+    # a file in the store that no curator run can be shown to have written is left alone
+    stranger = Path(store.root) / "shards" / "old" / "kept-by-hand.parquet"
+    stranger.write_bytes(b"not curator's")
+    killed = _run_cli("infer", "--store", store.root, env={"CURATOR_CRASH_AT": "infer-written"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (orphan,) = set(_shard_files(store)) - {original, "shards/old/kept-by-hand.parquet"}
+    assert orphan.startswith(original[: -len(".parquet")] + "~")
+    assert [s["path"] for s in store.live_shards()] == [original]  # nothing committed
+    (work,) = (Path(store.root) / ".staging").iterdir()
+    assert json.loads((work / "writes.json").read_text())["shards"] == [orphan]
+    if next_command == "infer":
+        result = store.infer()
+        assert result.relabelled == 1
+        (live,) = [s["path"] for s in store.live_shards()]
+        assert _shard_files(store) == sorted([original, live, "shards/old/kept-by-hand.parquet"])
+    else:
+        store.dedup()
+        assert _shard_files(store) == [original, "shards/old/kept-by-hand.parquet"]
+    assert orphan not in _shard_files(store)
+    assert list((Path(store.root) / ".staging").iterdir()) == []
+
+
+def test_a_kill_after_the_infer_commit_keeps_its_shards(tmp_path, write_jsonl):
+    store = _old_text_store(tmp_path, write_jsonl)
+    killed = _run_cli("infer", "--store", store.root, env={"CURATOR_CRASH_AT": "infer-committed"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (live,) = [s["path"] for s in store.live_shards()]
+    assert "~" in live and live in _shard_files(store)
+    assert store.infer().relabelled == 0  # the run was complete; its shard stays
+    assert [s["path"] for s in store.live_shards()] == [live] and live in _shard_files(store)
+    assert list((Path(store.root) / ".staging").iterdir()) == []
+
+
+# -- C2PA: ingredients give depth; only trusted signers make a claim of real strong ---------------
+
+
+def _c2pa_sign(source: bytes, source_type: str, parent: bytes | None = None) -> bytes:
+    """A JPEG signed with the c2pa-python test certificate (a signer no trust list knows)."""
+    c2pa = pytest.importorskip("c2pa")
+    keys = FIXTURES / "c2pa"
+    signer = c2pa.Signer.from_info(
+        c2pa.C2paSignerInfo(
+            b"es256",
+            (keys / "es256_certs.pem").read_bytes(),
+            (keys / "es256_private.key").read_bytes(),
+            None,
+        )
+    )
+    action: dict = {"action": "c2pa.created", "digitalSourceType": IPTC + source_type}
+    if parent is not None:
+        action.update(action="c2pa.opened", parameters={"ingredientIds": ["parent"]})
+    builder = c2pa.Builder(
+        {
+            "claim_generator_info": [{"name": "curator-tests", "version": "1"}],
+            "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}],
+        }
+    )
+    if parent is not None:
+        builder.add_ingredient(
+            {"title": "parent.jpg", "relationship": "parentOf", "label": "parent"},
+            "image/jpeg",
+            io.BytesIO(parent),
+        )
+    out = io.BytesIO()
+    builder.sign(signer, "image/jpeg", io.BytesIO(source), out)
+    return out.getvalue()
+
+
+def _trust_anchor(tmp_path: Path) -> Path:
+    """The CA of the test signer (the second certificate of its chain) as a trust-anchor file."""
+    chain = (FIXTURES / "c2pa" / "es256_certs.pem").read_text()
+    ca = "-----BEGIN CERTIFICATE-----" + chain.split("-----BEGIN CERTIFICATE-----")[2]
+    path = tmp_path / "anchors.pem"
+    path.write_text(ca)
+    return path
+
+
+def test_c2pa_parent_ingredients_give_generation_depth(tmp_path):
+    plain = (FIXTURES / "c2pa" / "A.jpg").read_bytes()
+    first = _c2pa_sign(plain, "trainedAlgorithmicMedia")
+    second = _c2pa_sign(plain, "trainedAlgorithmicMedia", parent=first)
+    third = _c2pa_sign(plain, "trainedAlgorithmicMedia", parent=second)
+    from_photo = _c2pa_sign(
+        plain, "trainedAlgorithmicMedia", parent=_c2pa_sign(plain, "digitalCapture")
+    )
+    depths = {}
+    for name, data in (("1", first), ("2", second), ("3", third), ("photo", from_photo)):
+        (signal,) = read_signals(data)[0]
+        assert (signal.evidence, signal.origin, signal.confidence) == ("c2pa", "synthetic", 0.99)
+        depths[name] = (signal.generation, signal.reason)
+    base = "C2PA manifest (Valid, untrusted signer): trainedAlgorithmicMedia"
+    assert depths == {
+        "1": (1, base),
+        "2": (2, base + "; generation 2 from C2PA-generated parent ingredients"),
+        "3": (3, base + "; generation 3 from C2PA-generated parent ingredients"),
+        "photo": (1, base),  # a generated edit of a capture is one generation deep
+    }
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "second.jpg").write_bytes(second)
+    store = curator.init_store(tmp_path / "store")
+    store.ingest([folder], source="crawl", origin="unknown")
+    assert store.infer().relabelled == 1
+    assert store.sql("SELECT origin, generation, origin_evidence FROM samples").to_pylist() == [
+        {"origin": "synthetic", "generation": 2, "origin_evidence": "c2pa"}
+    ]
+    assert store.infer().relabelled == 0
+
+
+def test_a_claim_of_real_counts_fully_only_from_a_trusted_signer(tmp_path, runner, monkeypatch):
+    monkeypatch.delenv("CURATOR_C2PA_TRUST_ANCHORS", raising=False)
+    plain = (FIXTURES / "c2pa" / "A.jpg").read_bytes()
+    (signal,) = read_signals(_c2pa_sign(plain, "digitalCapture"))[0]
+    assert (signal.origin, signal.confidence) == ("real", 0.9)  # as much as unsigned IPTC
+    assert signal.reason == (
+        "C2PA manifest (Valid, untrusted signer): digitalCapture; a claim of real from an "
+        "untrusted signer counts as unsigned metadata (load trust anchors with --c2pa-trust-anchors)"
+    )
+    assert signal.detail["trust"] == "untrusted"
+    anchors = _trust_anchor(tmp_path)
+    (trusted,) = read_signals(
+        _c2pa_sign(plain, "digitalCapture"), c2pa_trust_anchors=anchors.read_text()
+    )[0]
+    assert (trusted.origin, trusted.confidence, trusted.detail["trust"]) == (
+        "real",
+        0.99,
+        "trusted",
+    )
+    assert trusted.reason == "C2PA manifest (Trusted, trusted signer): digitalCapture"
+    # a claim of generated from an untrusted signer stays strong
+    (generated,) = read_signals((FIXTURES / "c2pa" / "C.jpg").read_bytes())[0]
+    assert (generated.origin, generated.confidence) == ("synthetic", 0.99)
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(_c2pa_sign(plain, "digitalCapture"))
+    store = curator.init_store(tmp_path / "store")
+    store.ingest([folder], source="crawl", origin="unknown")
+    first = store.infer()
+    assert [c["new"]["confidence"] for c in first.changes] == [0.9]
+    # the same file read again with trust anchors (the env var): the claim now counts fully
+    env = {"CURATOR_STORE": store.root, "CURATOR_C2PA_TRUST_ANCHORS": str(anchors)}
+    report = invoke(runner, "infer", "--report", "--json", env=env)
+    assert [c["new"]["confidence"] for c in json.loads(report.output)["changes"]] == [0.99]
+    assert store.infer(c2pa_trust_anchors=anchors).relabelled == 1
+    events = store.sql(
+        "SELECT new_origin, round(new_confidence, 2) AS c, evidence_detail->>'trust' AS trust, "
+        "evidence_detail->>'validation_state' AS state FROM label_events ORDER BY created_at"
+    ).to_pylist()
+    assert events == [
+        {"new_origin": "real", "c": 0.9, "trust": "untrusted", "state": "Valid"},
+        {"new_origin": "real", "c": 0.99, "trust": "trusted", "state": "Trusted"},
+    ]
+    from curator.cli import cli
+
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    result = runner.invoke(
+        cli,
+        ["infer", "--c2pa-trust-anchors", str(bad)],
+        env={"CURATOR_STORE": store.root},
+    )
+    assert result.exit_code == 1
+    assert f"the C2PA trust anchors `{bad}` hold no PEM certificate" in result.output

@@ -41,6 +41,15 @@ from curator.cli.store import _Date, _open, store_option
     help="Scores at or above it label synthetic, at or below 1 − it label real.",
 )
 @click.option(
+    "--c2pa-trust-anchors",
+    metavar="PEM",
+    envvar="CURATOR_C2PA_TRUST_ANCHORS",
+    type=click.Path(dir_okay=False),
+    help="PEM file of CA certificates whose C2PA signers are trusted (env "
+    "CURATOR_C2PA_TRUST_ANCHORS). Without a trusted signer a C2PA claim of real counts as "
+    "unsigned IPTC metadata; a claim of generated counts in full.",
+)
+@click.option(
     "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -51,6 +60,7 @@ def infer_command(
     time_prior_confidence: float,
     detector: str | None,
     detector_threshold: float,
+    c2pa_trust_anchors: str | None,
     lock_timeout: float | None,
     as_json: bool,
 ) -> None:
@@ -68,6 +78,7 @@ def infer_command(
     Examples:
       curator infer --report
       curator infer --cutoff 2022-11-30 --detector mydetect:score
+      curator infer --c2pa-trust-anchors c2pa-trust-anchors.pem
       curator sql "SELECT * FROM label_events ORDER BY created_at DESC LIMIT 20"
     """
     from curator.output import render_table, to_json
@@ -79,6 +90,7 @@ def infer_command(
         detector_threshold=detector_threshold,
         apply=not report,
         lock_timeout=lock_timeout,
+        c2pa_trust_anchors=c2pa_trust_anchors,
     )
     if as_json:
         click.echo(to_json(result.to_json()))
