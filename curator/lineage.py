@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from curator import __version__
-from curator.catalog import sql_literal
+from curator.catalog import sql_literal, store_path
 from curator.errors import CuratorError
 from curator.schema import MAX_GENERATION
 
@@ -402,7 +402,7 @@ def _manifest_of_store(store: Store, ident: str) -> Manifest:
             "pass the manifest id instead",
         )
     (row,) = matches.values()
-    return Manifest.load(os.path.join(store.root, row["manifest_path"]))
+    return Manifest.load(store_path(store.root, row["manifest_path"], "manifest"))
 
 
 def _deepest_used_generation(store: Store, manifest_id: str, overall: dict[str, Any]) -> int | None:
@@ -470,7 +470,9 @@ def _stale_manifests(con: duckdb.DuckDBPyConnection, root: str) -> list[tuple[st
     for (manifest_id,) in con.execute(
         "SELECT DISTINCT manifest_id FROM usage WHERE sample_id IS NULL ORDER BY 1"
     ).fetchall():
-        selection = os.path.join(root, "manifests", manifest_id, "selection.parquet")
+        selection = os.path.join(
+            store_path(root, f"manifests/{manifest_id}", "manifest"), "selection.parquet"
+        )
         if os.path.exists(selection):
             stale.append((manifest_id, selection))
     return stale
@@ -650,9 +652,8 @@ class _Walker:
         if not rows:
             return LineageNode("manifest", manifest_id, f"manifest {manifest_id} (missing)", {})
         row = rows[0]
-        import os
 
-        manifest = Manifest.load(os.path.join(self.store.root, row["manifest_path"]))
+        manifest = Manifest.load(store_path(self.store.root, row["manifest_path"], "manifest"))
         overall = manifest.data["composition"]["overall"]
         fractions, by_generation = _composition_fractions(overall)
         label = (
@@ -769,7 +770,6 @@ def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
     generation) and unknown in the policy's unit, the deepest generation, the models trained on
     it (with the metrics they were registered with), and each policy constraint with its bound,
     the achieved value, whether it held and the margin (positive: room to spare)."""
-    import os
 
     from curator.manifest import Manifest
 
@@ -792,7 +792,7 @@ def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
             models_by_manifest.setdefault(model.trained_on, []).append(model)
     entries = []
     for row in rows:
-        manifest = Manifest.load(os.path.join(store.root, row["manifest_path"]))
+        manifest = Manifest.load(store_path(store.root, row["manifest_path"], "manifest"))
         overall = manifest.data["composition"]["overall"]
         fractions, by_generation = _composition_fractions(overall)
         entries.append(

@@ -616,3 +616,22 @@ def test_models_keep_the_metrics_they_were_registered_with(runner, tmp_path):
     with pytest.raises(ModelError, match=r"metric `flag` is True, not a finite number"):
         store.register_model("y", generation=0, metrics={"flag": True})
     assert [m.name for m in store.models()] == ["m", "n"]  # the refused ones were not registered
+
+
+def test_a_tampered_manifest_path_is_refused(tmp_path):
+    import duckdb
+
+    from curator.errors import StoreError
+
+    store = _loop_store(tmp_path)
+    store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
+    with duckdb.connect(store.catalog_path) as con:
+        con.execute("UPDATE manifests SET manifest_path = '../elsewhere/manifest.json'")
+    for call in (lambda: store.register_model("x", trained_on="m1"), lambda: store.lineage("m1")):
+        with pytest.raises(StoreError) as caught:
+            call()
+        assert caught.value.message == (
+            f"the catalog of store `{store.root}` names the manifest path "
+            "`../elsewhere/manifest.json`, which is not inside the store: the catalog looks "
+            "tampered with"
+        )
