@@ -176,6 +176,8 @@ class Manifest:
 
     data: dict[str, Any]
     path: Path | None = None
+    #: What happened beyond the usual, for people (e.g. an interrupted assembly was completed).
+    note: str | None = None
 
     @property
     def manifest_id(self) -> str:

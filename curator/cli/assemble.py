@@ -81,6 +81,8 @@ def assemble_command(
     if as_json:
         click.echo(json.dumps(manifest.data, indent=2))
         return
+    if manifest.note:
+        click.echo(f"note: {manifest.note}")
     click.echo(_summary(manifest.data))
 
 
