@@ -2,8 +2,10 @@
 
 1. Candidates (DuckDB, out of core): every live sample with its category — fresh real, used real,
    synthetic or unknown (a label below `min_origin_confidence` counts as unknown) — its size in
-   the policy's unit, and its rank: md5 of the seed and its `content_hash`, so the selection
-   depends only on the content and the seed (invariant 5). Exact duplicates collapse to the most
+   the policy's unit, and its rank: md5 of the seed, the number of earlier manifests that count
+   as used (so later sets of a lineage do not take the same used-real, synthetic and unknown rows
+   again; :func:`_rank_salt`) and its `content_hash`, so the selection depends only on the
+   content, the seed and the store's manifests (invariant 5). Exact duplicates collapse to the most
    trustworthy copy; synthetic samples deeper than `max_generation` are left out.
 2. The plan (:mod:`curator.planner`): exact amounts per (category, source, generation).
 3. Selection: in each cell, the first samples by rank until the cell's amount is reached (with
@@ -87,11 +89,15 @@ class Assembly:
             planned = p.amounts.get(cell, 0)
             rows.append(
                 (
-                    cell.category.replace("_", " "),
-                    "-" if cell.generation is None else cell.generation,
+                    POOL_LABELS[cell.category],
+                    "0"
+                    if cell.category in ("fresh_real", "used_real")
+                    else "-"
+                    if cell.generation is None
+                    else str(cell.generation),
                     cell.source,
-                    pool.units,
-                    planned,
+                    f"{pool.units:,}",
+                    f"{planned:,}",
                     f"{100 * planned / p.total:.1f}%" if p.total else "-",
                 )
             )
@@ -116,16 +122,48 @@ class Assembly:
             ),
             default=0,
         )
+        # The lowest confidence among the candidates of the planned pools: the chosen samples'
+        # lowest is at least this (and every one counted as real or synthetic meets the floor).
+        lowest = min(
+            (
+                pool.lowest_confidence
+                for cell, pool in p.available.items()
+                if p.amounts.get(cell) and cell.category != "unknown"
+                if pool.lowest_confidence is not None
+            ),
+            default=1.0,
+        )
         for item in constraint_report(
-            self.policy, _plan_amounts(p), p.total, deepest_generation=deepest
+            self.policy,
+            _plan_amounts(p),
+            p.total,
+            deepest_generation=deepest,
+            lowest_confidence=lowest,
         ):
-            achieved = (
-                f"{item['achieved']}" if item["kind"] == "generation" else f"{item['achieved']:.4f}"
-            )
-            lines.append(
-                f"  {item['name']:<28} {item['relation']} {item['bound']:<8g} achieved {achieved}  {'ok' if item['held'] else 'VIOLATED'}"
-            )
+            lines.append(format_constraint_line(item))
         return "\n".join(lines)
+
+
+#: How pools (categories) are named in printed output.
+POOL_LABELS = {
+    "fresh_real": "fresh real",
+    "used_real": "used real",
+    "synthetic": "synthetic",
+    "unknown": "unknown",
+    "not_real": "not real (synthetic + unknown)",
+}
+
+
+def format_constraint_line(item: dict[str, Any], width: int = 8) -> str:
+    """One constraint of a report as an aligned line: name, bound, what was achieved, ok."""
+    relation = item.get("relation") or (">=" if item["name"].startswith("min") else "<=")
+    achieved = (
+        f"{item['achieved']}" if item.get("kind") == "generation" else f"{item['achieved']:.4f}"
+    )
+    return (
+        f"  {item['name']:<28} {relation} {item['bound']:<{width}g} achieved {achieved}  "
+        f"{'ok' if item['held'] else 'VIOLATED'}"
+    )
 
 
 def _plan_amounts(p: Plan) -> dict[str, int]:
@@ -467,7 +505,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
                             WHEN origin = 'real' THEN 'used_real'
                             WHEN origin = 'synthetic' THEN 'synthetic'
                             ELSE 'unknown' END AS category,
-                       md5_number('{int(policy.seed)}:' || content_hash) AS rank
+                       md5_number('{_rank_salt(policy.seed, len(used))}' || content_hash) AS rank
                 FROM kept
             ) WHERE {max_generation}
             """,
@@ -479,11 +517,13 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             con.execute("DROP TABLE repeated")
         con.execute("DROP TABLE raw")
     available: dict[Cell, Pool] = {}
-    for category, source, generation, rows, units in con.execute(
-        "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size) FROM pool GROUP BY ALL ORDER BY ALL"
+    least = "min(origin_confidence)" if confidence_column else "NULL::DOUBLE"
+    for category, source, generation, rows, units, lowest in con.execute(
+        "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size), "
+        f"{least} FROM pool GROUP BY category, source, g ORDER BY ALL"
     ).fetchall():
         available[Cell(category, source, None if generation is None else int(generation))] = Pool(
-            int(rows), int(units or 0)
+            int(rows), int(units or 0), None if lowest is None else float(lowest)
         )
     candidates = sum(p.rows for p in available.values())
     result = plan(policy, available)
@@ -495,6 +535,15 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         snapshot=snapshot,
         candidates=candidates,
     )
+
+
+def _rank_salt(seed: int, earlier: int) -> str:
+    """What the content hash is ranked with: the seed, and the number of earlier manifests that
+    count as used. Without the count, every set of a lineage would take the same used-real,
+    synthetic and unknown rows (the first by rank); with it, each set draws them afresh, and the
+    same store, policy and seed still give the same selection (the count is part of the store's
+    state). The first set of a lineage ranks by the seed alone."""
+    return f"{int(seed)}:" if earlier == 0 else f"{int(seed)}:{earlier}:"
 
 
 def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> list[int]:
@@ -1121,6 +1170,15 @@ def _compositions(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[
     for target in (overall, *shards.values()):  # keys in a stable order
         for name in _BREAKDOWNS:
             target[name] = dict(sorted(target[name].items()))
+    order = " ".join(f"WHEN '{cat}' THEN {i}" for i, cat in enumerate(CATEGORIES))
+    overall["cells"] = [
+        {"pool": category, "generation": generation, "source": source, "rows": int(n), "units": int(units or 0)}
+        for _o, category, generation, source, n, units in con.execute(
+            f"SELECT CASE category {order} END, category, "
+            "CASE WHEN category IN ('fresh_real', 'used_real') THEN 0 WHEN category = 'synthetic' THEN generation END AS g, "
+            "source, count(*), sum(size) FROM chosen GROUP BY ALL ORDER BY 1, 3 NULLS LAST, 4"
+        ).fetchall()
+    ]  # fmt: skip
     return overall, [shards[i] for i in sorted(shards)]
 
 

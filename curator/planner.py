@@ -43,8 +43,12 @@ class Cell:
 
 @dataclass
 class Pool:
+    """What one cell holds: rows, and units (in the policy's unit). `lowest_confidence`: the
+    lowest origin confidence among them, when the policy sets `min_origin_confidence`."""
+
     rows: int
     units: int
+    lowest_confidence: float | None = None
 
 
 @dataclass
