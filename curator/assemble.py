@@ -20,7 +20,8 @@
 5. Output: Parquet (or JSON Lines) shards and `manifest.json`, written under a temporary name and
    renamed. The wide rows are never sorted whole: they are read in storage order, spilled per
    output shard, and each shard is ordered on its own. The usage ledger is committed in the same
-   catalog transaction as the manifest.
+   catalog transaction as the manifest, before the files are moved into place; a run killed at
+   any point is finished by running the same command again (:func:`assemble`).
 """
 
 from __future__ import annotations
