@@ -2,8 +2,10 @@
 
 1. Candidates (DuckDB, out of core): every live sample with its category — fresh real, used real,
    synthetic or unknown (a label below `min_origin_confidence` counts as unknown) — its size in
-   the policy's unit, and its rank: md5 of the seed and its `content_hash`, so the selection
-   depends only on the content and the seed (invariant 5). Exact duplicates collapse to the most
+   the policy's unit, and its rank: md5 of the seed, the number of earlier manifests that count
+   as used (so later sets of a lineage do not take the same used-real, synthetic and unknown rows
+   again; :func:`_rank_salt`) and its `content_hash`, so the selection depends only on the
+   content, the seed and the store's manifests (invariant 5). Exact duplicates collapse to the most
    trustworthy copy; synthetic samples deeper than `max_generation` are left out.
 2. The plan (:mod:`curator.planner`): exact amounts per (category, source, generation).
 3. Selection: in each cell, the first samples by rank until the cell's amount is reached (with
@@ -18,7 +20,8 @@
 5. Output: Parquet (or JSON Lines) shards and `manifest.json`, written under a temporary name and
    renamed. The wide rows are never sorted whole: they are read in storage order, spilled per
    output shard, and each shard is ordered on its own. The usage ledger is committed in the same
-   catalog transaction as the manifest.
+   catalog transaction as the manifest, before the files are moved into place; a run killed at
+   any point is finished by running the same command again (:func:`assemble`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from curator import __version__
 from curator.errors import CuratorError, InputError
 from curator.manifest import MANIFEST_FILE, MANIFEST_VERSION, Manifest, validate_manifest
 from curator.planner import CATEGORIES, Cell, Plan, Pool, plan
-from curator.policy import Policy, PolicyError
+from curator.policy import Policy, PolicyError, check_sources
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -87,11 +90,15 @@ class Assembly:
             planned = p.amounts.get(cell, 0)
             rows.append(
                 (
-                    cell.category.replace("_", " "),
-                    "-" if cell.generation is None else cell.generation,
+                    POOL_LABELS[cell.category],
+                    "0"
+                    if cell.category in ("fresh_real", "used_real")
+                    else "-"
+                    if cell.generation is None
+                    else str(cell.generation),
                     cell.source,
-                    pool.units,
-                    planned,
+                    f"{pool.units:,}",
+                    f"{planned:,}",
                     f"{100 * planned / p.total:.1f}%" if p.total else "-",
                 )
             )
@@ -116,16 +123,48 @@ class Assembly:
             ),
             default=0,
         )
+        # The lowest confidence among the candidates of the planned pools: the chosen samples'
+        # lowest is at least this (and every one counted as real or synthetic meets the floor).
+        lowest = min(
+            (
+                pool.lowest_confidence
+                for cell, pool in p.available.items()
+                if p.amounts.get(cell) and cell.category != "unknown"
+                if pool.lowest_confidence is not None
+            ),
+            default=1.0,
+        )
         for item in constraint_report(
-            self.policy, _plan_amounts(p), p.total, deepest_generation=deepest
+            self.policy,
+            _plan_amounts(p),
+            p.total,
+            deepest_generation=deepest,
+            lowest_confidence=lowest,
         ):
-            achieved = (
-                f"{item['achieved']}" if item["kind"] == "generation" else f"{item['achieved']:.4f}"
-            )
-            lines.append(
-                f"  {item['name']:<28} {item['relation']} {item['bound']:<8g} achieved {achieved}  {'ok' if item['held'] else 'VIOLATED'}"
-            )
+            lines.append(format_constraint_line(item))
         return "\n".join(lines)
+
+
+#: How pools (categories) are named in printed output.
+POOL_LABELS = {
+    "fresh_real": "fresh real",
+    "used_real": "used real",
+    "synthetic": "synthetic",
+    "unknown": "unknown",
+    "not_real": "not real (synthetic + unknown)",
+}
+
+
+def format_constraint_line(item: dict[str, Any], width: int = 8) -> str:
+    """One constraint of a report as an aligned line: name, bound, what was achieved, ok."""
+    relation = item.get("relation") or (">=" if item["name"].startswith("min") else "<=")
+    achieved = (
+        f"{item['achieved']}" if item.get("kind") == "generation" else f"{item['achieved']:.4f}"
+    )
+    return (
+        f"  {item['name']:<28} {relation} {item['bound']:<{width}g} achieved {achieved}  "
+        f"{'ok' if item['held'] else 'VIOLATED'}"
+    )
 
 
 def _plan_amounts(p: Plan) -> dict[str, int]:
@@ -348,6 +387,13 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             "SELECT path, rows, sha256 FROM cat.shards WHERE live ORDER BY path"
         ).fetchall()
     ]
+    check_sources(
+        policy,
+        [
+            row[0]
+            for row in con.execute("SELECT DISTINCT source FROM cat.shards WHERE live").fetchall()
+        ],
+    )
     used = _used_manifests(con, policy, given_lineage)
     c = policy.constraints
     if used:
@@ -460,7 +506,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
                             WHEN origin = 'real' THEN 'used_real'
                             WHEN origin = 'synthetic' THEN 'synthetic'
                             ELSE 'unknown' END AS category,
-                       md5_number('{int(policy.seed)}:' || content_hash) AS rank
+                       md5_number('{_rank_salt(policy.seed, len(used))}' || content_hash) AS rank
                 FROM kept
             ) WHERE {max_generation}
             """,
@@ -472,11 +518,13 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
             con.execute("DROP TABLE repeated")
         con.execute("DROP TABLE raw")
     available: dict[Cell, Pool] = {}
-    for category, source, generation, rows, units in con.execute(
-        "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size) FROM pool GROUP BY ALL ORDER BY ALL"
+    least = "min(origin_confidence)" if confidence_column else "NULL::DOUBLE"
+    for category, source, generation, rows, units, lowest in con.execute(
+        "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size), "
+        f"{least} FROM pool GROUP BY category, source, g ORDER BY ALL"
     ).fetchall():
         available[Cell(category, source, None if generation is None else int(generation))] = Pool(
-            int(rows), int(units or 0)
+            int(rows), int(units or 0), None if lowest is None else float(lowest)
         )
     candidates = sum(p.rows for p in available.values())
     result = plan(policy, available)
@@ -488,6 +536,15 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         snapshot=snapshot,
         candidates=candidates,
     )
+
+
+def _rank_salt(seed: int, earlier: int) -> str:
+    """What the content hash is ranked with: the seed, and the number of earlier manifests that
+    count as used. Without the count, every set of a lineage would take the same used-real,
+    synthetic and unknown rows (the first by rank); with it, each set draws them afresh, and the
+    same store, policy and seed still give the same selection (the count is part of the store's
+    state). The first set of a lineage ranks by the seed alone."""
+    return f"{int(seed)}:" if earlier == 0 else f"{int(seed)}:{earlier}:"
 
 
 def _select(con: duckdb.DuckDBPyConnection, assembly: Assembly) -> list[int]:
@@ -1114,6 +1171,15 @@ def _compositions(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Any], list[
     for target in (overall, *shards.values()):  # keys in a stable order
         for name in _BREAKDOWNS:
             target[name] = dict(sorted(target[name].items()))
+    order = " ".join(f"WHEN '{cat}' THEN {i}" for i, cat in enumerate(CATEGORIES))
+    overall["cells"] = [
+        {"pool": category, "generation": generation, "source": source, "rows": int(n), "units": int(units or 0)}
+        for _o, category, generation, source, n, units in con.execute(
+            f"SELECT CASE category {order} END, category, "
+            "CASE WHEN category IN ('fresh_real', 'used_real') THEN 0 WHEN category = 'synthetic' THEN generation END AS g, "
+            "source, count(*), sum(size) FROM chosen GROUP BY ALL ORDER BY 1, 3 NULLS LAST, 4"
+        ).fetchall()
+    ]  # fmt: skip
     return overall, [shards[i] for i in sorted(shards)]
 
 
@@ -1315,23 +1381,39 @@ def assemble(
     lock_timeout: float | None = None,
 ) -> Manifest:
     """Assemble a training set into `out` (see the module docstring). Holds the store's write
-    lock throughout, so assemblies of one lineage see each other's usage in order."""
+    lock throughout, so assemblies of one lineage see each other's usage in order.
+
+    A run that was killed is picked up by running the same call again: one killed before its
+    catalog commit left nothing recorded, and its leftovers (`OUT/.tmp-<id>/`, an unrecorded
+    `manifests/<id>/`, its work directory) are removed before assembling; one killed after the
+    commit is completed — its files placed, or rewritten from the recorded selection — so the
+    set is byte for byte what an uninterrupted run writes (:func:`_complete`).
+
+    Raises:
+        InputError: `out` holds anything but what an interrupted assembly left.
+        AssemblyError: `out` holds the unfinished set of another command (policy, lineage or
+            name differ), or a recorded set cannot be completed.
+    """
     from curator import catalog
     from curator.locking import write_lock
-    from curator.store import new_run_id
+    from curator.store import _crash_point, new_run_id
 
     out_dir = Path(out).resolve()
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
     with write_lock(store.root, "assemble", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
         temp_root = os.path.join(store.root, ".staging")
         os.makedirs(temp_root, exist_ok=True)
-        work = tempfile.mkdtemp(prefix="assemble-", dir=temp_root)
+        interrupted = _clear_leftovers(store, out_dir, temp_root)
+        if interrupted is not None:
+            return _complete(store, policy, lineage, name, out_dir, interrupted, temp_root)
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
+        work = tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=temp_root)
         session = _Session(store, os.path.join(work, "duckdb"))
         created_dir = not out_dir.exists()
         tmp_out = None
+        committed = False
         try:
             assembly = prepare(store, policy, lineage, session)
             manifest_id = new_run_id()
@@ -1341,12 +1423,13 @@ def assemble(
             constraints = _constraint_reports(con, policy, overall, per_shard)
             _require_held(constraints, per_shard, policy.target.unit)
             out_dir.mkdir(parents=True, exist_ok=True)
-            tmp_out = out_dir / f".tmp-{manifest_id}"
+            tmp_out = out_dir / f"{_TMP_PREFIX}{manifest_id}"
             tmp_out.mkdir()
             snapshot_paths = [os.path.join(store.root, s["path"]) for s in assembly.snapshot]
             spill_dir = os.path.join(work, "spill")
             os.makedirs(spill_dir)
             outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir, starts)
+            _crash_point("assemble-written")
             sequence = 1 + int(
                 con.execute(
                     "SELECT coalesce(max(sequence), 0) FROM cat.manifests WHERE lineage = ?",
@@ -1386,9 +1469,10 @@ def assemble(
             validate_manifest(data)
             manifest = Manifest(data, out_dir / MANIFEST_FILE)
             manifest.save(manifest_dir / MANIFEST_FILE)
+            _crash_point("assemble-recorded")
             # The catalog first, then the files: a failure (or a kill) before the commit leaves
-            # no set in `out`; one after it can only have recorded content as used that the
-            # files then did not deliver, so content is never wrongly fresh.
+            # no set in `out`; one after it leaves `.tmp-<id>/`, which the same command then
+            # completes, so content is never wrongly fresh and a recorded set is never lost.
             with store.connect(read_only=False) as rw:
                 catalog.ensure(rw)
                 rw.execute("BEGIN TRANSACTION")
@@ -1412,19 +1496,185 @@ def assemble(
                 except BaseException:
                     rw.execute("ROLLBACK")
                     raise
-            for output in outputs:
-                os.replace(tmp_out / output["path"], out_dir / output["path"])
-            manifest.save(out_dir / MANIFEST_FILE)
+            committed = True
+            _crash_point("assemble-committed")
+            _place(manifest, out_dir, tmp_out)
             return manifest
-        except BaseException:
+        except BaseException as exc:
+            if committed:
+                if isinstance(exc, Exception):
+                    raise AssemblyError(
+                        f"manifest `{manifest_id}` was recorded, but placing its files in "
+                        f"`{out_dir}` failed: {exc}",
+                        "fix the cause and run the same command again: it completes the set",
+                    ) from exc
+                raise
             if created_dir and out_dir.exists() and not (out_dir / MANIFEST_FILE).exists():
                 shutil.rmtree(out_dir, ignore_errors=True)
             raise
         finally:
             session.close()
             shutil.rmtree(work, ignore_errors=True)
-            if tmp_out is not None and tmp_out.exists():
+            if not committed and tmp_out is not None and tmp_out.exists():
                 shutil.rmtree(tmp_out, ignore_errors=True)
+
+
+#: Prefixes of what an assembly writes before it is done: its work directory under the store's
+#: `.staging/`, and its output directory inside `out`.
+_WORK_PREFIX = "assemble-"
+_TMP_PREFIX = ".tmp-"
+
+
+def _place(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
+    """Move the output files from `tmp_out` into `out_dir` (those already there stay), then
+    write `manifest.json` last and remove `tmp_out`: a set is complete when its manifest is."""
+    from curator.store import _crash_point
+
+    for index, output in enumerate(manifest.outputs):
+        staged = tmp_out / output["path"]
+        if staged.exists():
+            os.replace(staged, out_dir / output["path"])
+        if index == 0:
+            _crash_point("assemble-placing")
+    manifest.save(out_dir / MANIFEST_FILE)
+    shutil.rmtree(tmp_out, ignore_errors=True)
+
+
+def _clear_leftovers(store: Store, out_dir: Path, temp_root: str) -> str | None:
+    """Under the write lock, remove what killed assemblies left: every assembly work directory
+    (no other assembly can be running), every `manifests/<id>/` the catalog does not record, and
+    each `out/.tmp-<id>/` of an unrecorded manifest. Returns the id of a recorded manifest whose
+    `out/.tmp-<id>/` is still there: its assembly was killed after the catalog commit."""
+    for work in os.listdir(temp_root):
+        if work.startswith(_WORK_PREFIX):
+            shutil.rmtree(os.path.join(temp_root, work), ignore_errors=True)
+    with store.connect(read_only=True) as con:
+        recorded = {
+            row[0]: row[1]
+            for row in con.execute("SELECT manifest_id, out_dir FROM manifests").fetchall()
+        }
+    manifests_root = Path(store.root) / "manifests"
+    if manifests_root.is_dir():
+        for directory in manifests_root.iterdir():
+            if directory.is_dir() and directory.name not in recorded:
+                shutil.rmtree(directory, ignore_errors=True)
+    unfinished = None
+    if out_dir.is_dir():
+        for entry in sorted(out_dir.iterdir()):
+            if not (entry.is_dir() and entry.name.startswith(_TMP_PREFIX)):
+                continue
+            manifest_id = entry.name[len(_TMP_PREFIX) :]
+            if recorded.get(manifest_id) == str(out_dir):
+                unfinished = manifest_id
+            else:
+                shutil.rmtree(entry, ignore_errors=True)
+    return unfinished
+
+
+def _complete(
+    store: Store,
+    policy: Policy,
+    lineage: str | None,
+    name: str | None,
+    out_dir: Path,
+    manifest_id: str,
+    temp_root: str,
+) -> Manifest:
+    """Finish the set of `manifest_id`, recorded in the catalog by an assembly killed before it
+    had placed its files, when this call is the same command (policy, lineage, name): the files
+    already written (in `out` or its `.tmp-<id>/`) are kept when their checksums match, else all
+    are rewritten from the recorded selection and must match the recorded checksums."""
+    from curator.shards import sha256_file
+
+    recorded = Manifest.load(Path(store.root) / "manifests" / manifest_id / MANIFEST_FILE)
+    data = recorded.data
+    tmp_out = out_dir / f"{_TMP_PREFIX}{manifest_id}"
+    asked = {
+        "policy": policy.to_json(),
+        "lineage": resolve_lineage(policy, lineage) or DEFAULT_LINEAGE,
+        "name": name or policy.name,
+    }
+    differing = [key for key, value in asked.items() if data[key] != value]
+    if differing:
+        raise AssemblyError(
+            f"`{out_dir}` holds the unfinished set of manifest `{manifest_id}` "
+            f"({data['lineage']} #{data['sequence']}), recorded by an assembly that was "
+            f"interrupted after its catalog commit; this command's {' and '.join(differing)} "
+            f"{'differs' if len(differing) == 1 else 'differ'} from that assembly's",
+            "run the command that started it again to complete the set (its policy is in "
+            f"`{Path(store.root) / 'manifests' / manifest_id / MANIFEST_FILE}`), or assemble into another --out",
+        )
+
+    def intact(output: dict[str, Any]) -> bool:
+        return any(
+            path.exists() and sha256_file(str(path)) == output["sha256"]
+            for path in (out_dir / output["path"], tmp_out / output["path"])
+        )
+
+    how = "its files were in place"
+    if not all(intact(output) for output in recorded.outputs):
+        how = "its files were rewritten from the recorded selection"
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        tmp_out.mkdir()
+        for output in recorded.outputs:
+            (out_dir / output["path"]).unlink(missing_ok=True)
+        _rewrite_outputs(store, policy, data, tmp_out, temp_root)
+        changed = [
+            o["path"]
+            for o in recorded.outputs
+            if sha256_file(str(tmp_out / o["path"])) != o["sha256"]
+        ]
+        if changed:
+            raise AssemblyError(
+                f"manifest `{manifest_id}` was recorded by an interrupted assembly, but its files "
+                f"cannot be rewritten as recorded: `{changed[0]}` differs from its checksum",
+                "the store's shards or the curator version changed since; the set cannot be "
+                "completed, so assemble into another --out (the recorded usage stands)",
+            )
+    manifest = Manifest(data, out_dir / MANIFEST_FILE)
+    _place(manifest, out_dir, tmp_out)
+    manifest.note = (
+        f"completed manifest {manifest_id}, recorded by an assembly interrupted before it was "
+        f"done; {how}"
+    )
+    return manifest
+
+
+def _rewrite_outputs(
+    store: Store, policy: Policy, data: dict[str, Any], tmp_out: Path, temp_root: str
+) -> None:
+    """Write a recorded set's files again, from its selection and its snapshot's shards."""
+    import duckdb
+
+    shards = [s["path"] for s in data["store"]["shards"]]
+    paths = [os.path.join(store.root, path) for path in shards]
+    missing = [path for path, full in zip(shards, paths, strict=True) if not os.path.exists(full)]
+    if missing:
+        raise AssemblyError(
+            f"manifest `{data['manifest_id']}` was recorded by an interrupted assembly, but shard "
+            f"`{missing[0]}` it was drawn from is gone, so its files cannot be rewritten",
+            "assemble into another --out (the recorded usage stands)",
+        )
+    work = tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=temp_root)
+    con = duckdb.connect(
+        config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": os.path.join(work, "duckdb")}
+    )
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(
+            "CREATE TEMP TABLE chosen AS SELECT out_pos, list_position($shards, shard) - 1 AS shard, row "
+            "FROM read_parquet($selection)",
+            {"shards": shards, "selection": os.path.join(store.root, data["selection"])},
+        )
+        starts = [0]
+        for output in data["outputs"][:-1]:
+            starts.append(starts[-1] + int(output["rows"]))
+        spill_dir = os.path.join(work, "spill")
+        os.makedirs(spill_dir)
+        _write_outputs(con, policy, paths, str(tmp_out), spill_dir, starts)
+    finally:
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def plan_only(store: Store, policy: Policy, *, lineage: str | None = None) -> Assembly:

@@ -59,6 +59,21 @@ def _breakdown() -> dict[str, Any]:
             },
         },
     }
+    cells = {
+        "type": "array",
+        "description": "The set by pool (fresh_real, used_real, synthetic, unknown) x generation x source.",
+        "items": {
+            "type": "object",
+            "required": ["pool", "generation", "source", "rows", "units"],
+            "properties": {
+                "pool": {"enum": ["fresh_real", "used_real", "synthetic", "unknown"]},
+                "generation": {"type": ["integer", "null"]},
+                "source": {"type": "string"},
+                "rows": {"type": "integer", "minimum": 0},
+                "units": {"type": "integer", "minimum": 0},
+            },
+        },
+    }
     return {
         "type": "object",
         "required": ["rows", "units", "by_origin", "by_generation", "by_source", "by_freshness"],
@@ -69,6 +84,7 @@ def _breakdown() -> dict[str, Any]:
             "by_generation": counts,
             "by_source": counts,
             "by_freshness": counts,
+            "cells": cells,
         },
     }
 
@@ -176,6 +192,8 @@ class Manifest:
 
     data: dict[str, Any]
     path: Path | None = None
+    #: What happened beyond the usual, for people (e.g. an interrupted assembly was completed).
+    note: str | None = None
 
     @property
     def manifest_id(self) -> str:

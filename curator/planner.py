@@ -43,8 +43,12 @@ class Cell:
 
 @dataclass
 class Pool:
+    """What one cell holds: rows, and units (in the policy's unit). `lowest_confidence`: the
+    lowest origin confidence among them, when the policy sets `min_origin_confidence`."""
+
     rows: int
     units: int
+    lowest_confidence: float | None = None
 
 
 @dataclass
@@ -321,13 +325,9 @@ def plan(policy: Policy, available: dict[Cell, Pool]) -> Plan:
         unit=unit, target=target, total=max(total, 0), amounts=amounts, available=dict(available)
     )
     if result.total < target:
-        result.binding, message, hint_total = explain_shortfall(policy, available, result.total)
+        result.binding, message, hint = explain_shortfall(policy, available, result.total)
         if policy.output.on_shortfall == "error":
-            raise ShortfallError(
-                message,
-                f"lower the target to {hint_total:,}, add {_what_to_add(result.binding)}, or set "
-                '`on_shortfall = "shrink"`',
-            )
+            raise ShortfallError(message, hint)
         result.shrunk = True
         result.notes.append(
             f"shrunk to {result.total:,} {unit} of the target {target:,}: {message}"
@@ -345,16 +345,124 @@ def _what_to_add(binding: str | None) -> str:
     }.get(binding or "", "data")
 
 
+def _conflict(policy: Policy, eligible: dict[Cell, Pool]) -> tuple[str, str, str] | None:
+    """Settings that no set of any size can meet together (a floor above what the caps of the
+    sources holding that data allow; caps that leave less than the whole set), as (binding,
+    message, hint). The hint names the settings and what each would have to be: no target
+    fixes a contradiction."""
+    c = policy.constraints
+    cap = {rule.name: rule.max_fraction for rule in policy.sources}
+
+    def sources_of(categories: tuple[str, ...]) -> list[str]:
+        return sorted({cell.source for cell in eligible if cell.category in categories})
+
+    def reach(sources: list[str]) -> float:
+        return round(sum(cap.get(name, 1.0) for name in sources), 9)
+
+    def caps_of(sources: list[str]) -> str:
+        return ", ".join(f"`sources.{name}.max_fraction = {cap[name]:g}`" for name in sources)
+
+    for name, floor, categories, word in (
+        ("min_fresh_real_fraction", c.min_fresh_real_fraction, ("fresh_real",), "fresh real"),
+        ("min_real_fraction", c.min_real_fraction, REAL_CATEGORIES, "real"),
+    ):
+        sources = sources_of(categories)
+        if floor <= 0 or not sources or reach(sources) >= floor - 1e-9:
+            continue
+        most = reach(sources)
+        if len(sources) == 1:
+            origin = f"comes only from source `{sources[0]}`, capped by {caps_of(sources)}"
+            fix = f"raise `sources.{sources[0]}.max_fraction` to at least {floor:g}"
+        else:
+            origin = f"comes only from sources capped by {caps_of(sources)}, together {most:g}"
+            fix = f"raise those caps to add up to at least {floor:g}"
+        return (
+            name,
+            f"`{name} = {floor:g}` cannot be met by a set of any size: {word} data {origin}",
+            f"these settings conflict: lower `{name}` to at most {most:g}, or {fix}",
+        )
+    groups = [
+        (sources_of(REAL_CATEGORIES), 1.0, None),
+        (sources_of(("synthetic",)), c.max_synthetic_fraction, "max_synthetic_fraction"),
+        (sources_of(("unknown",)), c.max_unknown_fraction, "max_unknown_fraction"),
+    ]
+    room = 0.0
+    limits: list[str] = []
+    for sources, category_cap, category_name in groups:
+        if not sources:
+            continue
+        by_sources = reach(sources)
+        if category_name is not None and category_cap < by_sources:
+            room += category_cap
+            limits.append(f"`{category_name} = {category_cap:g}`")
+        else:
+            room += min(by_sources, 1.0)
+            if by_sources < 1:
+                limits.append(caps_of(sources))
+    if room < 1 - 1e-9 and limits:
+        return (
+            "sources.max_fraction",
+            f"the caps leave room for at most {room:g} of a set of any size: {', '.join(limits)}",
+            f"these settings conflict: raise them to add up to at least 1 (they add up to {room:g})",
+        )
+    return None
+
+
 def explain_shortfall(
     policy: Policy, available: dict[Cell, Pool], best: int
-) -> tuple[str, str, int]:
-    """The constraint that binds first, a sentence saying why, and the largest feasible total."""
+) -> tuple[str, str, str]:
+    """The constraint that binds first, a sentence saying why, and the hint: what would work.
+    The hint's number is `best`, the largest feasible total; when the named constraint alone
+    would allow more, the sentence says how much every constraint together allows."""
     c = policy.constraints
     target = policy.target.amount
     unit = policy.target.unit
     eligible = {
         cell: pool for cell, pool in available.items() if policy.source_rule(cell.source).weight > 0
     }
+    conflict = _conflict(policy, eligible)
+    if conflict is not None:
+        return conflict
+    source_cap = {rule.name: rule.max_fraction for rule in policy.sources if rule.max_fraction < 1}
+
+    def capped_amount(categories: tuple[str, ...], total: float) -> float:
+        """What of `categories` the per-source caps let into a set of `total`."""
+        per_source: dict[str, int] = {}
+        for cell, pool in eligible.items():
+            if cell.category in categories:
+                per_source[cell.source] = per_source.get(cell.source, 0) + pool.units
+        return sum(
+            min(units, source_cap[source] * total) if source in source_cap else units
+            for source, units in per_source.items()
+        )
+
+    def floor_limit(categories: tuple[str, ...], fraction: float) -> float:
+        """The largest total whose floor `fraction` of `categories` the data and caps allow."""
+        low, high = 0.0, float(max(target, 1))
+        if capped_amount(categories, high) >= fraction * high:
+            return capped_amount(categories, high) / fraction
+        for _ in range(60):
+            middle = (low + high) / 2
+            low, high = (
+                (middle, high)
+                if capped_amount(categories, middle) >= fraction * middle
+                else (low, middle)
+            )
+        return low
+
+    def caps_clause(categories: tuple[str, ...], total_available: int) -> str:
+        allowed = capped_amount(categories, target)
+        if allowed >= total_available:
+            return ""
+        names = sorted(
+            {
+                cell.source
+                for cell in eligible
+                if cell.category in categories and cell.source in source_cap
+            }
+        )
+        listed = ", ".join(f"`sources.{n}.max_fraction` {source_cap[n]:g}" for n in names)
+        return f", and the caps ({listed}) let at most {math.floor(allowed + 1e-9):,} of them in"
 
     def amount(*categories: str) -> int:
         return sum(p.units for cell, p in eligible.items() if cell.category in categories)
@@ -369,20 +477,21 @@ def explain_shortfall(
         need = math.ceil(c.min_fresh_real_fraction * target)
         candidates.append(
             (
-                fresh / c.min_fresh_real_fraction,
+                floor_limit(("fresh_real",), c.min_fresh_real_fraction),
                 "min_fresh_real_fraction",
                 f"`min_fresh_real_fraction` {c.min_fresh_real_fraction:g} of {target:,} {unit_word} needs "
-                f"{need:,} fresh real {unit_word}; {fresh:,} are available",
+                f"{need:,} fresh real {unit_word}; {fresh:,} are available"
+                + caps_clause(("fresh_real",), fresh),
             )
         )
     if c.min_real_fraction > 0:
         need = math.ceil(c.min_real_fraction * target)
         candidates.append(
             (
-                real / c.min_real_fraction,
+                floor_limit(REAL_CATEGORIES, c.min_real_fraction),
                 "min_real_fraction",
                 f"`min_real_fraction` {c.min_real_fraction:g} of {target:,} {unit_word} needs {need:,} "
-                f"real {unit_word}; {real:,} are available",
+                f"real {unit_word}; {real:,} are available" + caps_clause(REAL_CATEGORIES, real),
             )
         )
     everything = real + synthetic + unknown
@@ -449,8 +558,19 @@ def explain_shortfall(
         else:
             sentence = f"in whole samples the constraints can be met by at most {best:,} of {target:,} {unit_word}"
             candidates.append((best, "rounding", sentence))
-    _limit, name, sentence = min(candidates, key=lambda item: item[0])
-    return name, sentence, best
+    limit, name, sentence = min(candidates, key=lambda item: item[0])
+    if math.floor(limit + 1e-6) > best:
+        sentence += (
+            f"; with every constraint together, at most {best:,} {unit_word} can be assembled"
+        )
+    if best > 0:
+        hint = (
+            f"lower the target to {best:,}, add {_what_to_add(name)}, or set "
+            '`on_shortfall = "shrink"`'
+        )
+    else:
+        hint = f"add {_what_to_add(name)}; no smaller target meets every constraint"
+    return name, sentence, hint
 
 
 def check(policy: Policy, amounts: dict[str, int], total: int, tolerance: int = 0) -> list[str]:

@@ -9,6 +9,7 @@ output format. ``schemas/policy.schema.json`` is generated from :func:`policy_js
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -115,9 +116,25 @@ class Policy:
         """
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise PolicyError(
+                f"cannot read policy `{path}`: no such file",
+                f"check the path, or write an example there with `curator policy init {path}`",
+            ) from exc
         except OSError as exc:
-            raise PolicyError(f"cannot read policy `{path}`: {exc.strerror or exc}") from exc
+            raise PolicyError(
+                f"cannot read policy `{path}`: {exc.strerror or exc}",
+                "pass a readable policy TOML file",
+            ) from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise PolicyError(
+                f"`{path}` is not UTF-8 text: byte 0x{raw[exc.start]:02x} on line {line}",
+                "save the policy as UTF-8 (TOML files are UTF-8)",
+            ) from exc
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -130,6 +147,7 @@ class Policy:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "policy") -> Policy:
         """Validate a policy given as a dictionary (the parsed TOML)."""
+        _check_finite(data, where, ())
         validate_policy_dict(data, where)
         target_data = data["target"]
         unit = next(u for u in UNITS if u in target_data)
@@ -144,6 +162,12 @@ class Policy:
         constraints = Constraints(**data.get("constraints", {}))
         fresh = data.get("freshness", {})
         fresh_after = fresh.get("fresh_after")
+        if fresh_after is not None and not isinstance(fresh_after, date):
+            raise PolicyError(
+                f"{where}: `freshness.fresh_after` must be a TOML date or date-time, not {fresh_after!r}",
+                "write the date without quotes, e.g. fresh_after = 2025-01-01 "
+                "or fresh_after = 2025-01-01T00:00:00Z",
+            )
         if isinstance(fresh_after, date) and not isinstance(fresh_after, datetime):
             fresh_after = datetime(fresh_after.year, fresh_after.month, fresh_after.day, tzinfo=UTC)
         elif isinstance(fresh_after, datetime) and fresh_after.tzinfo is None:
@@ -312,20 +336,60 @@ def validate_policy_dict(data: dict[str, Any], where: str = "policy") -> None:
     if not errors:
         return
     error = errors[0]
-    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    key = _key_path(error.absolute_path) or "(top level)"
+    hint = _HINTS.get(str(error.validator), "see `curator policy init` for the format")
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        key = ".".join([*map(str, error.absolute_path), extra[0]]) if extra else key
+        valid = list(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(valid))
+        key = _key_path([*error.absolute_path, extra[0]]) if extra else key
         message = f"{where}: unknown key `{key}`"
+        hint = _unknown_key_hint(extra[0] if extra else "", list(error.absolute_path), valid)
     elif error.validator == "required":
         message = f"{where}: `{key}` is missing {error.message.split(' is a required')[0]}"
     elif error.validator == "oneOf":
         message = f"{where}: `{key}` must give exactly one of `rows`, `bytes` or `tokens`"
     else:
         message = f"{where}: `{key}`: {error.message}"
-    raise PolicyError(
-        message, _HINTS.get(str(error.validator), "see `curator policy init` for the format")
-    )
+    raise PolicyError(message, hint)
+
+
+def _key_path(path: Any) -> str:
+    """``["sources", 0, "name"]`` → ``sources[0].name``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _unknown_key_hint(key: str, table_path: list[Any], valid: list[str]) -> str:
+    """Name the table, the closest valid key (difflib) and every valid key of that table."""
+    import difflib
+
+    names = [str(p) for p in table_path if not isinstance(p, int)]
+    if not names:
+        table = "the top level"
+    elif names[-1] == "sources":
+        table = "`[[sources]]`"
+    else:
+        table = f"`[{'.'.join(names)}]`"
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    listed = ", ".join(f"`{name}`" for name in valid)
+    guess = f"did you mean `{close[0]}`? " if close else ""
+    return f"{guess}the keys of {table} are {listed}"
+
+
+def _check_finite(value: Any, where: str, path: tuple[Any, ...]) -> None:
+    """TOML allows `nan` and `inf`, which no bound of the schema catches (nan compares false)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, where, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, where, (*path, i))
+    elif isinstance(value, float) and not math.isfinite(value):
+        key = _key_path(path)
+        wanted = "a fraction between 0 and 1" if "fraction" in key else "a finite number"
+        raise PolicyError(f"{where}: `{key}` is {value}, not a number", f"give {wanted}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -359,8 +423,11 @@ lineage = "main"              # the set's lineage: its earlier manifests count a
 # manifests = ["…"]           # or an explicit list of manifest ids or names
 # fresh_after = 2025-01-01    # real content collected earlier is never fresh
 
-[[sources]]                   # optional: weights (preference) and caps per source
-name = "web-2021"
+# Optional: weights (preference) and caps per source. "web-2021" is a PLACEHOLDER: put a source
+# of your store here (`curator policy init --store STORE` writes the store's own sources), or
+# delete this table; a source the store lacks is an error.
+[[sources]]
+name = "web-2021"             # placeholder
 weight = 2.0
 max_fraction = 0.7
 
@@ -373,6 +440,48 @@ format = "parquet"            # or "jsonl"
 shard_rows = 100_000
 on_shortfall = "error"        # or "shrink": the largest set that meets every constraint
 """
+
+
+def example_policy(sources: list[tuple[str, int]] | None = None) -> str:
+    """The commented example policy; given a store's sources (name, rows), its `[[sources]]`
+    tables name them (weight 1, no cap) instead of the placeholder."""
+    if sources is None:
+        return EXAMPLE_POLICY
+    start = EXAMPLE_POLICY.index("# Optional: weights")
+    end = EXAMPLE_POLICY.index("[dedup]")
+    tables = (
+        "# Weights (preference) and caps (max_fraction of the target) per source of the store.\n"
+    )
+    for name, rows in sources:
+        tables += (
+            f"[[sources]]                   # {rows:,} rows in the store\n"
+            f"name = {json.dumps(name)}\nweight = 1.0\nmax_fraction = 1.0\n\n"
+        )
+    if not sources:
+        tables = "# [[sources]] tables name the store's sources; it has none yet.\n\n"
+    return EXAMPLE_POLICY[:start] + tables + EXAMPLE_POLICY[end:]
+
+
+def check_sources(policy: Policy, store_sources: list[str]) -> None:
+    """Every `[[sources]]` name must be a source of the store: a misspelt name would cap nothing.
+
+    Raises:
+        PolicyError: naming the unknown source, the closest store source and the store's sources.
+    """
+    import difflib
+
+    known = sorted(set(store_sources))
+    for index, rule in enumerate(policy.sources):
+        if rule.name in known:
+            continue
+        close = difflib.get_close_matches(rule.name, known, n=1, cutoff=0.6)
+        listed = ", ".join(f"`{name}`" for name in known) or "none yet"
+        raise PolicyError(
+            f"`sources[{index}].name` is `{rule.name}`, which is not a source of the store "
+            f"(its sources: {listed})",
+            (f"did you mean `{close[0]}`? " if close else "")
+            + "use one of the store's sources, or delete the `[[sources]]` table",
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover - regenerates schemas/policy.schema.json

@@ -531,7 +531,10 @@ def test_an_assembly_never_breaks_a_constraint_in_total_or_in_any_shard(
                 "max_synthetic_fraction": synthetic,
                 "max_unknown_fraction": unknown,
             },
-            "sources": [{"name": "a", "max_fraction": max(cap_a, 0.1)}],
+            # a cap on a source the store lacks is an error (test_policy_errors.py)
+            "sources": [{"name": "a", "max_fraction": max(cap_a, 0.1)}]
+            if counts[("real", "a")]
+            else [],
             "output": {"shard_rows": shard_rows, "on_shortfall": "shrink" if shrink else "error"},
         }
     )
@@ -958,3 +961,147 @@ def test_a_failed_commit_leaves_no_training_set_and_no_record(tmp_path, monkeypa
     monkeypatch.setattr(catalog, "ensure", real_ensure)
     manifest = store.assemble(policy, tmp_path / "out", lineage="main")  # a rerun completes
     assert manifest.verify() == [] and manifest.data["sequence"] == 1
+
+
+# -- a killed assembly --------------------------------------------------------------------------
+
+POLICY_TOML = """
+name = "gen-1"
+seed = 7
+[target]
+rows = 100
+[constraints]
+min_fresh_real_fraction = 0.5
+min_real_fraction = 0.6
+max_synthetic_fraction = 0.3
+max_unknown_fraction = 0.1
+[output]
+shard_rows = 30
+"""
+
+PARTS = ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "part-00003.parquet"]
+
+
+def _kill_assembly(tmp_path: Path, point: str) -> tuple[curator.Store, list[str]]:
+    """A store, and the CLI arguments of an assembly into `tmp_path/out` in lineage `main`, run
+    once and killed (SIGKILL) at the crash point `point`."""
+    import signal
+
+    from tests.test_store import run_cli
+
+    store = make_store(
+        tmp_path, {("real", "web"): 120, ("synthetic", "gen"): 80, ("unknown", "crawl"): 40}
+    )
+    (tmp_path / "p.toml").write_text(POLICY_TOML)
+    args = ["assemble", "--policy", str(tmp_path / "p.toml"), "--out", str(tmp_path / "out")]
+    args += ["--lineage", "main", "--store", store.root]
+    crashed = run_cli(*args, env={"CURATOR_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    return store, args
+
+
+def _assert_same_as_an_uninterrupted_run(store: curator.Store, tmp_path: Path) -> Manifest:
+    manifest = Manifest.load(tmp_path / "out")
+    reference = store.assemble(Policy.from_dict(POLICY), tmp_path / "ref", lineage="ref")
+    assert [o["sha256"] for o in manifest.outputs] == [o["sha256"] for o in reference.outputs]
+    assert manifest.data["composition"] == reference.data["composition"]
+    assert manifest.verify() == []
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", *PARTS]
+    assert store.sql(
+        "SELECT m.lineage, m.sequence, count(*) AS used FROM manifests m JOIN usage u USING (manifest_id) "
+        "GROUP BY ALL ORDER BY ALL"
+    ).to_pylist() == [
+        {"lineage": "main", "sequence": 1, "used": 100},
+        {"lineage": "ref", "sequence": 1, "used": 100},
+    ]
+    assert sorted(p.name for p in (Path(store.root) / "manifests").iterdir()) == sorted(
+        [manifest.manifest_id, reference.manifest_id]
+    )
+    assert [p.name for p in (Path(store.root) / ".staging").iterdir()] == []
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("point", "left"),
+    [
+        ("assemble-written", PARTS),  # files written, nothing recorded
+        ("assemble-recorded", PARTS),  # manifests/<id>/ written, not in the catalog
+        ("assemble-committed", PARTS),  # recorded, no file placed
+        ("assemble-placing", PARTS[1:]),  # recorded, the first file placed
+    ],
+)
+def test_a_killed_assembly_is_finished_by_the_same_command_byte_for_byte(tmp_path, point, left):
+    from tests.test_store import run_cli
+
+    store, args = _kill_assembly(tmp_path, point)
+    (tmp,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
+    assert sorted(p.name for p in tmp.iterdir()) == left
+    recorded = store.manifests()
+    assert len(recorded) == (1 if point in ("assemble-committed", "assemble-placing") else 0)
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    manifest = _assert_same_as_an_uninterrupted_run(store, tmp_path)
+    if recorded:  # the recorded set was completed, not assembled again
+        assert manifest.manifest_id == recorded[0]["manifest_id"] == tmp.name[len(".tmp-") :]
+        assert rerun.stdout.splitlines()[0] == (
+            f"note: completed manifest {manifest.manifest_id}, recorded by an assembly "
+            "interrupted before it was done; its files were in place"
+        )
+    else:
+        assert manifest.manifest_id != tmp.name[len(".tmp-") :]
+        assert rerun.stdout.startswith("manifest ")
+
+
+def test_a_recorded_set_whose_files_are_gone_is_rewritten_from_its_selection(tmp_path):
+    store, _args = _kill_assembly(tmp_path, "assemble-committed")
+    (tmp,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
+    for path in tmp.iterdir():
+        path.unlink()
+    # another command into the same directory is refused, saying what is there and what to run
+    other = Policy.from_dict({**POLICY, "seed": 8})
+    from curator.assemble import AssemblyError
+
+    with pytest.raises(AssemblyError) as caught:
+        store.assemble(other, tmp_path / "out", lineage="main")
+    manifest_id = tmp.name[len(".tmp-") :]
+    assert caught.value.message == (
+        f"`{tmp_path / 'out'}` holds the unfinished set of manifest `{manifest_id}` (main #1), "
+        "recorded by an assembly that was interrupted after its catalog commit; this command's "
+        "policy differs from that assembly's"
+    )
+    assert caught.value.hint.startswith("run the command that started it again to complete the set")
+    manifest = store.assemble(Policy.from_dict(POLICY), tmp_path / "out", lineage="main")
+    assert manifest.manifest_id == manifest_id
+    assert manifest.note is not None and manifest.note.endswith(
+        "its files were rewritten from the recorded selection"
+    )
+    _assert_same_as_an_uninterrupted_run(store, tmp_path)
+
+
+def test_later_sets_of_a_lineage_draw_used_and_synthetic_rows_afresh(tmp_path):
+    import duckdb
+
+    store = make_store(tmp_path, {("synthetic", "gen"): 100, ("real", "web"): 40})
+    # the real rows stay out (weight 0): every set is synthetic rows only
+    policy = Policy.from_dict(
+        {"seed": 7, "target": {"rows": 30}, "sources": [{"name": "web", "weight": 0}]}
+    )
+    first = store.assemble(policy, tmp_path / "g1", lineage="main")
+    second = store.assemble(policy, tmp_path / "g2", lineage="main")
+    hashes = store.sql("SELECT content_hash FROM samples WHERE source = 'gen'").to_pylist()
+
+    def lowest(salt: str) -> set[str]:
+        ranked = duckdb.execute(
+            "SELECT h FROM (SELECT unnest(?::VARCHAR[]) AS h) ORDER BY md5_number(? || h) LIMIT 30",
+            [[row["content_hash"] for row in hashes], salt],
+        ).fetchall()
+        return {row[0] for row in ranked}
+
+    # the first set ranks by the seed alone, the second by the seed and one earlier manifest
+    assert contents(store, first) == lowest("7:")
+    assert contents(store, second) == lowest("7:1:")
+    assert len(contents(store, first) & contents(store, second)) < 30
+    # still deterministic: the same history in another lineage gives the same second set
+    store.assemble(policy, tmp_path / "h1", lineage="other")
+    again = store.assemble(policy, tmp_path / "h2", lineage="other")
+    assert [o["sha256"] for o in again.outputs] == [o["sha256"] for o in second.outputs]

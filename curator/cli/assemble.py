@@ -81,10 +81,14 @@ def assemble_command(
     if as_json:
         click.echo(json.dumps(manifest.data, indent=2))
         return
+    if manifest.note:
+        click.echo(f"note: {manifest.note}")
     click.echo(_summary(manifest.data))
 
 
 def _summary(data: dict[str, Any]) -> str:
+    from curator.assemble import POOL_LABELS, format_constraint_line
+
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
     lines = [
@@ -95,17 +99,43 @@ def _summary(data: dict[str, Any]) -> str:
     total = overall["units"] or 1
     for key, value in sorted(overall["by_freshness"].items()):
         lines.append(
-            f"  {key:<12} {value['units']:>14,} {unit}  {100 * value['units'] / total:5.1f}%"
+            f"  {POOL_LABELS.get(key, key):<30} {value['units']:>14,} {unit}  {100 * value['units'] / total:5.1f}%"
         )
-    for item in data["constraints"]:
-        relation = item.get("relation") or (">=" if item["name"].startswith("min") else "<=")
-        achieved = (
-            f"{item['achieved']}" if item.get("kind") == "generation" else f"{item['achieved']:.4f}"
-        )
-        lines.append(
-            f"  {item['name']:<28} {relation} {item['bound']:<6g} achieved {achieved}  {'ok' if item['held'] else 'VIOLATED'}"
-        )
+    lines += [format_constraint_line(item, width=6) for item in data["constraints"]]
     return "\n".join(lines)
+
+
+def _breakdown(data: dict[str, Any]) -> str:
+    """The set by pool (origin, real split by freshness) x generation x source, as a table."""
+    from curator.assemble import POOL_LABELS
+    from curator.output import render_table
+
+    overall = data["composition"]["overall"]
+    unit = data["plan"]["unit"]
+    total = overall["units"] or 1
+    if "cells" not in overall:  # a manifest written before the breakdown was recorded
+        return "\n".join(
+            f"{name.removeprefix('by_')}: "
+            + ", ".join(f"{key} {value['units']:,} {unit}" for key, value in overall[name].items())
+            for name in ("by_origin", "by_generation", "by_source")
+        )
+    rows: list[tuple[str, ...]] = [
+        (
+            POOL_LABELS[cell["pool"]],
+            "-" if cell["generation"] is None else str(cell["generation"]),
+            cell["source"],
+            f"{cell['rows']:,}",
+            f"{cell['units']:,}",
+            f"{100 * cell['units'] / total:.1f}%",
+        )
+        for cell in overall["cells"]
+    ]
+    columns = ["origin", "generation", "source", "rows", unit, "share"]
+    if unit == "rows":
+        rows = [row[:4] + row[5:] for row in rows]
+        columns = ["origin", "generation", "source", "rows", "share"]
+    right = [False, True, False] + [True] * (len(columns) - 3)
+    return render_table(columns, rows, right=right)
 
 
 def format_constraint(item: dict[str, Any]) -> tuple[str, str]:
@@ -140,22 +170,34 @@ def policy_group() -> None:
 @policy_group.command("init")
 @click.argument("path", default="policy.toml", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def policy_init(path: str, force: bool) -> None:
-    """Write a commented example policy (default: ./policy.toml).
+@store_option
+def policy_init(path: str, force: bool, store_path: str | None) -> None:
+    """Write a commented example policy (default: ./policy.toml). With a store, its
+    [[sources]] tables name the store's sources; without one, the source is a placeholder.
 
     \b
     Example:
-      curator policy init gen-2.toml
+      curator policy init gen-2.toml --store ./store
     """
     from curator.errors import InputError
-    from curator.policy import EXAMPLE_POLICY
+    from curator.policy import example_policy
 
     if os.path.exists(path) and not force:
         raise InputError(
             f"`{path}` already exists", "pass --force to overwrite it, or another path"
         )
+    sources = None
+    if store_path:
+        sources = [
+            (row["source"], int(row["rows"]))
+            for row in _open(store_path)
+            .sql(
+                "SELECT source, sum(rows) AS rows FROM shards WHERE live GROUP BY source ORDER BY source"
+            )
+            .to_pylist()
+        ]
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(EXAMPLE_POLICY)
+        handle.write(example_policy(sources))
     click.echo(f"Wrote {path}")
 
 
@@ -170,15 +212,22 @@ def policy_check(path: str, lineage: str | None, store_path: str | None) -> None
     Example:
       curator policy check gen-2.toml --store ./store
     """
+    from curator.planner import ShortfallError
     from curator.policy import Policy
 
     policy = Policy.from_toml(path)
-    click.echo(
-        f"{path}: valid policy (target {policy.target.amount:,} {policy.target.unit}, seed {policy.seed})"
-    )
+    valid = f"{path}: valid policy (target {policy.target.amount:,} {policy.target.unit}, seed {policy.seed})"
     if store_path is None and not os.environ.get("CURATOR_STORE"):
+        click.echo(valid)
         return
-    click.echo(_open(store_path).plan(policy, lineage=lineage).describe())
+    # Against a store, a source it lacks makes the policy invalid: plan before saying "valid".
+    try:
+        assembly = _open(store_path).plan(policy, lineage=lineage)
+    except ShortfallError:
+        click.echo(valid)
+        raise
+    click.echo(valid)
+    click.echo(assembly.describe())
 
 
 @cli.group("manifest")
@@ -232,7 +281,8 @@ def manifest_list(store_path: str | None, as_json: bool) -> None:
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest.json.")
 def manifest_show(ident: str, store_path: str | None, as_json: bool) -> None:
-    """Show a manifest (by id, name or path): composition and constraints.
+    """Show a manifest (by id, name or path): the set by origin x generation x source, and
+    its constraints.
 
     \b
     Example:
@@ -241,7 +291,11 @@ def manifest_show(ident: str, store_path: str | None, as_json: bool) -> None:
     from curator.manifest import Manifest
 
     manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
-    click.echo(json.dumps(manifest.data, indent=2) if as_json else _summary(manifest.data))
+    if as_json:
+        click.echo(json.dumps(manifest.data, indent=2))
+        return
+    click.echo(_summary(manifest.data))
+    click.echo(_breakdown(manifest.data))
 
 
 @manifest_group.command("verify")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.conftest import invoke
 
@@ -210,3 +211,107 @@ def test_assemble_lineage_must_agree_with_the_policy_and_never_reuses_fresh_cont
     assert result.exit_code == 0, result.output
     assert "(other #1)" in result.output.splitlines()[0]
     assert _texts(tmp_path / "o5") <= set().union(*outputs)
+
+
+CHECKED = """
+name = "g1"
+seed = 3
+[target]
+rows = 20
+[constraints]
+min_fresh_real_fraction = 0.5
+max_synthetic_fraction = 0.25
+max_generation = 2
+min_origin_confidence = 0.9
+[[sources]]
+name = "web"
+max_fraction = 0.8
+[output]
+shard_rows = 8
+"""
+
+INTERNAL_NAMES = ("not_real", "used_real", "fresh_real")
+
+
+def test_policy_check_lists_what_assemble_reports_in_the_same_words(runner, tmp_path, write_jsonl):
+    env = _store(runner, tmp_path, write_jsonl)
+    (tmp_path / "c.toml").write_text(CHECKED)
+    checked = invoke(runner, "policy", "check", str(tmp_path / "c.toml"), env=env)
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.splitlines()[3:7] == [
+        "pool        generation  source  available rows  planned rows  share",
+        "----------  ----------  ------  --------------  ------------  -----",
+        "fresh real           0  web                 30            15  75.0%",
+        "synthetic            1  gen                 30             5  25.0%",
+    ]
+    assembled = invoke(
+        runner, "assemble", "--policy", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o"),
+        env=env,
+    )  # fmt: skip
+    assert assembled.exit_code == 0, assembled.output
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    names = [c["name"] for c in manifest["constraints"]]
+    assert names == [
+        "min_fresh_real_fraction", "min_real_fraction", "max_synthetic_fraction",
+        "max_unknown_fraction", "sources.web.max_fraction", "max_generation", "min_origin_confidence",
+    ]  # fmt: skip
+    checked_names = [
+        line.split()[0] for line in checked.output.split("constraints:\n")[1].splitlines()
+    ]
+    assert checked_names == names
+    assert assembled.output.splitlines()[1:3] == [
+        "  fresh real                                 15 rows   75.0%",
+        "  not real (synthetic + unknown)              5 rows   25.0%",
+    ]
+    shown = invoke(runner, "manifest", "show", "g1", env=env)
+    assert shown.output.splitlines()[-4:] == [
+        "origin      generation  source  rows  share",
+        "----------  ----------  ------  ----  -----",
+        "fresh real           0  web       15  75.0%",
+        "synthetic            1  gen        5  25.0%",
+    ]
+    for output in (checked.output, assembled.output, shown.output):  # policy keys aside
+        assert not any(re.search(rf"\b{name}\b", output) for name in INTERNAL_NAMES)
+
+
+def test_policy_check_errors_name_the_key_or_the_file(runner, tmp_path, write_jsonl):
+    env = _store(runner, tmp_path, write_jsonl)
+    (tmp_path / "typo.toml").write_text(CHECKED.replace('name = "web"', 'name = "wbe"'))
+    result = invoke(runner, "policy", "check", str(tmp_path / "typo.toml"), env=env)
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: `sources[0].name` is `wbe`, which is not a source of the store (its sources: `gen`, `web`)\n"
+        "Hint: did you mean `web`? use one of the store's sources, or delete the `[[sources]]` table\n"
+    )
+    (tmp_path / "date.toml").write_text(CHECKED + '[freshness]\nfresh_after = "not a date"\n')
+    result = invoke(
+        runner, "policy", "check", str(tmp_path / "date.toml"), env={"CURATOR_STORE": ""}
+    )
+    assert result.exit_code == 1 and "valid policy" not in result.output
+    assert result.output.startswith(
+        f"Error: {tmp_path / 'date.toml'}: `freshness.fresh_after` must be a TOML date or date-time"
+    )
+    result = invoke(runner, "policy", "check", str(tmp_path / "nosuch.toml"), env=env)
+    assert result.output == (
+        f"Error: cannot read policy `{tmp_path / 'nosuch.toml'}`: no such file\n"
+        f"Hint: check the path, or write an example there with `curator policy init {tmp_path / 'nosuch.toml'}`\n"
+    )
+
+
+def test_policy_init_with_a_store_names_its_sources(runner, tmp_path, write_jsonl):
+    env = _store(runner, tmp_path, write_jsonl)
+    result = invoke(runner, "policy", "init", str(tmp_path / "init.toml"), env=env)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "init.toml").read_text()
+    assert "web-2021" not in text
+    assert (
+        '[[sources]]                   # 30 rows in the store\nname = "gen"\nweight = 1.0\n'
+        'max_fraction = 1.0\n\n[[sources]]                   # 30 rows in the store\nname = "web"\n'
+    ) in text
+    # the placeholder of a policy written without a store is refused by a store
+    invoke(runner, "policy", "init", str(tmp_path / "example.toml"), env={"CURATOR_STORE": ""})
+    result = invoke(runner, "policy", "check", str(tmp_path / "example.toml"), env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: `sources[0].name` is `web-2021`, which is not a source of the store (its sources: `gen`, `web`)\n"
+    )
