@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from curator import __version__
+from curator.catalog import store_path
 from curator.errors import CuratorError, InputError
 from curator.manifest import MANIFEST_FILE, MANIFEST_VERSION, Manifest, validate_manifest
 from curator.planner import CATEGORIES, Cell, Plan, Pool, plan
@@ -403,7 +404,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         )
     else:  # nothing used yet: no need to scan the ledger
         con.execute("CREATE OR REPLACE TEMP TABLE used (content_hash VARCHAR)")
-    paths = [os.path.join(store.root, s["path"]) for s in snapshot]
+    paths = [store_path(store.root, s["path"]) for s in snapshot]
     # Only a confidence floor needs each chosen sample's confidence (for the manifest's report).
     confidence_column = " origin_confidence," if c.min_origin_confidence > 0 else ""
     if not paths:
@@ -1425,7 +1426,7 @@ def assemble(
             out_dir.mkdir(parents=True, exist_ok=True)
             tmp_out = out_dir / f"{_TMP_PREFIX}{manifest_id}"
             tmp_out.mkdir()
-            snapshot_paths = [os.path.join(store.root, s["path"]) for s in assembly.snapshot]
+            snapshot_paths = [store_path(store.root, s["path"]) for s in assembly.snapshot]
             spill_dir = os.path.join(work, "spill")
             os.makedirs(spill_dir)
             outputs = _write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir, starts)
@@ -1647,7 +1648,7 @@ def _rewrite_outputs(
     import duckdb
 
     shards = [s["path"] for s in data["store"]["shards"]]
-    paths = [os.path.join(store.root, path) for path in shards]
+    paths = [store_path(store.root, path) for path in shards]
     missing = [path for path, full in zip(shards, paths, strict=True) if not os.path.exists(full)]
     if missing:
         raise AssemblyError(
@@ -1664,7 +1665,7 @@ def _rewrite_outputs(
         con.execute(
             "CREATE TEMP TABLE chosen AS SELECT out_pos, list_position($shards, shard) - 1 AS shard, row "
             "FROM read_parquet($selection)",
-            {"shards": shards, "selection": os.path.join(store.root, data["selection"])},
+            {"shards": shards, "selection": store_path(store.root, data["selection"], "selection")},
         )
         starts = [0]
         for output in data["outputs"][:-1]:

@@ -635,3 +635,16 @@ def test_a_tampered_manifest_path_is_refused(tmp_path):
             "`../elsewhere/manifest.json`, which is not inside the store: the catalog looks "
             "tampered with"
         )
+
+
+def test_a_tampered_shard_path_stops_assembly_before_it_reads(tmp_path):
+    import duckdb
+
+    from curator.errors import StoreError
+
+    store = _loop_store(tmp_path)
+    with duckdb.connect(store.catalog_path) as con:
+        con.execute("UPDATE shards SET path = '/etc/x.parquet'")
+    with pytest.raises(StoreError, match="names the shard path `/etc/x.parquet`, which is not"):
+        store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
+    assert not (tmp_path / "m1").exists()
