@@ -456,3 +456,11 @@ def test_the_cli_refuses_a_source_ending_in_a_newline(tmp_path, runner):
 def test_a_model_name_ending_in_a_newline_is_refused(store):
     with pytest.raises(ModelError, match="is not a valid model name"):
         register_model(store, "model-v1\n", generation=1)
+
+
+def test_csv_lines_may_still_end_in_a_lone_carriage_return(store, tmp_path):
+    (tmp_path / "mac.csv").write_bytes(b'text,n\ra,1\rb,2\r"c\rd",3\re,4,5\r')
+    result = store.ingest([tmp_path / "mac.csv"], source="mac", origin="real")
+    assert counts(result) == (4, 3, 0, 1)
+    assert [(r["line"], r["code"]) for r in rejects_of(result)] == [(6, "ragged_row")]
+    assert texts(store) == ["a", "b", "c\rd"]

@@ -33,31 +33,42 @@ _BOM = b"\xef\xbb\xbf"
 
 
 class _RecordLines:
-    """Decoded physical lines for `csv.reader`, none longer than `limit` bytes, and no record
-    (the lines read since :meth:`start_record`) longer than `limit` bytes in all: either raises
+    """Decoded lines for `csv.reader`, none longer than `limit` bytes, and no record (the lines
+    read since :meth:`start_record`) longer than `limit` bytes in all: either raises
     :class:`LineTooLarge` (the too-long line itself is skipped; `csv.reader` starts a new
-    record on the next call). Invalid UTF-8 is kept as surrogate escapes, to be rejected."""
+    record on the next call). Lines end at ``\n``, ``\r\n`` or a lone ``\r``, as in a file
+    opened with ``newline=""``. Invalid UTF-8 is kept as surrogate escapes, to be rejected."""
 
     def __init__(self, handle: BinaryIO, limit: int) -> None:
         self.lines = BoundedLines(handle, limit)
         self.limit = limit
+        self.line_no = 0
         self.record_bytes = 0
         self.record_start = 1
+        self._pending: list[bytes] = []  # the rest of a physical line holding a lone `\r`
 
     def start_record(self) -> None:
         self.record_bytes = 0
-        self.record_start = self.lines.line_no + 1
+        self.record_start = self.line_no + 1
 
     def __iter__(self) -> _RecordLines:
         return self
 
     def __next__(self) -> str:
-        try:
-            raw = next(self.lines)
-        except LineTooLarge as exc:
-            raise LineTooLarge(self.record_start, self.record_bytes + exc.size, exc.head) from None
-        if self.lines.line_no == 1 and raw.startswith(_BOM):
-            raw = raw[len(_BOM) :]
+        if not self._pending:
+            try:
+                raw = next(self.lines)
+            except LineTooLarge as exc:
+                self.line_no += 1
+                raise LineTooLarge(
+                    self.record_start, self.record_bytes + exc.size, exc.head
+                ) from None
+            if self.lines.line_no == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            self._pending = raw.splitlines(keepends=True) if b"\r" in raw.rstrip(b"\r\n") else [raw]
+            self._pending.reverse()
+        raw = self._pending.pop()
+        self.line_no += 1
         self.record_bytes += len(raw)
         if self.record_bytes > self.limit:
             raise LineTooLarge(self.record_start, self.record_bytes, raw[:1000])
@@ -70,7 +81,7 @@ def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
     invalid UTF-8, is rejected with the line it starts on; the others are kept. A record longer
     than ``options.max_record_bytes`` is rejected (``record_too_large``) without being held in
     memory. When the file cannot be read to its end (a truncated `.gz`/`.zst`), the rows before
-    the failure are kept and the failure is one reject. Lines end at ``\n`` (or ``\r\n``)."""
+    the failure are kept and the failure is one reject."""
     limit = options.max_record_bytes
     with open_maybe_compressed(file.path) as raw:
         lines = _RecordLines(raw, limit)
