@@ -464,3 +464,22 @@ def test_csv_lines_may_still_end_in_a_lone_carriage_return(store, tmp_path):
     assert counts(result) == (4, 3, 0, 1)
     assert [(r["line"], r["code"]) for r in rejects_of(result)] == [(6, "ragged_row")]
     assert texts(store) == ["a", "b", "c\rd"]
+
+
+def test_a_field_holding_an_empty_object_is_kept_as_json_text(store, tmp_path):
+    records = [
+        {"text": "good"},
+        {"text": "empty", "x": {}},
+        {"text": "inside", "y": {"b": [{"c": {}}]}},
+        {"text": "good 2"},
+    ]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = store.ingest([tmp_path / "a.jsonl"], source="empty", origin="real")
+    assert counts(result) == (4, 4, 0, 0)
+    rows = store.sql("SELECT text, x, y FROM samples ORDER BY text").to_pylist()
+    assert [(r["text"], r["x"], r["y"]) for r in rows] == [
+        ("empty", "{}", None),
+        ("good", None, None),
+        ("good 2", None, None),
+        ("inside", None, '{"b": [{"c": {}}]}'),
+    ]

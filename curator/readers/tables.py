@@ -29,10 +29,22 @@ def string_array(values: list[Any]) -> pa.Array:
     return pa.array(values, pa.large_string() if may_overflow(values) else pa.string())
 
 
+def _has_empty_struct(data_type: pa.DataType) -> bool:
+    """Whether a type holds a struct with no fields (from ``{}``), which Parquet cannot store."""
+    if pa.types.is_struct(data_type):
+        return data_type.num_fields == 0 or any(
+            _has_empty_struct(data_type.field(i).type) for i in range(data_type.num_fields)
+        )
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        return _has_empty_struct(data_type.value_type)
+    return False
+
+
 def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
     """Columns in first-seen key order; a field whose JSON type varies between records of the
-    batch (a number here, a string there) is kept as its JSON text rather than dropped. A text
-    column that may pass 2 GiB is `large_string`."""
+    batch (a number here, a string there), or that holds an empty object somewhere (Parquet has
+    no empty structs), is kept as its JSON text rather than dropped. A text column that may pass
+    2 GiB is `large_string`."""
     names: dict[str, None] = {}
     for record in records:
         for key in record:
@@ -45,7 +57,10 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
             if texts and all(isinstance(v, str) for v in texts):
                 arrays.append(string_array(values))
             else:
-                arrays.append(pa.array(values))
+                array = pa.array(values)
+                if _has_empty_struct(array.type):
+                    raise TypeError("an empty object")
+                arrays.append(array)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             arrays.append(
                 string_array(
