@@ -185,9 +185,14 @@ def test_a_text_column_that_may_pass_2_gib_is_large_string(store, tmp_path, monk
     assert table.schema.field("text").type == pa.large_string()
     assert records_to_table([{"text": "short"}]).schema.field("text").type == pa.string()
     (tmp_path / "a.jsonl").write_text(json.dumps({"text": "a long document"}) + "\n")
-    result = store.ingest([tmp_path / "a.jsonl"], source="large", origin="real")
-    assert counts(result) == (1, 1, 0, 0)
-    assert texts(store) == ["a long document"]
+    (tmp_path / "b.csv").write_text("text\nanother long document\n")
+    assert batches([tmp_path / "b.csv"], ReaderOptions()) == [1]
+    files, _ = discover([str(tmp_path / "b.csv")])
+    (batch,) = read_task(plan_tasks(files)[0], ReaderOptions(), {}, frozenset())
+    assert batch.table.schema.field("text").type == pa.large_string()
+    result = store.ingest([tmp_path / "a.jsonl", tmp_path / "b.csv"], source="large", origin="real")
+    assert counts(result) == (2, 2, 0, 0)
+    assert texts(store) == ["a long document", "another long document"]
 
 
 # -- 6: an oversized line is rejected without being held in memory -------------------------

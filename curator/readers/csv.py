@@ -21,6 +21,7 @@ from curator.readers.base import (
     record_too_large,
 )
 from curator.readers.jsonl import open_maybe_compressed
+from curator.readers.tables import string_array
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
@@ -107,7 +108,7 @@ def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
 
         def flush() -> ReadBatch:
             nonlocal columns, keys, positions, rejects, batch_bytes
-            table = pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], names=header)
+            table = pa.Table.from_arrays([string_array(c) for c in columns], names=header)
             batch = ReadBatch(file, table, keys, positions, "line", rejects)
             columns, keys, positions, rejects = [[] for _ in header], [], [], []
             batch_bytes = 0
