@@ -51,7 +51,8 @@ class ProvenanceSpec:
     renames: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not re.match(SOURCE_NAME_PATTERN, self.source or ""):
+        # fullmatch: with re.match, the pattern's `$` also matches before a final newline.
+        if not isinstance(self.source, str) or not re.fullmatch(SOURCE_NAME_PATTERN, self.source):
             raise ProvenanceError(
                 f"`--source` {self.source!r} is not a valid source name",
                 "use letters, digits, '.', '_' and '-' (it becomes a directory and the "

@@ -213,6 +213,19 @@ class ShardWriter:
                 self._writer = None
 
 
+#: Rewriting a shard reads it in batches of about this many bytes (and at most 8192 rows).
+REWRITE_BATCH_BYTES = 64 << 20
+
+
+def batch_rows_within(rows: int, nbytes: int, batch_rows: int, batch_bytes: int) -> int:
+    """Rows per batch for data of `rows` rows and `nbytes` uncompressed bytes: at most
+    `batch_rows`, and about `batch_bytes` bytes at the average row size (at least 1), so a
+    batch of large documents stays far below Arrow's 2 GiB per `string` array."""
+    if rows <= 0 or nbytes <= 0:
+        return max(1, batch_rows)
+    return max(1, min(batch_rows, batch_bytes * rows // nbytes))
+
+
 def drop_rows(shard: WrittenShard, rows: set[int]) -> None:
     """Rewrite a complete (not yet published) shard without the given 0-based rows."""
     rewrite_shard(shard, drop=rows)
@@ -281,8 +294,15 @@ def rewrite_shard(
     shard.content_bytes = 0
     shard.composition = {}
     offset = 0
+    metadata = parquet.metadata
+    size = batch_rows_within(
+        metadata.num_rows,
+        sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups)),
+        8192,
+        REWRITE_BATCH_BYTES,
+    )
     with pq.ParquetWriter(tmp, schema, **write_options(schema)) as writer:
-        for batch in parquet.iter_batches(batch_size=8192):
+        for batch in parquet.iter_batches(batch_size=size):
             table = pa.Table.from_batches([batch])
             if drop:
                 keep = pa.array([offset + i not in drop for i in range(batch.num_rows)])

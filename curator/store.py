@@ -557,6 +557,7 @@ class Store:
         shard_bytes: int | None = None,
         max_image_pixels: int = 89_478_485,
         batch_rows: int = 8192,
+        max_record_bytes: int = 64 << 20,
         lock_timeout: float | None = None,
         progress: bool = False,
     ) -> IngestResult:
@@ -580,6 +581,8 @@ class Store:
             strict: fail the whole run on any reject.
             jobs: worker processes (default: all cores).
             shard_bytes: target content bytes per shard (default 256 MiB).
+            max_record_bytes: a longer JSON Lines line or CSV record is rejected as
+                ``record_too_large`` without being held in memory (default 64 MiB).
             lock_timeout: seconds to wait for another writer (default 120, env
                 `CURATOR_LOCK_TIMEOUT`).
             progress: draw a progress bar on a terminal.
@@ -650,6 +653,7 @@ class Store:
                 text_column=spec.text_column,
                 image_column=spec.image_column,
                 batch_rows=batch_rows,
+                max_record_bytes=max_record_bytes,
                 max_image_pixels=max_image_pixels,
             ),
             staging_dir=staging,

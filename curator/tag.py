@@ -54,6 +54,7 @@ def tag(
     shard_bytes: int | None = None,
     max_image_pixels: int = 89_478_485,
     batch_rows: int = 8192,
+    max_record_bytes: int = 64 << 20,
     progress: bool = False,
 ) -> TagResult:
     """Write the inputs as Parquet shards in `out`: every original column, in the original
@@ -61,6 +62,10 @@ def tag(
 
     Shards appear in `out` as ``part-00000.parquet``, … only when the whole run has succeeded;
     rejected records go to ``out/rejects/rejects.jsonl`` with their reason.
+
+    `max_record_bytes` is the longest JSON Lines line or CSV record read (default 64 MiB): a
+    longer one is rejected as ``record_too_large``; the other arguments are those of
+    :meth:`curator.Store.ingest`.
 
     Raises:
         InputError: `out` already holds Parquet files.
@@ -113,6 +118,7 @@ def tag(
             image_column=spec.image_column,
             max_image_pixels=max_image_pixels,
             batch_rows=batch_rows,
+            max_record_bytes=max_record_bytes,
         ),
         staging_dir=staging,
         ingest_id=run_id,

@@ -4,7 +4,8 @@
 plain script that calls :meth:`Store.ingest` would run itself again; fork is unsafe once threads
 (DuckDB's, Arrow's) exist. These workers are fresh interpreters running ``python -m
 curator.workers``: they read pickled ``(function, argument)`` calls on stdin and write pickled
-results on stdout.
+results on stdout. They start with ``-P`` and a path without the working directory, so a
+``queue.py`` or ``pickle.py`` lying in the directory where curator runs is never imported.
 """
 
 from __future__ import annotations
@@ -45,6 +46,29 @@ class WorkerDied(RuntimeError):
     pass
 
 
+def worker_path(path: list[str], cwd: str) -> list[str]:
+    """The import path a worker gets: this process's `path` without ``''`` and without the
+    working directory `cwd` (where ``python -m`` put it), unless curator itself is imported
+    from there."""
+    home = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.path.realpath(cwd)
+    kept: list[str] = []
+    for entry in path:
+        if not entry:
+            continue
+        resolved = os.path.realpath(os.path.join(cwd, entry))
+        if resolved == here and resolved != home:
+            continue
+        if entry not in kept:
+            kept.append(entry)
+    return kept
+
+
+def worker_command() -> list[str]:
+    """The command that starts a worker: ``-P`` keeps the working directory off its path."""
+    return [sys.executable, "-P", "-m", "curator.workers"]
+
+
 def run_in_processes(
     function: Callable[[Any], Any],
     items: Iterable[Any],
@@ -63,10 +87,10 @@ def run_in_processes(
         count += 1
     done: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
     stop = threading.Event()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(worker_path(sys.path, os.getcwd()))}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "curator.workers"],
+            worker_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

@@ -161,6 +161,13 @@ def provenance_options(f: F) -> F:
             help="Larger images are rejected (decompression-bomb guard).",
         ),
         click.option(
+            "--max-record-bytes",
+            type=_Size(),
+            default="64MiB",
+            show_default=True,
+            help="Longer JSON Lines lines and CSV records are rejected (record_too_large).",
+        ),
+        click.option(
             "--batch-rows",
             type=click.IntRange(1),
             default=8192,
@@ -194,6 +201,7 @@ def _provenance_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
         "shard_bytes": kwargs["shard_size"],
         "max_image_pixels": kwargs["max_image_pixels"],
         "batch_rows": kwargs["batch_rows"],
+        "max_record_bytes": kwargs["max_record_bytes"],
     }
 
 

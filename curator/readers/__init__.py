@@ -6,6 +6,7 @@ files (one sample per file), image folders (PNG, JPEG, WebP) and WebDataset-styl
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from collections.abc import Iterator, Sequence
@@ -83,6 +84,70 @@ def _glob_root(pattern: str) -> str:
     return root or "."
 
 
+def _recursive_dirs(base: str) -> Iterator[str]:
+    """`base` and every directory below it that a glob's ``**`` matches (names not starting
+    with ``.``), in sorted order. Directory symlinks are followed, except into a directory that
+    is already one of the path's own ancestors: a symlink loop is walked once, not forever."""
+    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [(base, frozenset())]
+    while stack:
+        directory, ancestors = stack.pop()
+        try:
+            info = os.stat(directory or os.curdir)
+        except OSError:
+            continue
+        identity = (info.st_dev, info.st_ino)
+        if identity in ancestors:
+            continue  # a symlink back into its own ancestry
+        yield directory
+        try:
+            with os.scandir(directory or os.curdir) as entries:
+                names = sorted(e.name for e in entries if not e.name.startswith(".") and _is_dir(e))
+        except OSError:
+            continue
+        inner = ancestors | {identity}
+        stack.extend((os.path.join(directory, name), inner) for name in reversed(names))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _glob(pattern: str) -> list[str]:
+    """What ``glob.glob(pattern, recursive=True)`` gives, but a ``**`` that meets a directory
+    symlink loop does not follow it round (glob's own ``**`` would never end)."""
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return glob.glob(pattern)
+    at = parts.index("**")
+    prefix = os.sep.join(parts[:at]) or (os.sep if at else "")
+    rest = os.sep.join(parts[at + 1 :])
+    if not prefix:
+        bases = [""]
+    elif glob.has_magic(prefix):
+        bases = [path for path in glob.glob(prefix) if os.path.isdir(path)]
+    else:
+        bases = [prefix] if os.path.isdir(prefix) else []
+    matches: list[str] = []
+    for base in bases:
+        for directory in _recursive_dirs(base):
+            if rest:
+                matches.extend(_glob(os.path.join(glob.escape(directory), rest)))
+                continue
+            # A trailing `**` matches every directory and file below, as glob's does.
+            if directory:
+                matches.append(os.path.join(directory, "") if directory == base else directory)
+            with contextlib.suppress(OSError), os.scandir(directory or os.curdir) as entries:
+                matches.extend(
+                    os.path.join(directory, e.name)
+                    for e in entries
+                    if not e.name.startswith(".") and not _is_dir(e)
+                )
+    return matches
+
+
 def discover(
     inputs: Sequence[str], input_format: str = "auto"
 ) -> tuple[list[InputFile], list[str]]:
@@ -130,7 +195,7 @@ def discover(
     for item in inputs:
         item = os.fspath(item)
         if glob.has_magic(item) and not os.path.exists(item):
-            matches = sorted(glob.glob(item, recursive=True))
+            matches = sorted(set(_glob(item)))
             if not matches:
                 raise InputError(f"`{item}` matches no file", "check the pattern and quote it")
             root = _glob_root(item)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import pyarrow as pa
+
+from curator.errors import InputError
 
 InputFormat = Literal["jsonl", "parquet", "csv", "text", "image", "webdataset"]
 INPUT_FORMATS: tuple[str, ...] = ("jsonl", "parquet", "csv", "text", "image", "webdataset")
@@ -78,15 +80,56 @@ class ReadBatch:
     renamed: bool = False
 
 
+#: A batch is flushed once its records hold about this many bytes of input (as well as at
+#: ``batch_rows`` records), so a few large documents never make one huge Arrow batch.
+BATCH_BYTES = 32 << 20
+
+#: The longest JSON Lines line (or CSV record) read, in bytes; a longer one is rejected as
+#: ``record_too_large`` without being held in memory (`--max-record-bytes`).
+MAX_RECORD_BYTES = 64 << 20
+
+
+def _batch_bytes() -> int:
+    return BATCH_BYTES
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
-    """Options every reader may consult."""
+    """Options every reader may consult.
+
+    ``batch_bytes`` bounds a batch in input bytes as ``batch_rows`` bounds it in records (the
+    default is read from :data:`BATCH_BYTES` when the options are made); ``max_record_bytes``
+    is the longest line or CSV record a reader holds in memory.
+    """
 
     text_column: str = "text"
     image_column: str | None = None
     batch_rows: int = 8192
     max_image_pixels: int = 89_478_485
     csv_delimiter: str = ","
+    batch_bytes: int = field(default_factory=_batch_bytes)
+    max_record_bytes: int = MAX_RECORD_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes < 1:
+            raise InputError(
+                f"`--max-record-bytes` must be at least 1 byte, not {self.max_record_bytes}",
+                "give a size such as 64MiB",
+            )
+
+
+def record_too_large(file: InputFile, line: int, size: int, limit: int, head: bytes) -> Reject:
+    """The reject for a line (or CSV record) longer than `limit` bytes, of which only the first
+    bytes (`head`) were kept in memory."""
+    return Reject(
+        file.relpath,
+        line,
+        "line",
+        "record_too_large",
+        f"line {line} is {size:,} bytes, over the maximum record size of {limit:,} bytes; "
+        "raise it with --max-record-bytes",
+        preview(head, limit=1000),
+    )
 
 
 def read_failure(file: InputFile, line: int, exc: BaseException) -> Reject:
@@ -114,3 +157,55 @@ def preview(raw: bytes | str, limit: int = 100_000) -> str:
     if len(raw) > limit:
         return raw[:limit] + f"… [{len(raw) - limit} more characters]"
     return raw
+
+
+class LineTooLarge(Exception):
+    """A line longer than the reader's limit: it was read past (not kept), so reading goes on
+    with the next line."""
+
+    def __init__(self, line: int, size: int, head: bytes) -> None:
+        super().__init__(f"line {line} is {size} bytes")
+        self.line = line
+        self.size = size
+        self.head = head
+
+
+class BoundedLines:
+    """The physical lines of a binary stream, each with its ending ``\\n``, holding no more than
+    `limit` bytes of one line in memory.
+
+    ``next()`` returns a line, or raises :class:`LineTooLarge` for a line whose bytes before its
+    ending are more than `limit` (the line is skipped in 1 MiB pieces, so memory stays bounded,
+    and the next call returns the line after it). ``line_no`` is the 1-based number of the last
+    line returned or skipped. Errors of the stream (a truncated `.gz`) propagate.
+    """
+
+    _SKIP_CHUNK = 1 << 20
+
+    def __init__(self, handle: BinaryIO, limit: int) -> None:
+        self._handle = handle
+        self._limit = max(1, limit)
+        self.line_no = 0
+
+    def __iter__(self) -> BoundedLines:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self._handle.readline(self._limit + 1)
+        if not line:
+            raise StopIteration
+        self.line_no += 1
+        if len(line) <= self._limit or line.endswith(b"\n"):
+            return line
+        head = line[:1000]
+        size = len(line)
+        del line
+        while True:
+            piece = self._handle.readline(self._SKIP_CHUNK)
+            if not piece:
+                break
+            if piece.endswith(b"\n"):
+                size += len(piece) - 1
+                break
+            size += len(piece)
+        raise LineTooLarge(self.line_no, size, head)

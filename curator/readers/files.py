@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
 from curator.readers.base import InputFile, ReadBatch, ReaderOptions, Reject
 from curator.readers.images import ImageRejected, inspect_image
+from curator.readers.tables import may_overflow, string_array
 
 IMAGE_COLUMNS = ("image", "path", "width", "height", "image_format")
 
@@ -23,13 +25,35 @@ def _read_file(file: InputFile, rejects: list[Reject]) -> bytes | None:
         return None
 
 
+def _groups(
+    files: Sequence[InputFile], batch_rows: int, batch_bytes: int
+) -> Iterator[Sequence[InputFile]]:
+    """Consecutive files in groups of at most `batch_rows` files and (but for a group of one
+    large file) about `batch_bytes` bytes, by their size on disk."""
+    start = 0
+    while start < len(files):
+        end = start
+        total = 0
+        while end < len(files) and end - start < batch_rows:
+            try:
+                size = os.path.getsize(files[end].path)
+            except OSError:
+                size = 0
+            if end > start and total + size > batch_bytes:
+                break
+            total += size
+            end += 1
+        yield files[start:end]
+        start = end
+
+
 def read_text_files(files: Sequence[InputFile], options: ReaderOptions) -> Iterator[ReadBatch]:
-    """Each file is one sample: column `text` (the file decoded as UTF-8) and `path`."""
-    for start in range(0, len(files), options.batch_rows):
+    """Each file is one sample: column `text` (the file decoded as UTF-8) and `path`. A batch
+    holds at most ``options.batch_rows`` files and about ``options.batch_bytes`` bytes."""
+    for group in _groups(files, options.batch_rows, options.batch_bytes):
         texts: list[str] = []
         paths: list[str] = []
         rejects: list[Reject] = []
-        group = files[start : start + options.batch_rows]
         for file in group:
             data = _read_file(file, rejects)
             if data is None:
@@ -48,9 +72,7 @@ def read_text_files(files: Sequence[InputFile], options: ReaderOptions) -> Itera
                 )
                 continue
             paths.append(file.relpath)
-        table = pa.table(
-            {"text": pa.array(texts, pa.string()), "path": pa.array(paths, pa.string())}
-        )
+        table = pa.table({"text": string_array(texts), "path": pa.array(paths, pa.string())})
         yield ReadBatch(group[0], table, list(paths), [None] * len(paths), "file", rejects)
 
 
@@ -59,8 +81,7 @@ def read_image_files(files: Sequence[InputFile], options: ReaderOptions) -> Iter
     `height` and `image_format`. Unreadable, truncated, corrupt and oversized images are rejected.
     """
     batch_rows = max(1, min(options.batch_rows, 256))
-    for start in range(0, len(files), batch_rows):
-        group = files[start : start + batch_rows]
+    for group in _groups(files, batch_rows, options.batch_bytes):
         columns: dict[str, list[object]] = {name: [] for name in IMAGE_COLUMNS}
         hashes: list[str] = []
         rejects: list[Reject] = []
@@ -93,8 +114,10 @@ def read_image_files(files: Sequence[InputFile], options: ReaderOptions) -> Iter
 
 
 def image_table(columns: dict[str, list[object]]) -> pa.Table:
+    """The reader's image columns (and any text sidecars) as a table; image bytes that may pass
+    2 GiB are `large_binary`."""
     types = {
-        "image": pa.binary(),
+        "image": pa.large_binary() if may_overflow(columns["image"]) else pa.binary(),
         "path": pa.string(),
         "width": pa.int32(),
         "height": pa.int32(),

@@ -12,12 +12,15 @@ from typing import Any, BinaryIO, cast
 import pyarrow as pa
 
 from curator.readers.base import (
+    BoundedLines,
     InputFile,
+    LineTooLarge,
     ReadBatch,
     ReaderOptions,
     Reject,
     preview,
     read_failure,
+    record_too_large,
 )
 from curator.readers.tables import records_to_table
 
@@ -133,6 +136,31 @@ def _lone_surrogate(value: object) -> str | None:
     return None
 
 
+#: The deepest nesting of arrays and objects a record may have, the record itself counting as
+#: one. Parquet readers refuse a schema deeper than 100 levels, and an Arrow list takes two of
+#: them: a deeper record could be written but never read back.
+MAX_NESTING = 32
+
+
+def _too_deep(record: dict[str, Any], text: str) -> bool:
+    """Whether `record` nests arrays and objects more than :data:`MAX_NESTING` deep (walked
+    without recursion; a record with few brackets is not walked at all)."""
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return False
+    stack: list[tuple[object, int]] = [(record, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if isinstance(value, dict):
+            stack.extend(
+                (item, depth + 1) for item in value.values() if isinstance(item, dict | list)
+            )
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
+    return False
+
+
 def read_jsonl(
     file: InputFile,
     options: ReaderOptions,
@@ -147,18 +175,25 @@ def read_jsonl(
     and are not counted; a UTF-8 byte order mark at the start is ignored. Renames are applied here,
     once, to every record (the batch says so). When the file cannot be read to its end (a
     truncated `.gz`/`.zst`), the lines before the failure are kept and the failure is one reject.
+
+    A line longer than ``options.max_record_bytes`` is rejected (``record_too_large``) without
+    being held in memory, and a record nested more than :data:`MAX_NESTING` arrays or objects
+    deep is rejected (``too_deeply_nested``); the lines after either are read as usual. A batch
+    ends at ``options.batch_rows`` records or ``options.batch_bytes`` bytes of input.
     """
     content_key = options.image_column or options.text_column
     records: list[dict[str, Any]] = []
     keys: list[str] = []
     positions: list[int | None] = []
     rejects: list[Reject] = []
+    batch_bytes = 0
 
     def flush() -> ReadBatch:
-        nonlocal records, keys, positions, rejects
+        nonlocal records, keys, positions, rejects, batch_bytes
         table = records_to_table(records) if records else pa.table({})
         batch = ReadBatch(file, table, keys, positions, "line", rejects, renamed=True)
         records, keys, positions, rejects = [], [], [], []
+        batch_bytes = 0
         return batch
 
     def reject(line_no: int, code: str, reason: str, raw: bytes) -> None:
@@ -173,12 +208,19 @@ def read_jsonl(
         except UnicodeDecodeError as exc:
             reject(line_no, "invalid_utf8", f"invalid UTF-8 at byte {exc.start}", raw)
             return
+        too_deep = (
+            f"the record nests arrays and objects more than {MAX_NESTING} levels deep, "
+            "which a Parquet shard cannot hold"
+        )
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             reject(
                 line_no, "malformed_json", f"malformed JSON: {exc.msg} at column {exc.colno}", raw
             )
+            return
+        except RecursionError:
+            reject(line_no, "too_deeply_nested", too_deep, raw)
             return
         if not isinstance(record, dict):
             reject(
@@ -187,6 +229,9 @@ def read_jsonl(
                 f"a JSON {type(record).__name__} where an object was expected",
                 raw,
             )
+            return
+        if _too_deep(record, text):
+            reject(line_no, "too_deeply_nested", too_deep, raw)
             return
         if "\\u" in text:  # only an escape can make a lone surrogate
             for name, value in record.items():
@@ -270,21 +315,29 @@ def read_jsonl(
                 ],
             )
             return
-        lines = iter(handle)
-        line_no = 0
+        lines = BoundedLines(handle, options.max_record_bytes)
         while True:
             try:
                 raw = next(lines)
             except StopIteration:
                 break
+            except LineTooLarge as exc:
+                rejects.append(
+                    record_too_large(file, exc.line, exc.size, options.max_record_bytes, exc.head)
+                )
             except Exception as exc:  # a truncated or corrupt stream: keep what came before
-                rejects.append(read_failure(file, line_no + 1, exc))
+                rejects.append(read_failure(file, lines.line_no + 1, exc))
                 break
-            line_no += 1
-            if line_no == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            check(line_no, raw)
-            if len(records) + len(rejects) >= options.batch_rows:
+            else:
+                line_no = lines.line_no
+                if line_no == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM) :]
+                check(line_no, raw)
+                batch_bytes += len(raw)
+            if (
+                len(records) + len(rejects) >= options.batch_rows
+                or batch_bytes >= options.batch_bytes
+            ):
                 yield flush()
     if records or rejects:
         yield flush()

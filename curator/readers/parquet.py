@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curator.readers.base import InputFile, ReadBatch, ReaderOptions
+from curator.shards import batch_rows_within
 
 
 def read_parquet(
@@ -16,6 +17,8 @@ def read_parquet(
     """Stream the given row groups (all when ``None``) in record batches.
 
     Positions are 0-based row indices within the file, so sample keys are ``<relpath>:<row>``.
+    A batch holds at most ``options.batch_rows`` rows and, by the row group's average row size,
+    about ``options.batch_bytes`` bytes (at least one row).
     """
     with pq.ParquetFile(file.path) as parquet:
         metadata = parquet.metadata
@@ -25,7 +28,13 @@ def read_parquet(
             starts[g + 1] = starts[g] + metadata.row_group(g).num_rows
         for group in groups:
             row = starts[group]
-            for batch in parquet.iter_batches(batch_size=options.batch_rows, row_groups=[group]):
+            size = batch_rows_within(
+                metadata.row_group(group).num_rows,
+                metadata.row_group(group).total_byte_size,
+                options.batch_rows,
+                options.batch_bytes,
+            )
+            for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):
                 n = batch.num_rows
                 positions: list[int | None] = list(range(row, row + n))
                 keys = [f"{file.relpath}:{i}" for i in range(row, row + n)]

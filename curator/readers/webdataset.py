@@ -31,6 +31,25 @@ def _sidecar_column(extension: str) -> str:
     return f"{extension}_sidecar" if extension in _RENAMED_SIDECARS else extension
 
 
+def _safe_name(name: str) -> str:
+    """A member name that cannot climb out of the archive in a `sample_id`: no leading ``/``,
+    no empty or ``.`` parts, and ``..`` parts written ``%2E%2E``."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    return "/".join("%2E%2E" if part == ".." else part for part in parts)
+
+
+def _member_kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"a symbolic link (to `{member.linkname}`), which is not followed inside an archive"
+    if member.ischr():
+        return "a character device, not a file"
+    if member.isblk():
+        return "a block device, not a file"
+    if member.isfifo():
+        return "a FIFO, not a file"
+    return f"a tar member of type {member.type!r}, not a file"
+
+
 def _split_key(name: str) -> tuple[str, str]:
     directory, base = posixpath.split(name)
     stem, dot, extension = base.partition(".")
@@ -39,7 +58,14 @@ def _split_key(name: str) -> tuple[str, str]:
 
 
 def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
-    """Stream the samples of one tar file (plain, `.tar.gz` or other compression tarfile knows)."""
+    """Stream the samples of one tar file (plain, `.tar.gz` or other compression tarfile knows).
+
+    A hard link member (GNU tar stores a file's second copy that way) reads the data of the
+    earlier member it links to. A sample with a symbolic link, a device or a FIFO member is
+    rejected (``unsupported_member``), naming the member; directories are not samples. Member
+    names are made safe in keys (see :func:`_safe_name`). A batch holds at most 256 samples and
+    about ``options.batch_bytes`` bytes.
+    """
     batch_rows = max(1, min(options.batch_rows, 256))
     columns: dict[str, list[object]] = {name: [] for name in IMAGE_COLUMNS}
     sidecar_names: list[str] = []
@@ -48,11 +74,26 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
     positions: list[int | None] = []
     rejects: list[Reject] = []
     index = 0
+    batch_bytes = 0
+    #: why a sample cannot be read, by key (a member that is not a file)
+    unsupported: dict[str, str] = {}
 
     def add_sample(key: str, members: dict[str, bytes]) -> None:
-        nonlocal index
+        nonlocal index, batch_bytes
         position = index
         index += 1
+        problem = unsupported.pop(key, None)
+        if problem is not None:
+            rejects.append(
+                Reject(
+                    file.relpath,
+                    position,
+                    "sample",
+                    "unsupported_member",
+                    f"sample `{key}`: {problem}",
+                )
+            )
+            return
         images = [ext for ext in members if "." + ext.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS]
         if not images:
             rejects.append(
@@ -105,34 +146,63 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
         hashes.append(info.content_hash)
         keys.append(f"{file.relpath}/{key}")
         positions.append(position)
+        batch_bytes += sum(len(payload) for payload in members.values())
 
     def flush() -> ReadBatch:
-        nonlocal columns, sidecar_names, hashes, keys, positions, rejects
+        nonlocal columns, sidecar_names, hashes, keys, positions, rejects, batch_bytes
         batch = ReadBatch(file, image_table(columns), keys, positions, "sample", rejects)
         batch.content_hashes = hashes
         columns = {name: [] for name in IMAGE_COLUMNS}
         sidecar_names, hashes, keys, positions, rejects = [], [], [], [], []
+        batch_bytes = 0
         return batch
 
     def full() -> bool:
-        return len(hashes) + len(rejects) >= batch_rows
+        return len(hashes) + len(rejects) >= batch_rows or batch_bytes >= options.batch_bytes
 
     pending: dict[str, dict[str, bytes]] = {}
+    #: where each file member's data is in the (uncompressed) archive, for hard links to it
+    offsets: dict[str, tuple[int, int]] = {}
     failure: Exception | None = None
+    random_access: tarfile.TarFile | None = None
     try:
         with tarfile.open(file.path, "r|*") as tar:
             for member in tar:
-                if not member.isfile():
+                if member.isdir():
                     continue
-                key, extension = _split_key(member.name)
-                try:
-                    extracted = tar.extractfile(member)
-                    data = extracted.read() if extracted else b""
-                except Exception:
-                    # The sample whose member was being read is incomplete: it is lost.
-                    pending.pop(key, None)
-                    raise
-                pending.setdefault(key, {})[extension] = data
+                key, extension = _split_key(_safe_name(member.name))
+                if member.islnk() and member.linkname in offsets:
+                    # The stream cannot go back: the linked data is read from a second handle.
+                    if random_access is None:
+                        random_access = tarfile.open(file.path, "r:*")  # noqa: SIM115 - closed below
+                    offset, size = offsets[member.linkname]
+                    assert random_access.fileobj is not None
+                    random_access.fileobj.seek(offset)
+                    data = random_access.fileobj.read(size)
+                    offsets[member.name] = (offset, size)
+                elif not member.isfile():
+                    if member.islnk():
+                        problem = (
+                            f"member `{member.name}` is a hard link to `{member.linkname}`, "
+                            "which is not an earlier file of the archive"
+                        )
+                    else:
+                        problem = f"member `{member.name}` is {_member_kind(member)}"
+                    unsupported.setdefault(key, problem)
+                    data = None
+                else:
+                    try:
+                        extracted = tar.extractfile(member)
+                        data = extracted.read() if extracted else b""
+                    except Exception:
+                        # The sample whose member was being read is incomplete: it is lost.
+                        pending.pop(key, None)
+                        unsupported.pop(key, None)
+                        raise
+                    offsets[member.name] = (member.offset_data, member.size)
+                members = pending.setdefault(key, {})
+                if data is not None:
+                    members[extension] = data
                 if len(pending) > MAX_PENDING_KEYS:
                     oldest = next(iter(pending))
                     add_sample(oldest, pending.pop(oldest))
@@ -140,6 +210,9 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
                         yield flush()
     except Exception as exc:
         failure = exc
+    finally:
+        if random_access is not None:
+            random_access.close()
     for key, members in pending.items():
         add_sample(key, members)
         if full():
