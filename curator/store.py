@@ -304,6 +304,8 @@ class Store:
         try:
             con.execute("USE catalog")
             con.execute("SET enable_progress_bar = false")  # DuckDB's bar writes to stdout
+            # Spill where a connection to the catalog file would, not into the working directory.
+            con.execute(f"SET temp_directory = {catalog.sql_literal(self.catalog_path + '.tmp')}")
             shard_files = [
                 self._inside_store(row[0])
                 for row in con.execute(
