@@ -17,10 +17,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,18 @@ from curator.errors import (
     StoreError,
     StoreLockedError,
 )
-from curator.locking import lock_timeout, pid_alive, write_lock
+from curator.locking import (
+    claim_work_dir,
+    forget_placement,
+    lock_timeout,
+    owner_gone,
+    place_file,
+    record_placement,
+    recorded_placement,
+    recover_work_dir,
+    undo_placement,
+    write_lock,
+)
 from curator.provenance import ProvenanceSpec
 from curator.schema import MAX_GENERATION
 
@@ -142,6 +152,8 @@ class IngestResult:
     reject_codes: dict[str, int] = field(default_factory=dict)
     skip_codes: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
+    #: reject code → its first rejected record: "`file` line N: reason"
+    first_rejects: dict[str, str] = field(default_factory=dict)
     ignored_files: list[str] = field(default_factory=list)
     files: int = 0
 
@@ -224,12 +236,27 @@ class Store:
         """
         import duckdb
 
+        con = self._open_catalog(
+            lambda: duckdb.connect(self.catalog_path, read_only=read_only), timeout
+        )
+        try:
+            con.execute("SET file_search_path = '" + self.root.replace("'", "''") + "'")
+            con.execute("SET enable_progress_bar = false")  # DuckDB's bar writes to stdout
+            yield con
+        finally:
+            con.close()
+
+    def _open_catalog(
+        self, open_catalog: Callable[[], duckdb.DuckDBPyConnection], timeout: float | None
+    ) -> duckdb.DuckDBPyConnection:
+        """`open_catalog()`, retried while another process holds the catalog."""
+        import duckdb
+
         timeout = lock_timeout(timeout)
         deadline = time.monotonic() + timeout
         while True:
             try:
-                con = duckdb.connect(self.catalog_path, read_only=read_only)
-                break
+                return open_catalog()
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise StoreError(
@@ -243,21 +270,82 @@ class Store:
                         "(a `duckdb` shell left open on the catalog holds it too)",
                     ) from exc
                 time.sleep(0.05)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def query_connection(
+        self, *, timeout: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection for the user's queries: it reads the catalog and the live shards,
+        and nothing else.
+
+        A database of its own (DuckDB's settings belong to a database, and curator's connections
+        keep theirs) attaches the catalog read-only; `samples` is pointed (a temporary view) at
+        the live shards by absolute path; external access is turned off with only those files
+        allowed, and the configuration is locked, so no statement reads or writes another file,
+        loads an extension, attaches a database or turns any of this back. Statements that are
+        not queries are refused before they get here (see :meth:`sql_batches`).
+        """
+        import duckdb
+
+        def open_catalog() -> duckdb.DuckDBPyConnection:
+            con = duckdb.connect(":memory:")
+            try:
+                con.execute(
+                    f"ATTACH {catalog.sql_literal(self.catalog_path)} AS catalog (READ_ONLY)"
+                )
+            except BaseException:
+                con.close()
+                raise
+            return con
+
+        con = self._open_catalog(open_catalog, timeout)
         try:
-            con.execute("SET file_search_path = '" + self.root.replace("'", "''") + "'")
+            con.execute("USE catalog")
             con.execute("SET enable_progress_bar = false")  # DuckDB's bar writes to stdout
+            # Spill where a connection to the catalog file would, not into the working directory.
+            con.execute(f"SET temp_directory = {catalog.sql_literal(self.catalog_path + '.tmp')}")
+            shard_files = [
+                self._inside_store(row[0])
+                for row in con.execute(
+                    "SELECT path FROM shards WHERE live ORDER BY path"
+                ).fetchall()
+            ]
+            # The catalog's `samples` names shards relative to the store, which DuckDB checks
+            # against the allowed files as if relative to the working directory.
+            view = catalog.samples_view_sql(shard_files)
+            prefix = "CREATE OR REPLACE VIEW samples AS "
+            assert view.startswith(prefix), view
+            con.execute("CREATE TEMP VIEW samples AS " + view[len(prefix) :])
+            con.execute(
+                "SET allowed_paths = ["
+                + ", ".join(catalog.sql_literal(path) for path in shard_files)
+                + "]"
+            )
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
             yield con
         finally:
             con.close()
 
-    # -- queries ---------------------------------------------------------------------------
+    def _inside_store(self, relative: str) -> str:
+        """The absolute path of a catalog path, which must lie inside the store."""
+        path = os.path.normpath(os.path.join(self.root, relative))
+        if os.path.isabs(relative) or not path.startswith(self.root + os.sep):
+            raise StoreError(
+                f"the catalog names the shard `{relative}`, which is not inside the store",
+                "the catalog looks tampered with; restore it from a backup",
+            )
+        return path
 
     def sql(self, query: str) -> pa.Table:
         """Run a read-only SQL query over the catalog (`samples`, `shards`, `runs`, …) and
         return the whole result.
 
         Raises:
-            QueryError: the query failed; the message is DuckDB's.
+            QueryError: the query failed (the message is DuckDB's), or it is not one read-only
+                query (a `COPY`, `EXPORT`, `ATTACH`, `SET`, … or several statements).
 
         >>> store.sql("SELECT origin, count(*) AS n FROM samples GROUP BY 1").to_pylist()  # doctest: +SKIP
         [{'origin': 'real', 'n': 1000}]
@@ -270,26 +358,27 @@ class Store:
         """Stream the result of a read-only query as Arrow record batches (memory bounded by
         the batch, not the result). An error while streaming raises :class:`QueryError` too.
 
+        `query` must be one query (``SELECT``, ``WITH``, ``FROM``, ``DESCRIBE``, ``SHOW``,
+        ``SUMMARIZE`` …); it runs on :meth:`query_connection`, which reads only the catalog and
+        the live shards.
+
         >>> with store.sql_batches("SELECT * FROM samples") as reader:  # doctest: +SKIP
         ...     for batch in reader: ...
         """
         import duckdb
 
-        hint = "tables and views: samples, shards, runs, shard_composition, composition, manifests, usage"
-        with self.connect() as con:
+        _check_read_only(query)
+        with self.query_connection() as con:
             try:
                 reader = con.sql(query).to_arrow_reader()
             except duckdb.Error as exc:
-                raise QueryError(f"query failed: {exc}", hint) from exc
-            except AttributeError as exc:  # a statement with no result (SET, PRAGMA …)
-                raise QueryError(
-                    "the statement returns no rows", "curator sql runs queries that return rows"
-                ) from exc
+                raise QueryError(f"query failed: {exc}", _query_hint(con, exc)) from exc
 
             def batches() -> Iterator[pa.RecordBatch]:
                 try:
                     yield from reader
                 except (duckdb.Error, pa.ArrowException, OSError) as exc:
+                    hint = _query_hint(con, exc) if isinstance(exc, duckdb.Error) else None
                     raise QueryError(f"query failed: {exc}", hint) from exc
 
             try:
@@ -298,14 +387,18 @@ class Store:
                 reader.close()
 
     def export(self, query: str, path: str | os.PathLike[str]) -> int:
-        """Stream the result of a read-only query into a Parquet file (written under a temporary
-        name, then renamed). Returns the number of rows written.
+        """Stream the result of a read-only query into a Parquet file (written by pyarrow under a
+        temporary name, then renamed). Returns the number of rows written.
+
+        Raises:
+            QueryError: as :meth:`sql`.
+            InputError: `path` is inside the store.
 
         >>> store.export("SELECT * FROM samples WHERE origin = 'real'", "real.parquet")  # doctest: +SKIP
         """
         import pyarrow.parquet as pq
 
-        target = os.fspath(path)
+        target = self.outside_store(path)
         tmp = target + ".tmp"
         rows = 0
         try:
@@ -322,6 +415,26 @@ class Store:
             raise
         os.replace(tmp, target)
         return rows
+
+    def outside_store(self, path: str | os.PathLike[str]) -> str:
+        """`path` when it lies outside the store (links followed, including a `shards/` that
+        links to another disk): a query result written there cannot replace a shard or the
+        catalog.
+
+        Raises:
+            InputError: `path` is inside the store.
+        """
+        target = os.fspath(path)
+        real = os.path.realpath(target)
+        for top in (self.root, *(os.path.join(self.root, n) for n in (*STORE_DIRS, STAGING_DIR))):
+            inside = os.path.realpath(top)
+            if real == inside or real.startswith(inside.rstrip(os.sep) + os.sep):
+                raise InputError(
+                    f"`{target}` is inside the store `{self.root}`; a query result is not "
+                    "written there",
+                    "write it to a path outside the store directory",
+                )
+        return target
 
     def stats(self) -> Stats:
         """Rows and content bytes by origin × generation × source, from the catalog (no shard
@@ -553,6 +666,7 @@ class Store:
         rename_columns: dict[str, str] | None = None,
         input_format: str = "auto",
         strict: bool = False,
+        allow_empty: bool = False,
         jobs: int | None = None,
         shard_bytes: int | None = None,
         max_image_pixels: int = 89_478_485,
@@ -567,6 +681,9 @@ class Store:
         line or row and reason; the rest are committed. Rows whose ``sample_id`` is already in
         the store with the same ``content_hash`` are skipped; with different content they are
         rejected, naming both. With `strict`, any reject fails the run and nothing is committed.
+        A run that keeps nothing (no record read, or every record rejected), or in which whole
+        files or batches are rejected for a missing column, fails and commits nothing unless
+        `allow_empty`; a run whose records are all already in the store succeeds.
 
         Args:
             inputs: files, directories and globs (JSONL, Parquet, CSV, text, images, tar).
@@ -579,6 +696,8 @@ class Store:
             input_format: ``auto`` (by file name) or one of ``jsonl``, ``parquet``, ``csv``,
                 ``text``, ``image``, ``webdataset``.
             strict: fail the whole run on any reject.
+            allow_empty: commit a run that keeps nothing, or that rejects whole files for a
+                missing column, instead of failing it.
             jobs: worker processes (default: all cores).
             shard_bytes: target content bytes per shard (default 256 MiB).
             max_record_bytes: a longer JSON Lines line or CSV record is rejected as
@@ -592,7 +711,9 @@ class Store:
 
         Raises:
             InputError, ProvenanceError: bad inputs or flags, before anything is read.
-            IngestFailed: `strict` and some record was rejected; nothing was committed.
+            IngestFailed: `strict` and some record was rejected, or (unless `allow_empty`) no
+                record was kept or a column was missing; nothing was committed. The message and
+                hint give the first rejected record of each reason.
             StoreLockedError: another writer held the store for longer than `lock_timeout`.
 
         >>> store.ingest(["corpus.jsonl"], source="web-2021", origin="real",
@@ -645,8 +766,7 @@ class Store:
         run_id = new_run_id()
         staging = os.path.join(self.root, STAGING_DIR, run_id)
         os.makedirs(staging)
-        with open(os.path.join(staging, "owner.json"), "w", encoding="utf-8") as owner:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id}, owner)
+        claim_work_dir(staging, run_id)
         config = TaskConfig(
             spec=spec,
             options=ReaderOptions(
@@ -666,16 +786,20 @@ class Store:
             "inputs": [f.path for f in files],
             "format": input_format,
             "strict": strict,
+            "allow_empty": allow_empty,
             "provenance": spec.to_json(),
         }
         try:
             results = run_tasks(tasks, config, jobs=jobs, progress=progress)
             _crash_point("staged")
             result = self._commit_ingest(
-                run_id, spec, results, args, started, strict, lock_timeout, staging
+                run_id, spec, results, args, started, strict, allow_empty, lock_timeout, staging
             )
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            # A placement record still there means placed shards could not be taken back: the
+            # directory stays for the recovery of the next write.
+            if not recorded_placement(staging):
+                shutil.rmtree(staging, ignore_errors=True)
         result.seconds = time.monotonic() - clock
         result.ignored_files = ignored
         result.files = len(files)
@@ -733,34 +857,32 @@ class Store:
         return "synthetic", derived, name
 
     def _recover(self, timeout: float | None = None) -> None:
-        """Under the write lock: undo what crashed runs left behind.
+        """Under the write lock: undo what killed runs left behind, and only that.
 
-        A run killed while staging leaves `.staging/<run>/` (removed here when its process is
-        gone); one killed between renaming its shards and committing the catalog leaves shard
-        files no catalog row names (removed here: they were never part of the store).
+        A killed run leaves its work directory `.staging/<run>/`, marked with its owner
+        (``owner.json``); one killed between moving its shards into `shards/` and committing the
+        catalog has also written there which store paths it was placing (``placing.json``). When
+        the owner process is gone, those recorded paths that the catalog does not know are
+        removed, then the work directory. Nothing else is touched: not a file in `shards/` that
+        no record names, not a directory without curator's mark, not what a link points to.
         """
         staging_root = os.path.join(self.root, STAGING_DIR)
-        if os.path.isdir(staging_root):
-            host = socket.gethostname()
-            for name in os.listdir(staging_root):
-                path = os.path.join(staging_root, name)
-                try:
-                    with open(os.path.join(path, "owner.json"), encoding="utf-8") as handle:
-                        owner = json.load(handle)
-                    dead = owner.get("host") == host and not pid_alive(int(owner["pid"]))
-                except (OSError, ValueError, KeyError):
-                    dead = time.time() - os.path.getmtime(path) > 3600
-                if dead:
-                    shutil.rmtree(path, ignore_errors=True)
+        if not os.path.isdir(staging_root):
+            return
+        candidates = sorted(
+            path
+            for path in (os.path.join(staging_root, n) for n in os.listdir(staging_root))
+            if not os.path.islink(path) and owner_gone(path)
+        )
+        if not candidates:
+            return
+        known = self._known_shard_paths(timeout)
+        for path in candidates:
+            recover_work_dir(self.root, path, known)
+
+    def _known_shard_paths(self, timeout: float | None = None) -> set[str]:
         with self.connect(read_only=True, timeout=timeout) as con:
-            known = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
-        shards_root = os.path.join(self.root, "shards")
-        for directory, _subdirs, names in os.walk(shards_root):
-            for name in names:
-                path = os.path.join(directory, name)
-                relative = os.path.relpath(path, self.root).replace(os.sep, "/")
-                if relative not in known and (name.endswith(".parquet") or name.endswith(".tmp")):
-                    os.remove(path)
+            return {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
 
     def _commit_ingest(
         self,
@@ -770,6 +892,7 @@ class Store:
         args: dict[str, Any],
         started: datetime,
         strict: bool,
+        allow_empty: bool,
         timeout: float | None,
         staging: str,
     ) -> IngestResult:
@@ -805,6 +928,7 @@ class Store:
             result.content_bytes = sum(s.content_bytes for s in staged)
             assert result.rows_read == result.ingested + result.skipped + result.rejected, result
             result.rejects_path = self._keep_rejects(run_id, results, extra_rejects, result)
+            result.first_rejects = first_rejects(result.rejects_path, result.reject_codes)
             if strict and result.rejected:
                 result.status = "failed"
                 message = (
@@ -817,10 +941,36 @@ class Store:
                     f"see {result.rejects_path} for each record and its reason; fix them, or "
                     "run without --strict to keep the good records",
                 )
-            placed = self._place_shards(spec.source, staged)
-            _crash_point("renamed")
-            self._record_run(result, args, started, placed, None, new_columns)
+            kept_nothing = (
+                None
+                if allow_empty
+                else kept_nothing_error(
+                    files=len(args["inputs"]),
+                    rows_read=result.rows_read,
+                    kept=result.ingested,
+                    skipped=result.skipped,
+                    reject_codes=result.reject_codes,
+                    first=result.first_rejects,
+                    rejects_path=result.rejects_path,
+                    outcome="committed",
+                )
+            )
+            if kept_nothing is not None:
+                result.status = "failed"
+                self._record_run(result, args, started, [], kept_nothing.message)
+                raise kept_nothing
+            try:
+                placed = self._place_shards(spec.source, staged, staging)
+                _crash_point("renamed")
+                self._record_run(result, args, started, placed, None, new_columns)
+            except BaseException:
+                # Not committed: take back the shards this run placed (the ones the catalog
+                # does not know). If even that fails, the record stays for the next recovery.
+                with contextlib.suppress(Exception):
+                    undo_placement(self.root, staging, self._known_shard_paths(timeout))
+                raise
             _crash_point("committed")
+            forget_placement(staging)
         result.shards = len(staged)
         return result
 
@@ -1041,17 +1191,17 @@ class Store:
         return path
 
     def _place_shards(
-        self, source: str, staged: list[WrittenShard]
+        self, source: str, staged: list[WrittenShard], staging: str
     ) -> list[tuple[WrittenShard, str]]:
+        """Move the staged shards into `shards/<source>/`, after recording in the run's staging
+        directory exactly which paths it creates (see :func:`curator.locking.record_placement`)."""
         directory = os.path.join(self.root, "shards", source)
         os.makedirs(directory, exist_ok=True)
-        placed = []
-        for shard in staged:
-            name = os.path.basename(shard.path)
-            final = os.path.join(directory, name)
-            os.replace(shard.path, final)
-            placed.append((shard, f"shards/{source}/{name}"))
-        return placed
+        planned = [(shard, f"shards/{source}/{os.path.basename(shard.path)}") for shard in staged]
+        record_placement(staging, [relative for _shard, relative in planned])
+        for shard, relative in planned:
+            place_file(shard.path, os.path.join(self.root, *relative.split("/")))
+        return planned
 
     def _record_run(
         self,
@@ -1110,11 +1260,148 @@ class Store:
                 raise
 
 
-def _codes(codes: dict[str, int]) -> str:
-    return ", ".join(
-        f"{code}: {count:,}"
-        for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
+def _codes(codes: Mapping[str, int]) -> str:
+    return ", ".join(f"{code}: {codes[code]:,}" for code in _by_count(codes))
+
+
+def _by_count(codes: Mapping[str, int]) -> list[str]:
+    """Reject codes, most frequent first."""
+    return sorted(codes, key=lambda code: (-codes[code], code))
+
+
+def first_rejects(path: str | None, codes: Mapping[str, int]) -> dict[str, str]:
+    """The first rejected record of each code in the rejects file `path` (JSON Lines), as
+    ``"`file` line N: reason"``, most frequent code first. Reading stops once every code of
+    `codes` is found.
+
+    >>> first_rejects("store/rejects/RUN/rejects.jsonl", {"missing_column": 300})  # doctest: +SKIP
+    {'missing_column': '`a.jsonl` line 1: no content column `text` (columns: prompt, completion); name it with --text-column'}
+    """
+    found: dict[str, str] = {}
+    if not path or not codes:
+        return found
+    # The code is written before the reason and the record, so this text only matches there.
+    markers = {
+        code: '"code": ' + json.dumps(code, ensure_ascii=False) + ', "reason": ' for code in codes
+    }
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            code = next((c for c, m in markers.items() if c not in found and m in line), None)
+            if code is None:
+                continue
+            record = json.loads(line)
+            if record.get("code") != code:
+                continue
+            where = f"`{record.get('file')}`"
+            for kind in ("line", "row", "sample"):
+                if record.get(kind) is not None:
+                    where += f" {kind} {record[kind]}"
+            found[code] = f"{where}: {record.get('reason')}"
+            if len(found) == len(markers):
+                break
+    return {code: found[code] for code in _by_count(codes) if code in found}
+
+
+def kept_nothing_error(
+    *,
+    files: int,
+    rows_read: int,
+    kept: int,
+    skipped: int,
+    reject_codes: Mapping[str, int],
+    first: Mapping[str, str],
+    rejects_path: str | None,
+    outcome: str,
+) -> IngestFailed | None:
+    """The error of a run (ingest or tag) that keeps nothing, or in which whole files or
+    batches are rejected for a missing column; None when the run did something useful (records
+    kept, or all already in the store). `outcome` is what did not happen: committed, written."""
+    rejected = sum(reject_codes.values())
+    missing = reject_codes.get("missing_column", 0)
+    if rows_read == 0:
+        message = f"no record was read from the {files:,} input file{'s' if files != 1 else ''}"
+    elif kept == 0 and skipped == 0:
+        message = (
+            f"no record was kept: all {rejected:,} records read were rejected "
+            f"({_codes(reject_codes)})"
+        )
+    elif missing:
+        message = (
+            f"{missing:,} of {rows_read:,} records were rejected because a column is missing "
+            "(a whole file or batch without it)"
+        )
+    else:
+        return None
+    lines = []
+    if first:
+        lines.append("fix what the first rejected record of each reason says, then run again:")
+        lines += [f"  {code}: {reason}" for code, reason in first.items()]
+        lines.append(f"Every rejected record is in {rejects_path}.")
+    else:
+        lines.append("check that the inputs hold records.")
+    lines.append("--allow-empty (Python: allow_empty=True) accepts such a run.")
+    return IngestFailed(f"{message}; nothing was {outcome}", "\n".join(lines))
+
+
+#: The statements `curator sql` runs: queries (DuckDB parses DESCRIBE, SHOW, SUMMARIZE, FROM …
+#: and WITH … as SELECT).
+_READ_STATEMENTS = ("SELECT",)
+
+
+def _check_read_only(query: str) -> None:
+    """Refuse anything but one query, by the statement types DuckDB's parser gives."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}") from exc
+    kinds = [statement.type.name for statement in statements]
+    if not kinds:
+        raise QueryError(
+            "the query is empty", "e.g. SELECT origin, count(*) FROM samples GROUP BY 1"
+        )
+    refused = next((kind for kind in kinds if kind not in _READ_STATEMENTS), None)
+    if refused is not None:
+        writes = refused in ("COPY", "EXPORT", "COPY_DATABASE")
+        raise QueryError(
+            f"`{refused}` statements are refused: SQL over the store only reads "
+            "(SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE)",
+            "to write a result to a file, use `curator sql QUERY --format parquet -o FILE` "
+            "(Python: Store.export)"
+            if writes
+            else "run a query; to change the store, use the curator command made for it",
+        )
+    if len(kinds) > 1:
+        raise QueryError(
+            f"the query holds {len(kinds)} statements; one is run at a time",
+            "run them one by one",
+        )
+
+
+def _query_hint(con: duckdb.DuckDBPyConnection, exc: BaseException) -> str | None:
+    """For an unknown table or column: every table and view of the catalog (read from it)."""
+    import duckdb
+
+    text = str(exc)
+    unknown = isinstance(exc, duckdb.CatalogException) and "Table with name" in text
+    unknown = unknown or (
+        isinstance(exc, duckdb.BinderException)
+        and ("Referenced column" in text or "Referenced table" in text)
     )
+    if not unknown:
+        return None
+    try:
+        names = [
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT internal "
+                "UNION SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+            ).fetchall()
+        ]
+    except duckdb.Error:
+        return None
+    return "tables and views: " + ", ".join(names)
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

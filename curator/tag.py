@@ -50,6 +50,7 @@ def tag(
     rename_columns: dict[str, str] | None = None,
     input_format: str = "auto",
     strict: bool = False,
+    allow_empty: bool = False,
     jobs: int | None = None,
     shard_bytes: int | None = None,
     max_image_pixels: int = 89_478_485,
@@ -69,7 +70,9 @@ def tag(
 
     Raises:
         InputError: `out` already holds Parquet files.
-        IngestFailed: `strict` and some record was rejected; no shard was written.
+        IngestFailed: `strict` and some record was rejected, or (unless `allow_empty`) no
+            record was kept or whole files were rejected for a missing column; no shard was
+            written.
 
     >>> curator.tag(["corpus.jsonl"], "tagged/", source="web-2021", origin="real")  # doctest: +SKIP
     """
@@ -77,7 +80,7 @@ def tag(
     from curator.ingest import TaskConfig, run_tasks
     from curator.readers import ReaderOptions, discover, plan_tasks
     from curator.shards import DEFAULT_SHARD_BYTES
-    from curator.store import new_run_id
+    from curator.store import first_rejects, kept_nothing_error, new_run_id
 
     clock = time.monotonic()
     spec = ProvenanceSpec(
@@ -152,6 +155,19 @@ def tag(
                 "no shard was written",
                 f"see {result.rejects_path} for each record and its reason",
             )
+        if not allow_empty:
+            error = kept_nothing_error(
+                files=len(files),
+                rows_read=result.rows_read,
+                kept=result.written,
+                skipped=0,
+                reject_codes=result.reject_codes,
+                first=first_rejects(result.rejects_path, result.reject_codes),
+                rejects_path=result.rejects_path,
+                outcome="written",
+            )
+            if error is not None:
+                raise error
         shards = [shard for r in results for shard in r.shards]
         for index, shard in enumerate(shards):
             final = os.path.join(out_dir, f"part-{index:05d}.parquet")

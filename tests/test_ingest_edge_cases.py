@@ -198,7 +198,9 @@ def test_id_and_parent_id_columns_of_nested_types_are_wrong_type(store, tmp_path
         pa.table({"text": ["a", "b"], "key": [{"k": 1}, {"k": 2}], "up": [["x"], ["y"]]}),
         tmp_path / "n.parquet",
     )
-    result = store.ingest([tmp_path / "n.parquet"], source="n", origin="real", id_column="key")
+    result = store.ingest(
+        [tmp_path / "n.parquet"], source="n", origin="real", id_column="key", allow_empty=True
+    )
     assert counts(result) == (2, 0, 0, 2)
     assert result.reject_codes == {"wrong_type": 2}
     assert rejects_of(result)[0]["reason"] == (
@@ -206,7 +208,7 @@ def test_id_and_parent_id_columns_of_nested_types_are_wrong_type(store, tmp_path
         "an id must be a string, a number or another single value"
     )
     result = store.ingest(
-        [tmp_path / "n.parquet"], source="n", origin="real", parent_id_column="up"
+        [tmp_path / "n.parquet"], source="n", origin="real", parent_id_column="up", allow_empty=True
     )
     assert counts(result) == (2, 0, 0, 2)
     assert result.reject_codes == {"wrong_type": 2}
@@ -276,7 +278,9 @@ def test_a_column_named_like_the_other_content_kind_is_rejected_in_a_store(
         "text run must not store; map it away with --rename-column image=NEW_NAME",
     )
     pq.write_table(pa.table({"img": [png_bytes()], "text": ["a caption"]}), tmp_path / "i.parquet")
-    result = store.ingest([tmp_path / "i.parquet"], source="i", origin="real", image_column="img")
+    result = store.ingest(
+        [tmp_path / "i.parquet"], source="i", origin="real", image_column="img", allow_empty=True
+    )
     assert counts(result) == (1, 0, 0, 1)
     assert rejects_of(result)[0]["reason"] == (
         "input column `text` has the name of the content column of text samples, which a "

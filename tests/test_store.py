@@ -407,3 +407,196 @@ def test_errors_while_streaming_a_result_are_query_errors(filled, tmp_path):
     with pytest.raises(curator.QueryError):
         filled.export("SELECT CAST(text AS INTEGER) FROM samples", tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet.tmp").exists() and not (tmp_path / "x.parquet").exists()
+
+
+# -- recovery removes only what curator itself placed ------------------------------------------
+
+
+def test_recovery_after_a_kill_removes_only_the_recorded_shards_through_a_linked_shards_dir(
+    tmp_path, write_jsonl
+):
+    disk = tmp_path / "bigger-disk"
+    (disk / "shards" / "s").mkdir(parents=True)
+    (disk / "shards" / "precious.parquet").write_bytes(b"someone else's data")
+    (disk / "shards" / "s" / "precious.parquet").write_bytes(b"someone else's shard")
+    store = curator.init_store(tmp_path / "store")
+    os.rmdir(Path(store.root, "shards"))
+    os.symlink(disk / "shards", Path(store.root, "shards"))
+    foreign = Path(store.root, ".staging", "not-curators")
+    foreign.mkdir(parents=True)
+    (foreign / "keep.parquet").write_bytes(b"x")
+    os.utime(foreign, (time.time() - 7200, time.time() - 7200))
+    elsewhere = Path(store.root, ".staging", "other-host-run")
+    elsewhere.mkdir()
+    (elsewhere / "owner.json").write_text(json.dumps({"pid": 1, "host": "not-this-host"}))
+
+    path = write_jsonl("a.jsonl", [{"text": f"line {i}"} for i in range(100)])
+    args = ["ingest", str(path), "--store", store.root, "--source", "s", "--origin", "real"]
+    crashed = run_cli(*args, env={"CURATOR_CRASH_AT": "renamed"})
+    assert crashed.returncode == -signal.SIGKILL
+    [work] = [p for p in Path(store.root, ".staging").iterdir() if (p / "placing.json").exists()]
+    recorded = json.loads((work / "placing.json").read_text())["paths"]
+    assert recorded == [f"shards/s/{work.name}-00000-000.parquet"]
+    assert sorted(p.name for p in (disk / "shards" / "s").iterdir()) == sorted(
+        ["precious.parquet", f"{work.name}-00000-000.parquet"]
+    )
+
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    [live] = store.live_shards()
+    assert sorted(str(p.relative_to(disk)) for p in disk.rglob("*") if p.is_file()) == sorted(
+        ["shards/precious.parquet", "shards/s/precious.parquet", live["path"]]
+    )
+    assert (disk / "shards" / "s" / "precious.parquet").read_bytes() == b"someone else's shard"
+    assert sorted(p.name for p in Path(store.root, ".staging").iterdir()) == [
+        "not-curators",
+        "other-host-run",
+    ]
+    assert (foreign / "keep.parquet").read_bytes() == b"x"
+    assert store.sql("SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 100}]
+
+
+def test_an_ingest_leaves_files_it_did_not_write_alone(store, write_jsonl, tmp_path):
+    mine = Path(store.root, "shards", "s", "copied-by-hand.parquet")
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"not in the catalog")
+    stray = Path(store.root, "shards", "s", "half-written.parquet.tmp")
+    stray.write_bytes(b"?")
+    old = Path(store.root, ".staging", "20200101T000000Z-abcdef")
+    old.mkdir(parents=True)
+    os.utime(old, (0, 0))
+    store.ingest([write_jsonl("a.jsonl", [{"text": "a"}])], source="s", origin="real")
+    assert mine.read_bytes() == b"not in the catalog" and stray.exists() and old.is_dir()
+
+
+def test_a_commit_that_fails_takes_back_the_shards_it_placed(store, write_jsonl, monkeypatch):
+    def failing_record_run(self, result, args, started, placed, message, new_columns=None):
+        if placed:
+            assert all(Path(self.root, relative).is_file() for _shard, relative in placed)
+            raise curator.StoreError("the catalog went away")
+
+    monkeypatch.setattr(curator.Store, "_record_run", failing_record_run)
+    with pytest.raises(curator.StoreError, match="the catalog went away"):
+        store.ingest([write_jsonl("a.jsonl", [{"text": "a"}])], source="s", origin="real")
+    assert list(Path(store.root, "shards").rglob("*")) == [Path(store.root, "shards", "s")]
+    assert list(Path(store.root, ".staging").iterdir()) == []
+
+
+def test_shards_are_placed_across_filesystems_by_copy_then_rename(store, write_jsonl, monkeypatch):
+    import errno
+
+    real_replace = os.replace
+    crossed = []
+
+    def replace(source, target):
+        into_shards = str(target).startswith(os.path.join(store.root, "shards") + os.sep)
+        if into_shards and str(target).endswith(".parquet") and "/.staging/" in str(source):
+            crossed.append(target)
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    result = store.ingest(
+        [write_jsonl("a.jsonl", [{"text": f"t {i}"} for i in range(3)])], source="s", origin="real"
+    )
+    monkeypatch.undo()
+    assert (result.status, result.ingested) == ("committed", 3)
+    [live] = store.live_shards()
+    assert crossed == [os.path.join(store.root, *live["path"].split("/"))]
+    assert sorted(p.name for p in Path(store.root, "shards", "s").iterdir()) == [
+        live["path"].split("/")[-1]
+    ]
+    from curator.shards import sha256_file
+
+    assert sha256_file(crossed[0]) == live["sha256"]
+    assert store.sql("SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 3}]
+
+
+# -- a run that keeps nothing fails -----------------------------------------------------------
+
+QUICKSTART_ROWS = [{"prompt": f"q {i}", "completion": f"a {i}"} for i in range(300)]
+
+
+def _runs(store) -> list[tuple[str, str]]:
+    return [
+        (r["status"], r["message"])
+        for r in store.sql("SELECT status, message FROM runs ORDER BY started_at").to_pylist()
+    ]
+
+
+def test_an_ingest_that_rejects_every_record_fails_and_names_the_fix(store, tmp_path):
+    import pyarrow as pa
+
+    path = tmp_path / "generated.parquet"
+    pq.write_table(pa.Table.from_pylist(QUICKSTART_ROWS), path)
+    with pytest.raises(curator.IngestFailed) as caught:
+        store.ingest([path], source="gen", origin="synthetic", generation=1)
+    message = (
+        "no record was kept: all 300 records read were rejected (missing_column: 300); "
+        "nothing was committed"
+    )
+    [run_dir] = Path(store.root, "rejects").iterdir()
+    assert caught.value.message == message
+    assert caught.value.hint == (
+        "fix what the first rejected record of each reason says, then run again:\n"
+        "  missing_column: `generated.parquet` row 0: no content column `text` (columns: prompt, "
+        "completion); name it with --text-column\n"
+        f"Every rejected record is in {run_dir / 'rejects.jsonl'}.\n"
+        "--allow-empty (Python: allow_empty=True) accepts such a run."
+    )
+    assert _runs(store) == [("failed", message)]
+    assert store.live_shards() == [] and list(Path(store.root, "shards").iterdir()) == []
+    assert len((run_dir / "rejects.jsonl").read_text().splitlines()) == 300
+
+    allowed = store.ingest([path], source="gen", origin="synthetic", generation=1, allow_empty=True)
+    assert (allowed.status, allowed.ingested, allowed.rejected) == ("committed", 0, 300)
+    assert allowed.first_rejects == {
+        "missing_column": "`generated.parquet` row 0: no content column `text` (columns: prompt, "
+        "completion); name it with --text-column"
+    }
+    done = store.ingest(
+        [path], source="gen", origin="synthetic", generation=1, text_column="completion"
+    )
+    assert (done.status, done.ingested, done.rejected) == ("committed", 300, 0)
+
+
+def test_a_file_without_the_content_column_fails_the_whole_run(store, write_jsonl, tmp_path):
+    import pyarrow as pa
+
+    write_jsonl("in/good.jsonl", [{"text": "a"}, {"text": "b"}])
+    pq.write_table(pa.table({"body": ["c"]}), tmp_path / "in" / "other.parquet")
+    with pytest.raises(curator.IngestFailed) as caught:
+        store.ingest([tmp_path / "in"], source="s", origin="real")
+    assert caught.value.message == (
+        "1 of 3 records were rejected because a column is missing (a whole file or batch "
+        "without it); nothing was committed"
+    )
+    assert "  missing_column: `other.parquet` row 0: no content column `text` (columns: body)" in (
+        caught.value.hint
+    )
+    assert store.live_shards() == []
+    result = store.ingest([tmp_path / "in"], source="s", origin="real", allow_empty=True)
+    assert (result.status, result.ingested, result.rejected) == ("committed", 2, 1)
+
+
+def test_an_empty_input_fails_and_a_repeat_ingest_succeeds(store, write_jsonl, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(curator.IngestFailed) as caught:
+        store.ingest([tmp_path / "empty.jsonl"], source="s", origin="real")
+    assert (caught.value.message, caught.value.hint) == (
+        "no record was read from the 1 input file; nothing was committed",
+        "check that the inputs hold records.\n"
+        "--allow-empty (Python: allow_empty=True) accepts such a run.",
+    )
+    path = write_jsonl("a.jsonl", [{"text": "a"}, {"text": "b"}])
+    store.ingest([path], source="s", origin="real")
+    again = store.ingest([path], source="s", origin="real")
+    assert (again.status, again.ingested, again.skipped, again.skip_codes) == (
+        "committed",
+        0,
+        2,
+        {"already_in_store": 2},
+    )
+    broken = write_jsonl("b.jsonl", ["{oops"])
+    mixed = store.ingest([path, broken], source="s", origin="real")
+    assert (mixed.status, mixed.ingested, mixed.skipped, mixed.rejected) == ("committed", 0, 2, 1)

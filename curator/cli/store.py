@@ -148,6 +148,12 @@ def provenance_options(f: F) -> F:
             help="Any rejected record fails the run; nothing is committed.",
         ),
         click.option(
+            "--allow-empty",
+            is_flag=True,
+            help="Accept a run that keeps no record, or that rejects whole files for a missing "
+            "column (by default it fails and keeps nothing).",
+        ),
+        click.option(
             "--jobs", "-j", type=click.IntRange(1), help="Worker processes (default: all cores)."
         ),
         click.option(
@@ -197,6 +203,7 @@ def _provenance_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
         "rename_columns": _renames(kwargs["rename_column"]),
         "input_format": kwargs["input_format"],
         "strict": kwargs["strict"],
+        "allow_empty": kwargs["allow_empty"],
         "jobs": kwargs["jobs"],
         "shard_bytes": kwargs["shard_size"],
         "max_image_pixels": kwargs["max_image_pixels"],
@@ -210,6 +217,11 @@ def _codes(codes: dict[str, int]) -> str:
         f"{code}: {count:,}"
         for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))
     )
+
+
+def _first_reject_lines(first: dict[str, str]) -> list[str]:
+    """The first rejected record of each reason, which says how to fix it."""
+    return [f"    {code}: {reason}" for code, reason in first.items()]
 
 
 @cli.command("init")
@@ -300,6 +312,7 @@ def ingest_command(
     ]
     if result.rejects_path:
         lines.append(f"  rejects    {result.rejects_path}")
+    lines += _first_reject_lines(result.first_rejects)
     lines.append(f"  time       {result.seconds:>11.2f}s   {rate:,.0f} rows/s")
     click.echo("\n".join(lines))
 
@@ -342,7 +355,12 @@ def tag_command(
         + (f" ({_codes(result.reject_codes)})" if result.reject_codes else "")
     )
     if result.rejects_path:
+        from curator.store import first_rejects
+
         click.echo(f"rejects: {result.rejects_path}")
+        click.echo(
+            "\n".join(_first_reject_lines(first_rejects(result.rejects_path, result.reject_codes)))
+        )
 
 
 @cli.command("sql")
@@ -374,6 +392,10 @@ def sql_command(
 ) -> None:
     """Run a read-only SQL query over the store's catalog.
 
+    One query (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE); it reads the catalog and the live
+    shards and nothing else. Statements that write (COPY, EXPORT, ATTACH, SET, …) are refused: write
+    a result with --format … -o FILE (outside the store).
+
     Tables and views: samples (every row of the live shards), shards, runs, shard_composition,
     composition, columns, manifests, usage (which samples each manifest used), models,
     lineage_edges (sample → manifest → model → sample) and duplicates (near-duplicate clusters).
@@ -395,6 +417,8 @@ def sql_command(
         rows = store.export(query, output)
         click.echo(f"wrote {rows:,} rows to {output}", err=True)
         return
+    if output:
+        store.outside_store(output)
     with store.sql_batches(query) as reader:
         if output:
             with open(output, "w", encoding="utf-8", newline="") as handle:

@@ -262,3 +262,87 @@ def test_sql_table_shows_at_most_max_rows_and_json_streams_all(runner, tmp_path,
         "json",
     )
     assert json.loads(result.output) == []
+
+
+def _quickstart_parquet(tmp_path):
+    import pyarrow as pa
+
+    path = tmp_path / "generated.parquet"
+    rows = [{"prompt": f"q {i}", "completion": f"a {i}"} for i in range(300)]
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def test_ingest_that_keeps_nothing_exits_1_with_the_fix_on_the_console(runner, tmp_path):
+    store = tmp_path / "s"
+    invoke(runner, "init", str(store))
+    path = _quickstart_parquet(tmp_path)
+    args = [
+        "ingest", str(path), "--store", str(store), "--source", "model-v3-out",
+        "--origin", "synthetic", "--generation", "1", "--model", "model-v3",
+    ]  # fmt: skip
+    result = invoke(runner, *args)
+    assert result.exit_code == 1
+    [rejects] = (store / "rejects").glob("*/rejects.jsonl")
+    assert result.output == (
+        "Error: no record was kept: all 300 records read were rejected (missing_column: 300); "
+        "nothing was committed\n"
+        "Hint: fix what the first rejected record of each reason says, then run again:\n"
+        "  missing_column: `generated.parquet` row 0: no content column `text` (columns: prompt, "
+        "completion); name it with --text-column\n"
+        f"Every rejected record is in {rejects}.\n"
+        "--allow-empty (Python: allow_empty=True) accepts such a run.\n"
+    )
+    result = invoke(runner, *args, "--allow-empty", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["status"] == "committed"
+    result = invoke(runner, *args, "--text-column", "completion", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["ingested"] == 300
+
+
+def test_ingest_summary_shows_the_first_reject_of_each_reason(runner, tmp_path, write_jsonl):
+    store = tmp_path / "s"
+    invoke(runner, "init", str(store))
+    path = write_jsonl("a.jsonl", [{"text": "ok"}, "{oops", {"text": "  "}, "{bad", {"text": ""}])
+    result = invoke(
+        runner, "ingest", str(path), "--store", str(store), "--source", "web", "--origin", "real"
+    )
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[5] == "  rejected              4   (empty_content: 2, malformed_json: 2)"
+    assert lines[7:9] == [
+        "    empty_content: `a.jsonl` line 3: `text` is empty or whitespace only",
+        "    malformed_json: `a.jsonl` line 2: malformed JSON: Expecting property name enclosed "
+        "in double quotes at column 2",
+    ]
+    assert lines[9].startswith("  time ")
+
+
+def test_tag_that_writes_nothing_exits_1_unless_allowed(runner, tmp_path, write_jsonl):
+    path = _quickstart_parquet(tmp_path)
+    args = ["tag", str(path), "--source", "g", "--origin", "real"]
+    result = invoke(runner, *args, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[:3] == [
+        "Error: no record was kept: all 300 records read were rejected (missing_column: 300); "
+        "nothing was written",
+        "Hint: fix what the first rejected record of each reason says, then run again:",
+        "  missing_column: `generated.parquet` row 0: no content column `text` (columns: prompt, "
+        "completion); name it with --text-column",
+    ]
+    assert not list((tmp_path / "out").glob("*.parquet"))
+    good = write_jsonl("good.jsonl", [{"text": "x"}])
+    result = invoke(runner, "tag", str(path), str(good), "--source", "g", "--origin", "real",
+                    "--out", str(tmp_path / "mixed"))  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        "Error: 300 of 301 records were rejected because a column is missing (a whole file or "
+        "batch without it); nothing was written"
+    )
+    result = invoke(runner, *args, "--out", str(tmp_path / "allowed"), "--allow-empty")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1] == (
+        "    missing_column: `generated.parquet` row 0: no content column `text` (columns: "
+        "prompt, completion); name it with --text-column"
+    )
