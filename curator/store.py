@@ -307,7 +307,7 @@ class Store:
             # Spill where a connection to the catalog file would, not into the working directory.
             con.execute(f"SET temp_directory = {catalog.sql_literal(self.catalog_path + '.tmp')}")
             shard_files = [
-                self._inside_store(row[0])
+                catalog.store_path(self.root, row[0])
                 for row in con.execute(
                     "SELECT path FROM shards WHERE live ORDER BY path"
                 ).fetchall()
@@ -328,16 +328,6 @@ class Store:
             yield con
         finally:
             con.close()
-
-    def _inside_store(self, relative: str) -> str:
-        """The absolute path of a catalog path, which must lie inside the store."""
-        path = os.path.normpath(os.path.join(self.root, relative))
-        if os.path.isabs(relative) or not path.startswith(self.root + os.sep):
-            raise StoreError(
-                f"the catalog names the shard `{relative}`, which is not inside the store",
-                "the catalog looks tampered with; restore it from a backup",
-            )
-        return path
 
     def sql(self, query: str) -> pa.Table:
         """Run a read-only SQL query over the catalog (`samples`, `shards`, `runs`, …) and

@@ -449,7 +449,10 @@ def test_a_tampered_shard_path_is_refused_not_written(tmp_path, write_jsonl, for
             "inside the store: the catalog looks tampered with"
         )
     assert sorted(p.name for p in outside.iterdir()) == ["x.parquet"]  # nothing written there
-    assert store.sql("SELECT count(*) AS n FROM label_events").to_pylist() == [{"n": 0}]
+    with duckdb.connect(store.catalog_path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM label_events").fetchall() == [(0,)]
+    with pytest.raises(StoreError, match="the catalog looks tampered with"):
+        store.sql("SELECT count(*) FROM shards")  # the query surface refuses it too
 
 
 # -- a killed infer: the next writer removes exactly what it wrote ------------------------------
