@@ -118,7 +118,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "pairs": pairs}}))
 
 
 def jaccard(a: str, b: str) -> float:
-    from curator.minhash import shingle_hashes
+    from curator.dedup.minhash import shingle_hashes
 
     sa, sb = set(shingle_hashes(a)), set(shingle_hashes(b))
     return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
@@ -194,7 +194,7 @@ def images_bench(work: Path, count: int) -> dict[str, float]:
     import numpy as np
     from PIL import Image
 
-    from curator.phash import phashes
+    from curator.dedup.phash import phashes
 
     folder = work / "images"
     folder.mkdir(exist_ok=True)
@@ -215,7 +215,7 @@ def images_bench(work: Path, count: int) -> dict[str, float]:
     # quality: each of the first 100 images re-encoded, resized, brightened and cropped a little
     from PIL import ImageEnhance
 
-    from curator.dedup import DEFAULT_HAMMING
+    from curator.dedup.clusters import DEFAULT_HAMMING
 
     variants: list[bytes] = []
     owner: list[int] = []
@@ -257,7 +257,7 @@ def kernels(path: Path, subset: int) -> dict[str, float]:
     import pyarrow.parquet as pq
     from datasketch import MinHash
 
-    from curator import minhash
+    from curator.dedup import minhash
 
     texts = pq.read_table(path, columns=["text"]).slice(0, subset)["text"]
     results: dict[str, float] = {}

@@ -12,9 +12,11 @@ evidence behind that label; training sets are assembled with a guaranteed share 
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from curator.errors import (
+from curator.api import IngestResult, Stats, Store, init_store, open_store
+from curator.assembly.manifest import Manifest, ManifestError
+from curator.assembly.planner import ShortfallError
+from curator.assembly.policy import Policy, PolicyError
+from curator.core.errors import (
     CuratorError,
     IngestFailed,
     InputError,
@@ -23,12 +25,9 @@ from curator.errors import (
     StoreError,
     StoreLockedError,
 )
-from curator.manifest import Manifest, ManifestError
-from curator.planner import ShortfallError
-from curator.policy import Policy, PolicyError
-from curator.provenance import ProvenanceSpec
-from curator.store import IngestResult, Stats, Store, init_store, open_store
-from curator.tag import TagResult, tag
+from curator.core.provenance import ProvenanceSpec
+from curator.core.version import __version__
+from curator.ingest.tag import TagResult, tag
 
 __all__ = [
     "CuratorError",

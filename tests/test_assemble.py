@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import curator
-from curator.manifest import Manifest, manifest_json_schema
-from curator.planner import Cell, Pool, ShortfallError, plan
-from curator.policy import EXAMPLE_POLICY, Policy, PolicyError, policy_json_schema
+from curator.assembly.manifest import Manifest, manifest_json_schema
+from curator.assembly.planner import Cell, Pool, ShortfallError, plan
+from curator.assembly.policy import EXAMPLE_POLICY, Policy, PolicyError, policy_json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -219,7 +219,7 @@ def largest_sample(store: curator.Store, manifest: Manifest) -> int:
 def per_shard_violations(manifest: Manifest, policy: Policy, tolerance: int = 1) -> list[str]:
     """Every fraction constraint a shard breaks by more than `tolerance` units, recomputed from
     the shard's composition."""
-    from curator.planner import check
+    from curator.assembly.planner import check
 
     problems = []
     for index, shard in enumerate(manifest.data["composition"]["shards"]):
@@ -586,7 +586,7 @@ def test_without_a_lineage_every_manifest_counts_as_used_and_jsonl_output(tmp_pa
 
 
 def test_shard_quotas_keep_every_group_within_one_row():
-    from curator.assemble import shard_quotas
+    from curator.assembly.assemble import shard_quotas
 
     # 8 real, 1 synthetic, 1 unknown in shards of 2: no shard may be without real rows
     quotas = shard_quotas([8, 0, 1, 1], 2)
@@ -597,7 +597,7 @@ def test_shard_quotas_keep_every_group_within_one_row():
 
 @given(st.lists(st.integers(0, 50), min_size=4, max_size=4), st.integers(1, 30))
 def test_shard_quotas_add_up_and_hold_each_group_within_one_row(counts, shard_rows):
-    from curator.assemble import shard_quotas
+    from curator.assembly.assemble import shard_quotas
 
     total = sum(counts)
     quotas = shard_quotas(counts, shard_rows)
@@ -907,7 +907,7 @@ def test_max_generation_and_min_origin_confidence_are_reported(tmp_path):
 def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, monkeypatch):
     import numpy as np
 
-    import curator.assemble
+    import curator.assembly.assemble
 
     def lopsided(streams, policy, shards, tolerance):
         """Every stream whole into one shard: the first into the first, the rest into the last."""
@@ -917,7 +917,7 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
         cuts[shards] = counts
         return cuts
 
-    monkeypatch.setattr(curator.assemble, "unit_shard_cuts", lopsided)
+    monkeypatch.setattr(curator.assembly.assemble, "unit_shard_cuts", lopsided)
     store = make_store(tmp_path, {("real", "web"): 50, ("synthetic", "gen"): 50})
     policy = Policy.from_dict(
         {
@@ -926,7 +926,7 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
             "output": {"shard_rows": 20},
         }
     )
-    with pytest.raises(curator.assemble.AssemblyError) as caught:
+    with pytest.raises(curator.assembly.assemble.AssemblyError) as caught:
         store.assemble(policy, tmp_path / "out")
     assert caught.value.message.startswith(
         "output shard 1 (part-00001) would break `max_synthetic_fraction` (achieved 1, bound 0.5, "
@@ -938,7 +938,7 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
 
 
 def test_a_failed_commit_leaves_no_training_set_and_no_record(tmp_path, monkeypatch):
-    from curator import catalog
+    from curator.store import catalog
 
     store = make_store(tmp_path, {("real", "web"): 120, ("synthetic", "gen"): 80})
     policy = Policy.from_dict(POLICY)
@@ -1059,7 +1059,7 @@ def test_a_recorded_set_whose_files_are_gone_is_rewritten_from_its_selection(tmp
         path.unlink()
     # another command into the same directory is refused, saying what is there and what to run
     other = Policy.from_dict({**POLICY, "seed": 8})
-    from curator.assemble import AssemblyError
+    from curator.assembly.assemble import AssemblyError
 
     with pytest.raises(AssemblyError) as caught:
         store.assemble(other, tmp_path / "out", lineage="main")

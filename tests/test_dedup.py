@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageEnhance
 
 import curator
-from curator import minhash, phash
-from curator.policy import Policy, PolicyError
+from curator.assembly.policy import Policy, PolicyError
+from curator.dedup import minhash, phash
 from tests.conftest import invoke
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"

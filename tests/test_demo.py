@@ -14,14 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import curator
-from curator.demo import (
+from curator.loop.demo import (
     DemoConfig,
     frechet_distance,
     loop_policy,
     real_text_corpus,
     run_demo,
 )
-from curator.textgen import NGramModel, distinct_ngrams
+from curator.loop.textgen import NGramModel, distinct_ngrams
 from tests.conftest import DEMO_GENERATIONS as GENERATIONS
 from tests.conftest import invoke
 

@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from curator.hashing import normalise_text, text_hash, text_hashes
-from curator.readers.images import inspect_image
+from curator.core.hashing import normalise_text, text_hash, text_hashes
+from curator.ingest.readers.images import inspect_image
 from tests.conftest import png_bytes
 
 

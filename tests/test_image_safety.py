@@ -11,9 +11,9 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 import curator
-from curator.phash import phash_bytes
-from curator.readers.images import ImageRejected, inspect_image, png_text, without_png_text
-from curator.signals import MAX_CHUNK_BYTES, read_signals
+from curator.dedup.phash import phash_bytes
+from curator.infer.signals import MAX_CHUNK_BYTES, read_signals
+from curator.ingest.readers.images import ImageRejected, inspect_image, png_text, without_png_text
 
 
 def apng(frames: int, size: tuple[int, int] = (40, 30)) -> bytes:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image, PngImagePlugin
 
 import curator
-from curator.signals import read_signals, strongest
+from curator.infer.signals import read_signals, strongest
 from tests.conftest import invoke, png_bytes
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"
@@ -431,7 +431,7 @@ def _old_text_store(tmp_path: Path, write_jsonl) -> curator.Store:
 def test_a_tampered_shard_path_is_refused_not_written(tmp_path, write_jsonl, form):
     import duckdb
 
-    from curator.errors import StoreError
+    from curator.core.errors import StoreError
 
     store = _old_text_store(tmp_path, write_jsonl)
     (shard,) = store.live_shards()

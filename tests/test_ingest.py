@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import curator
-from curator.hashing import text_hash
+from curator.core.hashing import text_hash
 from tests.conftest import png_bytes
 
 
@@ -118,7 +118,7 @@ def test_parquet_files_globs_and_directories_keep_input_columns(store, tmp_path)
     # columns of a store shard: provenance, then content, then the input's own
     (shard,) = store.live_shards()
     names = pq.read_schema(Path(store.root) / shard["path"]).names
-    assert names[:12] == [*curator.schema.PROVENANCE_NAMES, "text"]
+    assert names[:12] == [*curator.core.schema.PROVENANCE_NAMES, "text"]
     assert names[12:] == ["id", "n"]
 
 

@@ -17,9 +17,9 @@ import xxhash
 import zstandard
 
 import curator
-from curator.hashing import image_pixels_hash
-from curator.provenance import parse_timestamp
-from curator.schema import PROVENANCE_NAMES
+from curator.core.hashing import image_pixels_hash
+from curator.core.provenance import parse_timestamp
+from curator.core.schema import PROVENANCE_NAMES
 from tests.conftest import png_bytes
 
 

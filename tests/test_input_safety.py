@@ -20,17 +20,17 @@ import pytest
 import zstandard
 
 import curator
-import curator.ingest
-import curator.readers.base
-import curator.readers.tables
-from curator.errors import ProvenanceError
-from curator.lineage import ModelError, register_model
-from curator.provenance import ProvenanceSpec
-from curator.readers import ReaderOptions, discover, plan_tasks, read_task
-from curator.readers.base import BoundedLines, LineTooLarge
-from curator.readers.tables import records_to_table
-from curator.schema import RESERVED_NAMES
-from curator.workers import worker_command, worker_path
+import curator.ingest.pipeline
+import curator.ingest.readers.base
+import curator.ingest.readers.tables
+from curator.core.errors import ProvenanceError
+from curator.core.provenance import ProvenanceSpec
+from curator.core.schema import RESERVED_NAMES
+from curator.engine.local import worker_command, worker_path
+from curator.ingest.readers import ReaderOptions, discover, plan_tasks, read_task
+from curator.ingest.readers.base import BoundedLines, LineTooLarge
+from curator.ingest.readers.tables import records_to_table
+from curator.lineage.models import ModelError, register_model
 from tests.conftest import png_bytes
 
 
@@ -76,7 +76,9 @@ def test_workers_never_import_modules_from_the_working_directory(store, tmp_path
     monkeypatch.chdir(cwd)
     # As under `python -m curator`, the working directory is on this process's path.
     monkeypatch.setattr(sys, "path", [str(cwd), "", *sys.path])
-    monkeypatch.setattr(curator.ingest, "INLINE_BYTES", 0)  # small input, still two processes
+    monkeypatch.setattr(
+        curator.ingest.pipeline, "INLINE_BYTES", 0
+    )  # small input, still two processes
     result = store.ingest(["a.jsonl", "b.csv"], source="dl", origin="real", jobs=2)
     assert counts(result) == (5, 5, 0, 0)
     assert not marker.exists()
@@ -90,7 +92,7 @@ def test_worker_path_leaves_out_the_working_directory_unless_curator_lives_there
     assert worker_path(["", cwd, other, ".", other], cwd) == [other]
     assert worker_path(["", home, other], home) == [home, other]
     command = worker_command()
-    assert command[1:] == ["-P", "-m", "curator.workers"]
+    assert command[1:] == ["-P", "-m", "curator.engine.local"]
 
 
 # -- 4: a record that cannot be stored is one reject ---------------------------------------
@@ -131,7 +133,7 @@ def test_deeply_nested_records_in_a_multi_process_run(store, tmp_path, monkeypat
         json.dumps({"text": "a"}) + "\n" + _nested(60, "deep") + "\n" + json.dumps({"text": "b"})
     )
     (tmp_path / "b.csv").write_text("text\nc\n")
-    monkeypatch.setattr(curator.ingest, "INLINE_BYTES", 0)
+    monkeypatch.setattr(curator.ingest.pipeline, "INLINE_BYTES", 0)
     result = store.ingest(
         [tmp_path / "a.jsonl", tmp_path / "b.csv"], source="deep", origin="real", jobs=2
     )
@@ -143,7 +145,7 @@ def test_deeply_nested_records_in_a_multi_process_run(store, tmp_path, monkeypat
 
 
 def test_the_default_batch_bound_is_in_bytes():
-    assert ReaderOptions().batch_bytes == curator.readers.base.BATCH_BYTES == 32 << 20
+    assert ReaderOptions().batch_bytes == curator.ingest.readers.base.BATCH_BYTES == 32 << 20
     assert ReaderOptions().batch_rows == 8192
 
 
@@ -167,7 +169,7 @@ def test_readers_end_a_batch_at_the_byte_bound(tmp_path):
 
 
 def test_ingest_takes_the_byte_bound_from_the_module_default(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(curator.readers.base, "BATCH_BYTES", 2500)
+    monkeypatch.setattr(curator.ingest.readers.base, "BATCH_BYTES", 2500)
     (tmp_path / "big.jsonl").write_text(
         "".join(json.dumps({"text": f"{i} " + "y" * 1000}) + "\n" for i in range(10))
     )
@@ -180,7 +182,7 @@ def test_ingest_takes_the_byte_bound_from_the_module_default(store, tmp_path, mo
 
 
 def test_a_text_column_that_may_pass_2_gib_is_large_string(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(curator.readers.tables, "MAX_SMALL_OFFSETS", 10)
+    monkeypatch.setattr(curator.ingest.readers.tables, "MAX_SMALL_OFFSETS", 10)
     table = records_to_table([{"text": "0123456789", "n": 1}, {"text": "x", "n": 2}])
     assert table.schema.field("text").type == pa.large_string()
     assert records_to_table([{"text": "short"}]).schema.field("text").type == pa.string()

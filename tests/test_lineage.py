@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import curator
-from curator.lineage import ModelError
+from curator.lineage.models import ModelError
 from tests.conftest import invoke
 
 WORDS = [
@@ -621,7 +621,7 @@ def test_models_keep_the_metrics_they_were_registered_with(runner, tmp_path):
 def test_a_tampered_manifest_path_is_refused(tmp_path):
     import duckdb
 
-    from curator.errors import StoreError
+    from curator.core.errors import StoreError
 
     store = _loop_store(tmp_path)
     store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
@@ -640,11 +640,11 @@ def test_a_tampered_manifest_path_is_refused(tmp_path):
 def test_a_tampered_shard_path_stops_assembly_before_it_reads(tmp_path):
     import duckdb
 
-    from curator.errors import StoreError
+    from curator.core.errors import StoreError
 
     store = _loop_store(tmp_path)
     with duckdb.connect(store.catalog_path) as con:
         con.execute("UPDATE shards SET path = '/etc/x.parquet'")
-    with pytest.raises(StoreError, match="names the shard path `/etc/x.parquet`, which is not"):
+    with pytest.raises(StoreError, match=r"names the shard path `/etc/x\.parquet`, which is not"):
         store.assemble(_policy(tmp_path), tmp_path / "m1", lineage="a", name="m1")
     assert not (tmp_path / "m1").exists()

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from curator.planner import Cell, Pool, ShortfallError, plan
-from curator.policy import EXAMPLE_POLICY, Policy, PolicyError, check_sources, example_policy
+from curator.assembly.planner import Cell, Pool, ShortfallError, plan
+from curator.assembly.policy import (
+    EXAMPLE_POLICY,
+    Policy,
+    PolicyError,
+    check_sources,
+    example_policy,
+)
 
 
 def _error(tmp_path, text: str | bytes) -> PolicyError:

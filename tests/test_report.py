@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import curator
-from curator.demo import LOOPS
-from curator.report import (
+from curator.loop.demo import LOOPS
+from curator.loop.report import (
     FRESH_FLOOR_COLOUR,
     LINEAGE_COLOURS,
     LOOP_COLOURS,
@@ -22,7 +22,7 @@ from curator.report import (
     build_report,
     lineage_colours,
 )
-from curator.report_words import number
+from curator.loop.report_words import number
 from tests.conftest import DEMO_GENERATIONS, invoke
 from tests.test_assemble import POLICY, make_store
 

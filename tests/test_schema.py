@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import curator
-from curator.schema import (
+from curator.core.schema import (
     FOOTER_SCHEMA_VERSION_KEY,
     PROVENANCE_NAMES,
     SCHEMA_VERSION,

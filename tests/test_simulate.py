@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from curator.errors import InputError
-from curator.simulate import (
+from curator.core.errors import InputError
+from curator.loop.simulate import (
     FITS,
     LOOPS,
     METRICS,

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import curator
-from curator.shards import sha256_file
+from curator.store.shards import sha256_file
 from tests.conftest import invoke
 
 REFUSED_WRITE_HINT = (

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import curator
-from curator.schema import PROVENANCE_NAMES
+from curator.core.schema import PROVENANCE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,7 +129,7 @@ def test_stats_and_catalog_tables(filled):
         {"command": "ingest", "status": "committed", "rows_read": 3, "ingested": 3},
     ]
     for shard in filled.live_shards():
-        from curator.shards import sha256_file
+        from curator.store.shards import sha256_file
 
         assert sha256_file(str(Path(filled.root) / shard["path"])) == shard["sha256"]
 
@@ -251,7 +251,7 @@ def test_ctrl_c_commits_nothing_and_a_rerun_completes(store, tmp_path):
 
 HOLD_LOCK = """
 import sys, time
-from curator.locking import write_lock
+from curator.store.locking import write_lock
 with write_lock(sys.argv[1], "test-holder"):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -506,7 +506,7 @@ def test_shards_are_placed_across_filesystems_by_copy_then_rename(store, write_j
     assert sorted(p.name for p in Path(store.root, "shards", "s").iterdir()) == [
         live["path"].split("/")[-1]
     ]
-    from curator.shards import sha256_file
+    from curator.store.shards import sha256_file
 
     assert sha256_file(crossed[0]) == live["sha256"]
     assert store.sql("SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 3}]

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import curator
-from curator.schema import PROVENANCE_NAMES
+from curator.core.schema import PROVENANCE_NAMES
 
 
 def test_tag_keeps_every_original_column_in_order_then_provenance(tmp_path):

@@ -12,14 +12,14 @@ from typing import Any
 
 import click
 
-from curator import __version__
+from curator.core.version import __version__
 
 
 class CuratorGroup(click.Group):
     """Turns CuratorError into a short message and exit 1, Ctrl-C into exit 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from curator.errors import CuratorError
+        from curator.core.errors import CuratorError
 
         try:
             return super().invoke(ctx)

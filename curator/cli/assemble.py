@@ -65,7 +65,7 @@ def assemble_command(
       curator assemble --policy gen-2.toml --out train/gen-2 --lineage main --dry-run
       curator assemble --policy gen-2.toml --out train/gen-2 --lineage main
     """
-    from curator.policy import Policy
+    from curator.assembly.policy import Policy
 
     store = _open(store_path)
     policy = Policy.from_toml(policy_path)
@@ -87,7 +87,7 @@ def assemble_command(
 
 
 def _summary(data: dict[str, Any]) -> str:
-    from curator.assemble import POOL_LABELS, format_constraint_line
+    from curator.assembly.assemble import POOL_LABELS, format_constraint_line
 
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
@@ -107,8 +107,8 @@ def _summary(data: dict[str, Any]) -> str:
 
 def _breakdown(data: dict[str, Any]) -> str:
     """The set by pool (origin, real split by freshness) x generation x source, as a table."""
-    from curator.assemble import POOL_LABELS
-    from curator.output import render_table
+    from curator.assembly.assemble import POOL_LABELS
+    from curator.core.output import render_table
 
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
@@ -179,8 +179,8 @@ def policy_init(path: str, force: bool, store_path: str | None) -> None:
     Example:
       curator policy init gen-2.toml --store ./store
     """
-    from curator.errors import InputError
-    from curator.policy import example_policy
+    from curator.assembly.policy import example_policy
+    from curator.core.errors import InputError
 
     if os.path.exists(path) and not force:
         raise InputError(
@@ -212,8 +212,8 @@ def policy_check(path: str, lineage: str | None, store_path: str | None) -> None
     Example:
       curator policy check gen-2.toml --store ./store
     """
-    from curator.planner import ShortfallError
-    from curator.policy import Policy
+    from curator.assembly.planner import ShortfallError
+    from curator.assembly.policy import Policy
 
     policy = Policy.from_toml(path)
     valid = f"{path}: valid policy (target {policy.target.amount:,} {policy.target.unit}, seed {policy.seed})"
@@ -250,7 +250,7 @@ def manifest_list(store_path: str | None, as_json: bool) -> None:
     Example:
       curator manifest list --store ./store
     """
-    from curator.output import render_table, to_json
+    from curator.core.output import render_table, to_json
 
     rows = _open(store_path).manifests()
     if as_json:
@@ -288,7 +288,7 @@ def manifest_show(ident: str, store_path: str | None, as_json: bool) -> None:
     Example:
       curator manifest show gen-2 --json
     """
-    from curator.manifest import Manifest
+    from curator.assembly.manifest import Manifest
 
     manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
     if as_json:
@@ -308,8 +308,8 @@ def manifest_verify(ident: str, store_path: str | None) -> None:
     Example:
       curator manifest verify train/gen-2
     """
-    from curator.errors import CuratorError
-    from curator.manifest import Manifest
+    from curator.assembly.manifest import Manifest
+    from curator.core.errors import CuratorError
 
     manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
     problems = manifest.verify()

@@ -75,7 +75,7 @@ def dedup_command(
       curator dedup --no-images --threshold 0.7 --shingle word:3
       curator sql "SELECT cluster_id, sample_id, kept FROM duplicates ORDER BY 1"
     """
-    from curator.output import to_json
+    from curator.core.output import to_json
 
     result = _open(store_path).dedup(
         text=text,

@@ -80,7 +80,7 @@ def demo_command(
       curator demo ./demo --generations 10 --text-rows 300 --no-digits --floor 0.5
       curator lineage report text-fresh-floor --store curator-demo/store
     """
-    from curator.demo import DemoConfig, format_metrics, run_demo
+    from curator.loop.demo import DemoConfig, format_metrics, run_demo
 
     config = DemoConfig(
         generations=generations,
@@ -141,8 +141,8 @@ def report_command(
       curator report --store ./store --out report/
       curator report --lineage main --out report-main/ --no-simulation
     """
-    from curator.output import to_json
-    from curator.report import build_report
+    from curator.core.output import to_json
+    from curator.loop.report import build_report
 
     result = build_report(_open(store_path), out, lineage=lineage, simulation=simulation)
     if as_json:

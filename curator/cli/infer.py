@@ -81,7 +81,7 @@ def infer_command(
       curator infer --c2pa-trust-anchors c2pa-trust-anchors.pem
       curator sql "SELECT * FROM label_events ORDER BY created_at DESC LIMIT 20"
     """
-    from curator.output import render_table, to_json
+    from curator.core.output import render_table, to_json
 
     result = _open(store_path).infer(
         cutoff=cutoff,
@@ -163,7 +163,7 @@ def contamination_command(source: str, store_path: str | None, as_json: bool) ->
     Example:
       curator dedup && curator contamination --source web-2024
     """
-    from curator.output import render_table, to_json
+    from curator.core.output import render_table, to_json
 
     data = _open(store_path).contamination(source)
     if as_json:

@@ -70,7 +70,7 @@ def model_register(
       curator model register ngram-2 --trained-on gen-2 --metric perplexity=41.2
       curator model register gpt-4o --generation 1 --notes "third-party, declared"
     """
-    from curator.output import to_json
+    from curator.core.output import to_json
 
     model = _open(store_path).register_model(
         name,
@@ -141,7 +141,7 @@ def model_list(store_path: str | None, as_json: bool) -> None:
     Example:
       curator model list --store ./store
     """
-    from curator.output import render_table, to_json
+    from curator.core.output import render_table, to_json
 
     models = _open(store_path).models()
     if as_json:
@@ -194,7 +194,7 @@ def model_show(name: str, store_path: str | None, as_json: bool) -> None:
     Example:
       curator model show ngram-1
     """
-    from curator.output import to_json
+    from curator.core.output import to_json
 
     store = _open(store_path)
     model = store.model(name)
@@ -267,8 +267,8 @@ def lineage_show(ident: str, store_path: str | None, depth: int, as_json: bool) 
     """
     from rich.console import Console
 
-    from curator.lineage import render_tree
-    from curator.output import to_json
+    from curator.core.output import to_json
+    from curator.lineage.models import render_tree
 
     node = _open(store_path).lineage(ident, max_depth=depth)
     if as_json:
@@ -297,7 +297,7 @@ def lineage_report(lineage: str, store_path: str | None, as_json: bool) -> None:
       curator lineage report main --json > audit.json
     """
     from curator.cli.assemble import format_constraint
-    from curator.output import render_table, to_json
+    from curator.core.output import render_table, to_json
 
     report = _open(store_path).lineage_report(lineage)
     if as_json:

@@ -112,8 +112,8 @@ def simulate_command(
       curator simulate --compare --lam 0.9 --plot loops.png
       curator simulate --loop fresh --reps 5000 --json
     """
-    from curator.output import to_json
-    from curator.simulate import (
+    from curator.core.output import to_json
+    from curator.loop.simulate import (
         SimulationConfig,
         check_plot_path,
         compare_loops,

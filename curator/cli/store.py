@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from curator.cli import cli
-from curator.output import OUTPUT_FORMATS, human_bytes, parse_size, render_table, to_json
+from curator.core.output import OUTPUT_FORMATS, human_bytes, parse_size, render_table, to_json
 
 F = Callable[..., Any]
 
@@ -26,7 +26,7 @@ def store_option(f: F) -> F:
 
 
 def _open(store_path: str | None) -> Any:
-    from curator.store import open_store
+    from curator.api import open_store
 
     return open_store(store_path)
 
@@ -49,7 +49,7 @@ class _Date(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
-        from curator.provenance import parse_timestamp
+        from curator.core.provenance import parse_timestamp
 
         try:
             return parse_timestamp(str(value))
@@ -69,7 +69,7 @@ def _renames(values: tuple[str, ...]) -> dict[str, str]:
 
 def provenance_options(f: F) -> F:
     """The provenance flags shared by ingest and tag."""
-    from curator.readers import INPUT_FORMATS
+    from curator.ingest.readers import INPUT_FORMATS
 
     options = [
         click.option(
@@ -235,8 +235,8 @@ def init_command(store_dir: str | None, store_path: str | None) -> None:
       curator init ./store
       export CURATOR_STORE=./store
     """
-    from curator.errors import StoreError
-    from curator.store import init_store
+    from curator.api import init_store
+    from curator.core.errors import StoreError
 
     target = store_dir or store_path
     if not target:
@@ -339,8 +339,8 @@ def tag_command(
     Example:
       curator tag shards/*.parquet --out tagged/ --source web-2021 --origin real
     """
-    from curator.errors import ProvenanceError
-    from curator.tag import tag
+    from curator.core.errors import ProvenanceError
+    from curator.ingest.tag import tag
 
     if kwargs["origin"] is None:
         raise ProvenanceError("no origin given", "pass --origin real, synthetic or unknown")
@@ -355,7 +355,7 @@ def tag_command(
         + (f" ({_codes(result.reject_codes)})" if result.reject_codes else "")
     )
     if result.rejects_path:
-        from curator.store import first_rejects
+        from curator.api import first_rejects
 
         click.echo(f"rejects: {result.rejects_path}")
         click.echo(
@@ -407,8 +407,8 @@ def sql_command(
     """
     import sys
 
-    from curator.errors import InputError
-    from curator.output import write_result
+    from curator.core.errors import InputError
+    from curator.core.output import write_result
 
     store = _open(store_path)
     if fmt == "parquet":

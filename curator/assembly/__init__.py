@@ -1,0 +1,1 @@
+"""Assembly: policies, the planner, pools and freshness, selection, per-shard quotas, output writing and manifests."""

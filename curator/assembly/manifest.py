@@ -1,0 +1,286 @@
+"""Manifests: the record of one assembled training set.
+
+`manifest.json` (schema: ``schemas/manifest.schema.json``) holds the policy, seed and lineage,
+the store snapshot it was drawn from (live shards with checksums), the plan, the achieved
+composition (overall and per output shard, by origin, generation, source and freshness, in rows
+and in the policy's unit; each shard with its own constraints report), the constraints with their
+margins, the output files with checksums, and the curator version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curator.core.errors import CuratorError
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = "1"
+
+
+class ManifestError(CuratorError):
+    """A manifest that cannot be found or read, or whose outputs do not match it."""
+
+
+def _constraints() -> dict[str, Any]:
+    """Constraint entries: a fraction (of the set or shard, in the policy's unit), the deepest
+    generation (`max_generation`) or the lowest confidence (`min_origin_confidence`)."""
+    return {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name", "bound", "achieved", "held"],
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"enum": ["fraction", "generation", "confidence"]},
+                "relation": {"enum": [">=", "<="]},
+                "bound": {"type": "number"},
+                "achieved": {"type": "number"},
+                "held": {"type": "boolean"},
+                "margin": {"type": "number"},
+                "tolerance_units": {"type": "integer", "minimum": 0},
+            },
+        },
+    }
+
+
+def _breakdown() -> dict[str, Any]:
+    counts = {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "required": ["rows", "units"],
+            "properties": {
+                "rows": {"type": "integer", "minimum": 0},
+                "units": {"type": "integer", "minimum": 0},
+            },
+        },
+    }
+    cells = {
+        "type": "array",
+        "description": "The set by pool (fresh_real, used_real, synthetic, unknown) x generation x source.",
+        "items": {
+            "type": "object",
+            "required": ["pool", "generation", "source", "rows", "units"],
+            "properties": {
+                "pool": {"enum": ["fresh_real", "used_real", "synthetic", "unknown"]},
+                "generation": {"type": ["integer", "null"]},
+                "source": {"type": "string"},
+                "rows": {"type": "integer", "minimum": 0},
+                "units": {"type": "integer", "minimum": 0},
+            },
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["rows", "units", "by_origin", "by_generation", "by_source", "by_freshness"],
+        "properties": {
+            "rows": {"type": "integer", "minimum": 0},
+            "units": {"type": "integer", "minimum": 0},
+            "by_origin": counts,
+            "by_generation": counts,
+            "by_source": counts,
+            "by_freshness": counts,
+            "cells": cells,
+        },
+    }
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON Schema of `manifest.json`."""
+    checksum = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://curator.dev/schemas/manifest.schema.json",
+        "title": "curator manifest",
+        "type": "object",
+        "required": [
+            "manifest_version",
+            "manifest_id",
+            "name",
+            "lineage",
+            "sequence",
+            "created_at",
+            "curator_version",
+            "seed",
+            "policy",
+            "store",
+            "plan",
+            "composition",
+            "constraints",
+            "outputs",
+        ],
+        "properties": {
+            "manifest_version": {"const": MANIFEST_VERSION},
+            "manifest_id": {"type": "string", "minLength": 1},
+            "name": {"type": ["string", "null"]},
+            "lineage": {"type": "string", "minLength": 1},
+            "sequence": {"type": "integer", "minimum": 1},
+            "created_at": {"type": "string"},
+            "curator_version": {"type": "string"},
+            "seed": {"type": "integer"},
+            "policy": {"type": "object"},
+            "freshness": {
+                "type": "object",
+                "properties": {"used_manifests": {"type": "array", "items": {"type": "string"}}},
+            },
+            "store": {
+                "type": "object",
+                "required": ["root", "shards"],
+                "properties": {
+                    "root": {"type": "string"},
+                    "shards": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["path", "rows", "sha256"],
+                            "properties": {
+                                "path": {"type": "string"},
+                                "rows": {"type": "integer"},
+                                "sha256": checksum,
+                            },
+                        },
+                    },
+                },
+            },
+            "plan": {"type": "object", "required": ["unit", "target", "total", "shrunk"]},
+            "composition": {
+                "type": "object",
+                "required": ["overall", "shards"],
+                "properties": {
+                    "overall": _breakdown(),
+                    "shards": {
+                        "type": "array",
+                        "items": {
+                            **_breakdown(),
+                            "properties": {
+                                **_breakdown()["properties"],
+                                "constraints": _constraints(),
+                            },
+                        },
+                    },
+                },
+            },
+            "constraints": _constraints(),
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["path", "rows", "bytes", "sha256"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "rows": {"type": "integer", "minimum": 0},
+                        "bytes": {"type": "integer", "minimum": 0},
+                        "sha256": checksum,
+                    },
+                },
+            },
+        },
+    }
+
+
+@dataclass
+class Manifest:
+    """An assembled training set, as recorded in its `manifest.json`.
+
+    >>> manifest = Manifest.load("train/manifest.json")   # doctest: +SKIP
+    >>> manifest.verify()                                  # [] when every output is intact
+    """
+
+    data: dict[str, Any]
+    path: Path | None = None
+    #: What happened beyond the usual, for people (e.g. an interrupted assembly was completed).
+    note: str | None = None
+
+    @property
+    def manifest_id(self) -> str:
+        return str(self.data["manifest_id"])
+
+    @property
+    def lineage(self) -> str:
+        return str(self.data["lineage"])
+
+    @property
+    def rows(self) -> int:
+        return int(self.data["composition"]["overall"]["rows"])
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        return list(self.data["outputs"])
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.data["out_dir"])
+
+    def output_paths(self) -> list[Path]:
+        return [self.out_dir / o["path"] for o in self.outputs]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Manifest:
+        """Read a manifest from a `manifest.json` file or from a directory holding one.
+
+        Raises:
+            ManifestError: no such file, or not a valid manifest.
+        """
+        target = Path(path)
+        if target.is_dir():
+            target = target / MANIFEST_FILE
+        try:
+            data = json.loads(target.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot read manifest `{target}`: {exc.strerror or exc}",
+                "pass a manifest.json or the directory that holds it",
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"`{target}` is not JSON: {exc}") from exc
+        validate_manifest(data, str(target))
+        return cls(data, target)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temporary name, then rename)."""
+        target = Path(path)
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+
+    def verify(self) -> list[str]:
+        """Recompute every output file's checksum. Returns one line per file that is missing or
+        changed (empty when all are intact)."""
+        from curator.store.shards import sha256_file
+
+        problems = []
+        for output in self.outputs:
+            path = self.out_dir / output["path"]
+            if not path.exists():
+                problems.append(f"missing: {path}")
+                continue
+            size = path.stat().st_size
+            if size != output["bytes"]:
+                problems.append(
+                    f"changed: {path} ({size:,} bytes, manifest says {output['bytes']:,})"
+                )
+                continue
+            if sha256_file(str(path)) != output["sha256"]:
+                problems.append(f"changed: {path} (sha256 differs)")
+        return problems
+
+
+def validate_manifest(data: dict[str, Any], where: str = "manifest") -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(manifest_json_schema())
+    error = next(
+        iter(sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))),
+        None,
+    )
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ManifestError(f"`{where}` is not a valid manifest: `{key}`: {error.message}")
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates schemas/manifest.schema.json
+    print(json.dumps(manifest_json_schema(), indent=2))

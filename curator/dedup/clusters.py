@@ -1,0 +1,680 @@
+"""Near-duplicate clusters: MinHash for text, perceptual hashes for images.
+
+1. Signatures. Each distinct ``content_hash`` of the live shards gets a MinHash signature (text,
+   :mod:`curator.dedup.minhash`) or a 64-bit pHash (images, :mod:`curator.dedup.phash`). They are kept under
+   ``STORE/indexes/`` keyed by content, so a later run computes only new content.
+2. Candidates. Text signatures are cut into LSH bands (b × r chosen for the threshold); images'
+   64-bit hashes into k + 1 bands (two hashes within Hamming distance k agree on at least one).
+   DuckDB groups equal bands out of core; every bucket links its members to its smallest one, and
+   small buckets (≤ 32) link all pairs.
+3. Verification. A text pair is kept when the signatures' estimated Jaccard similarity reaches the
+   threshold; an image pair when the Hamming distance is at most k.
+4. Clusters: connected components of the verified pairs, plus exact copies (one content, several
+   samples). In each cluster one sample is kept by the provenance-aware rule: real before
+   synthetic, lower generation, higher confidence, earlier, smaller id.
+
+The catalog table ``duplicates`` (sample_id, cluster_id, cluster_size, kept, method, similarity,
+run_id) holds every sample that has a copy; it is replaced per method by each run, in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curator.core.errors import CuratorError, StoreError
+from curator.store.catalog import store_path
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from curator.api import Store
+
+DEFAULT_THRESHOLD = 0.8
+DEFAULT_NUM_PERM = 128
+DEFAULT_SHINGLING = "word:5"
+#: Image copies: pHashes within this Hamming distance (of 64 bits). Re-encoding, resizing and
+#: brightening stay within it on bench/dedup.py's ground truth; see the README.
+DEFAULT_HAMMING = 8
+MINHASH_SEED = 1
+SMALL_BUCKET = 32
+DUCKDB_MEMORY_LIMIT = "512MB"
+BATCH_ROWS = 8192
+
+TRUST_ORDER = (
+    "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, "
+    "origin_confidence DESC, collected_at NULLS LAST, sample_id"
+)
+
+
+class DedupError(CuratorError):
+    """Near-duplicate detection cannot run as asked."""
+
+
+@dataclass
+class MethodResult:
+    method: str  # minhash | phash
+    parameters: dict[str, Any]
+    contents: int = 0  # distinct contents with a signature
+    computed: int = 0  # signatures computed by this run (the rest came from the index)
+    candidate_pairs: int = 0
+    verified_pairs: int = 0
+    clusters: int = 0
+    duplicate_samples: int = 0  # samples in a cluster but not kept
+    seconds: float = 0.0
+
+
+@dataclass
+class DedupResult:
+    run_id: str
+    methods: list[MethodResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "seconds": self.seconds,
+            "methods": [asdict(m) for m in self.methods],
+        }
+
+
+#: In a run's work directory: the shards it is about to place in the store (relative paths),
+#: written before the first of them, so that what a killed run leaves can be told from anything
+#: else.
+STAGING_RECORD = "writes.json"
+
+
+def record_writes(work: str, run_id: str, shard_paths: list[str]) -> None:
+    """Write the staging record of the run whose work directory is `work`: every shard
+    (relative to the store) it may place. Written whole (temporary name, then rename) before
+    the first of them is created."""
+    path = os.path.join(work, STAGING_RECORD)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump({"run_id": run_id, "shards": sorted(shard_paths)}, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(path + ".tmp", path)
+
+
+def cleanup_interrupted(store: Store) -> None:
+    """Under the write lock: remove what a killed dedup, infer or assemble left. The shards its
+    staging record lists that the catalog does not register (a killed infer renamed them into
+    place but never committed) go, with their ``.tmp`` and ``.locations.parquet`` files; so do
+    temporary index and shard files, then its work directory. A file no record lists and no
+    ``.tmp`` name marks is never removed: it cannot be proved to be a killed run's."""
+    from curator.store.shards import LOCATIONS_SUFFIX
+
+    staging = os.path.join(store.root, ".staging")
+    os.makedirs(staging, exist_ok=True)
+    killed = sorted(
+        os.path.join(staging, name)
+        for name in os.listdir(staging)
+        if name.startswith(("dedup-", "infer-", "assemble-"))
+    )
+    placed: list[str] = []
+    for work in killed:
+        try:
+            with open(os.path.join(work, STAGING_RECORD), encoding="utf-8") as handle:
+                placed += [str(f) for f in json.load(handle)["shards"]]
+        except FileNotFoundError:
+            continue  # killed before it planned any shard
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"the staging record `{os.path.join(work, STAGING_RECORD)}` of a killed run "
+                f"cannot be read: {exc}",
+                "remove the shards it lists that no catalog row names, then its directory",
+            ) from None
+    if placed:
+        with store.connect(read_only=True) as con:
+            registered = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
+        for relative in sorted(set(placed)):
+            if relative in registered:
+                continue  # the run committed before it was killed: the shard is the store's
+            path = store_path(store.root, relative)
+            leftovers = [path, path + ".tmp"]
+            if path.endswith(".parquet"):
+                leftovers.append(path[: -len(".parquet")] + LOCATIONS_SUFFIX)
+            for leftover in leftovers:
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+    for work in killed:
+        shutil.rmtree(work, ignore_errors=True)
+    for top in ("indexes", "shards"):
+        for directory, _dirs, files in os.walk(os.path.join(store.root, top)):
+            for name in files:
+                if name.endswith(".parquet.tmp"):
+                    os.remove(os.path.join(directory, name))
+
+
+def _index_dir(store: Store, name: str) -> str:
+    return os.path.join(store.root, "indexes", name)
+
+
+def _index_files(directory: str) -> list[str]:
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".parquet")
+    )
+
+
+def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[str]:
+    return [
+        store_path(root, row[0])
+        for row in con.execute(
+            "SELECT path FROM cat.shards WHERE live AND content_kind = ? ORDER BY path", [kind]
+        ).fetchall()
+    ]
+
+
+def _compute_missing(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[str],
+    column: str,
+    index_dir: str,
+    run_id: str,
+    compute: Callable[[pa.Array], tuple[pa.Array, np.ndarray]],
+    value_type: pa.DataType,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Signatures of the live contents the index lacks, written as one new index file."""
+    existing = _index_files(index_dir)
+    known = (
+        "SELECT content_hash FROM read_parquet($index)"
+        if existing
+        else "SELECT NULL::VARCHAR WHERE false"
+    )
+    params: dict[str, Any] = {"paths": paths}
+    if existing:
+        params["index"] = existing
+    # Streamed, not grouped: copies of one content are skipped here as they pass.
+    reader = con.sql(
+        f"SELECT content_hash, {column} AS content FROM read_parquet($paths, union_by_name = true) "
+        f"WHERE {column} IS NOT NULL AND content_hash NOT IN ({known})",
+        params=params,
+    ).to_arrow_reader(BATCH_ROWS)
+    seen: set[str] = set()
+    os.makedirs(index_dir, exist_ok=True)
+    final = os.path.join(index_dir, f"{run_id}.parquet")
+    tmp = final + ".tmp"
+    schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
+    computed = 0
+    writer: pq.ParquetWriter | None = None
+
+    def work(batch: pa.RecordBatch) -> pa.Table:
+        values, ok = compute(batch.column("content"))
+        # Contents without a signature (no word, undecodable) are kept too, with a value that
+        # never clusters, so that later runs do not hash them again.
+        del ok
+        return pa.table({"content_hash": batch.column("content_hash"), "value": values})
+
+    try:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            pending = []
+            for batch in reader:
+                if progress:
+                    progress(batch.num_rows)
+                hashes = batch.column("content_hash").to_pylist()
+                fresh = [h not in seen for h in hashes]
+                seen.update(hashes)
+                if not all(fresh):
+                    batch = batch.filter(pa.array(fresh))
+                    # a content repeated within the batch: keep its first row
+                    firsts: dict[str, int] = {}
+                    for i, h in enumerate(batch.column("content_hash").to_pylist()):
+                        firsts.setdefault(h, i)
+                    batch = batch.take(pa.array(sorted(firsts.values()), pa.int64()))
+                elif len(set(hashes)) != len(hashes):
+                    firsts = {}
+                    for i, h in enumerate(hashes):
+                        firsts.setdefault(h, i)
+                    batch = batch.take(pa.array(sorted(firsts.values()), pa.int64()))
+                if batch.num_rows == 0:
+                    continue
+                pending.append(pool.submit(work, batch))
+                if len(pending) >= 4:
+                    table = pending.pop(0).result()
+                    if table.num_rows:
+                        writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
+                        writer.write_table(table.cast(schema))
+                    computed += table.num_rows
+            for future in pending:
+                table = future.result()
+                if table.num_rows:
+                    writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
+                    writer.write_table(table.cast(schema))
+                computed += table.num_rows
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, final)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return computed
+
+
+def _cluster(
+    con: duckdb.DuckDBPyConnection,
+    method: str,
+    bands: np.ndarray,
+    keys: pa.Array,
+    verify: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    result: MethodResult,
+    live: np.ndarray | None = None,
+) -> None:
+    """Candidates from equal bands, verified pairs, components → temp table `clusters_<method>`
+    (content_hash, cluster, similarity to the cluster's root)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, b = bands.shape
+    rows = np.arange(n, dtype=np.int64) if live is None else np.flatnonzero(live)
+    ids = np.repeat(rows, b)
+    band_no = np.tile(np.arange(b, dtype=np.int16), len(rows))
+    table = pa.table({"id": ids, "band": band_no, "h": bands[rows].reshape(-1)})
+    del ids, band_no
+    con.register("band_rows", table)
+    pairs = con.execute(
+        f"""
+        WITH g AS (
+            SELECT band, h, id, min(id) OVER w AS root, count(*) OVER w AS size
+            FROM band_rows WINDOW w AS (PARTITION BY band, h)
+        ), multi AS (SELECT * FROM g WHERE size > 1)
+        SELECT DISTINCT a, b FROM (
+            SELECT root AS a, id AS b FROM multi WHERE id <> root
+            UNION ALL
+            SELECT x.id, y.id FROM multi x JOIN multi y
+              ON x.band = y.band AND x.h = y.h AND x.id < y.id
+            WHERE x.size <= {SMALL_BUCKET} AND x.id <> x.root
+        )
+        """
+    ).fetchnumpy()
+    con.unregister("band_rows")
+    a = np.asarray(pairs["a"], np.int64)
+    b_ = np.asarray(pairs["b"], np.int64)
+    result.candidate_pairs = len(a)
+    keep, similarity = verify(a, b_)
+    a, b_, similarity = a[keep], b_[keep], similarity[keep]
+    result.verified_pairs = len(a)
+    if len(a):
+        nodes = np.unique(np.concatenate([a, b_]))
+        local = {int(v): i for i, v in enumerate(nodes)}
+        la = np.fromiter((local[int(v)] for v in a), np.int64, len(a))
+        lb = np.fromiter((local[int(v)] for v in b_), np.int64, len(b_))
+        graph = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes)))
+        _count, labels = connected_components(graph, directed=False)
+        # similarity of each member to its best verified neighbour
+        best = np.zeros(len(nodes))
+        np.maximum.at(best, la, similarity)
+        np.maximum.at(best, lb, similarity)
+        member_keys = keys.take(pa.array(nodes))
+        cluster_keys = pa.array(labels.astype(np.int64))
+        sims = pa.array(best)
+    else:
+        member_keys, cluster_keys, sims = (
+            pa.array([], pa.string()),
+            pa.array([], pa.int64()),
+            pa.array([], pa.float64()),
+        )
+    con.register(
+        "near_members",
+        pa.table({"content_hash": member_keys, "component": cluster_keys, "similarity": sims}),
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE near_{method} AS SELECT * FROM near_members")
+    con.unregister("near_members")
+
+
+def _load_index(
+    con: duckdb.DuckDBPyConnection, paths: list[str], column: str, index_dir: str
+) -> pa.Table:
+    """content_hash and value of every live content with a signature."""
+    files = _index_files(index_dir)
+    if not files or not paths:
+        return pa.table({"content_hash": pa.array([], pa.string()), "value": pa.array([])})
+    return con.sql(
+        "SELECT i.content_hash, any_value(i.value) AS value FROM read_parquet($index) i "
+        f"SEMI JOIN (SELECT content_hash FROM read_parquet($paths, union_by_name = true) WHERE {column} IS NOT NULL) s "
+        "USING (content_hash) GROUP BY i.content_hash ORDER BY i.content_hash",
+        params={"index": files, "paths": paths},
+    ).to_arrow_table()
+
+
+def _index_batches(index_dir: str, num_perm: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """(content hashes, signature matrix view) per batch of the MinHash index, in a fixed order."""
+    width = 4 * num_perm
+    for path in _index_files(index_dir):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            values = batch.column("value")
+            if values.type != pa.binary(width):
+                raise DedupError(
+                    f"the MinHash index file `{path}` holds signatures of another size",
+                    "delete STORE/indexes/minhash-* and run again",
+                )
+            data = np.frombuffer(values.buffers()[1], np.uint8)[
+                values.offset * width : (values.offset + len(values)) * width
+            ]
+            yield (
+                batch.column("content_hash").cast(pa.string()),
+                data.view(np.uint32).reshape(-1, num_perm),
+            )
+
+
+def _load_bands(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[str],
+    index_dir: str,
+    num_perm: int,
+    bands: int,
+    rows: int,
+) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The band hashes of every signature of the index (computed batch by batch: the
+    signatures themselves are never all in memory), their content hashes, and a mask of those
+    that are live."""
+    import pyarrow.compute as pc
+
+    from curator.dedup import minhash
+
+    keys: list[pa.Array] = []
+    parts: list[np.ndarray] = []
+    empty: list[np.ndarray] = []
+    for key, sigs in _index_batches(index_dir, num_perm):
+        keys.append(key)
+        parts.append(minhash.band_hashes(np.ascontiguousarray(sigs), bands, rows))
+        empty.append((sigs == np.uint32(0xFFFFFFFF)).all(axis=1))  # no shingle
+    key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
+    band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
+    live_hashes = (
+        con.sql(
+            "SELECT DISTINCT content_hash FROM read_parquet($paths, union_by_name = true) WHERE text IS NOT NULL",
+            params={"paths": paths},
+        )
+        .to_arrow_table()
+        .column(0)
+    )
+    live = np.asarray(
+        pc.is_in(key_array, value_set=live_hashes.combine_chunks()).to_numpy(zero_copy_only=False),
+        bool,
+    )
+    if empty:
+        live &= ~np.concatenate(empty)
+    return key_array, band_matrix, live
+
+
+def _gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
+    """The signatures at the given (sorted, unique) positions of the index."""
+    out = np.empty((len(positions), num_perm), np.uint32)
+    start = 0
+    for _key, sigs in _index_batches(index_dir, num_perm):
+        stop = start + len(sigs)
+        lo, hi = np.searchsorted(positions, [start, stop])
+        if hi > lo:
+            out[lo:hi] = sigs[positions[lo:hi] - start]
+        start = stop
+    return out
+
+
+def _text_method(
+    con: duckdb.DuckDBPyConnection,
+    store: Store,
+    run_id: str,
+    threshold: float,
+    num_perm: int,
+    shingling: str,
+    progress: Callable[[int], None] | None,
+) -> MethodResult:
+    from curator.dedup import minhash
+
+    started = time.monotonic()
+    params = minhash.lsh_parameters(threshold, num_perm)
+    shingle = minhash.Shingling.parse(shingling)
+    result = MethodResult(
+        "minhash",
+        {"threshold": threshold, "num_perm": num_perm, "shingling": str(shingle), **params},
+    )
+    index_dir = _index_dir(
+        store, f"minhash-{shingle.kind}{shingle.size}-p{num_perm}-s{MINHASH_SEED}"
+    )
+    paths = _live_paths(con, store.root, "text")
+    if not paths:
+        _cluster(con, "minhash", np.zeros((0, 1), np.int64), pa.array([], pa.string()),
+                 lambda a, b: (np.zeros(0, bool), np.zeros(0)), result)  # fmt: skip
+        return result
+
+    def compute(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+        sigs, ok = minhash.signatures(
+            texts, num_perm=num_perm, seed=MINHASH_SEED, shingling=shingle
+        )
+        data = pa.py_buffer(np.ascontiguousarray(sigs).tobytes())
+        return pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(4 * num_perm), len(sigs), [None, data]
+        ), ok
+
+    result.computed = _compute_missing(
+        con, paths, "text", index_dir, run_id, compute, pa.binary(4 * num_perm), progress
+    )
+    keys, bands, live = _load_bands(
+        con, paths, index_dir, num_perm, params["bands"], params["rows"]
+    )
+    result.contents = int(live.sum())
+
+    def verify(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(a):
+            return np.zeros(0, bool), np.zeros(0)
+        # only the signatures of candidate pairs are read back
+        needed = np.unique(np.concatenate([a, b]))
+        gathered = _gather(index_dir, num_perm, needed)
+        a = np.searchsorted(needed, a)
+        b = np.searchsorted(needed, b)
+        sigs = gathered
+        sim = np.empty(len(a))
+        for start in range(0, len(a), 65536):
+            stop = start + 65536
+            sim[start:stop] = (sigs[a[start:stop]] == sigs[b[start:stop]]).mean(axis=1)
+        return sim >= threshold, sim
+
+    _cluster(con, "minhash", bands, keys, verify, result, live)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _image_method(
+    con: duckdb.DuckDBPyConnection,
+    store: Store,
+    run_id: str,
+    hamming: int,
+    progress: Callable[[int], None] | None,
+) -> MethodResult:
+    from curator.dedup import phash
+
+    started = time.monotonic()
+    result = MethodResult("phash", {"hamming": hamming, "bands": hamming + 1, "bits": 64})
+    index_dir = _index_dir(store, "phash-64")
+    paths = _live_paths(con, store.root, "image")
+
+    def compute(images: pa.Array) -> tuple[pa.Array, np.ndarray]:
+        hashes, ok = phash.phashes(images.to_pylist())
+        return pa.array(hashes.view(np.int64)), ok
+
+    if paths:
+        result.computed = _compute_missing(
+            con, paths, "image", index_dir, run_id, compute, pa.int64(), progress
+        )
+    index = _load_index(con, paths, "image", index_dir)
+    hashes = (
+        index.column("value").to_numpy().astype(np.int64).view(np.uint64)
+        if index.num_rows
+        else np.zeros(0, np.uint64)
+    )
+    informative = phash.informative(hashes)
+    result.contents = int(informative.sum())
+    bands = phash.band_values(hashes, hamming + 1)
+
+    def verify(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distance = np.bitwise_count(hashes[a] ^ hashes[b]).astype(np.int64)
+        return distance <= hamming, 1.0 - distance / 64.0
+
+    _cluster(
+        con, "phash", bands, index.column("content_hash").combine_chunks(), verify, result,
+        informative,
+    )  # fmt: skip
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def dedup(
+    store: Store,
+    *,
+    text: bool = True,
+    images: bool = True,
+    threshold: float = DEFAULT_THRESHOLD,
+    num_perm: int = DEFAULT_NUM_PERM,
+    shingling: str = DEFAULT_SHINGLING,
+    hamming: int = DEFAULT_HAMMING,
+    lock_timeout: float | None = None,
+    progress: bool = False,
+) -> DedupResult:
+    """Find near-duplicate clusters and record them in the catalog table `duplicates`."""
+    from curator.api import new_run_id
+    from curator.assembly.assemble import _Session
+    from curator.core.progress import Progress
+    from curator.dedup.minhash import Shingling
+    from curator.store import catalog
+    from curator.store.locking import write_lock
+
+    if not 0 < threshold <= 1:
+        raise DedupError(f"threshold {threshold} is not in (0, 1]", "use e.g. --threshold 0.8")
+    if not 16 <= num_perm <= 1024:
+        raise DedupError(f"num_perm {num_perm} is not in 16..1024", "use e.g. --num-perm 128")
+    if not 0 <= hamming <= 31:
+        raise DedupError(f"hamming distance {hamming} is not in 0..31", "use e.g. --hamming 8")
+    try:
+        Shingling.parse(shingling)
+    except ValueError as exc:
+        raise DedupError(str(exc), "use word:K or char:N, e.g. --shingle word:5") from None
+    if not (text or images):
+        raise DedupError("nothing to do: both --no-text and --no-images", "drop one of them")
+    clock = time.monotonic()
+    run_id = new_run_id()
+    result = DedupResult(run_id)
+    with write_lock(store.root, "dedup", lock_timeout):
+        with store.connect(read_only=False) as rw:
+            catalog.ensure(rw)
+        cleanup_interrupted(store)
+        work = tempfile.mkdtemp(prefix="dedup-", dir=os.path.join(store.root, ".staging"))
+        session = _Session(store, os.path.join(work, "duckdb"))
+        con = session.con
+        # The signatures live in numpy beside DuckDB: keep DuckDB's share small (it spills).
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+        try:
+            kinds = [k for k, on in (("text", text), ("image", images)) if on]
+            total = int(
+                con.execute(
+                    "SELECT coalesce(sum(rows), 0) FROM cat.shards WHERE live AND list_contains(?, content_kind)",
+                    [kinds],
+                ).fetchall()[0][0]
+            )
+            with Progress("dedup", total=total, unit="rows", enabled=progress) as bar:
+
+                def advance(n: int) -> None:
+                    bar.advance(n, rows=n)
+
+                methods = []
+                if text:
+                    result.methods.append(
+                        _text_method(con, store, run_id, threshold, num_perm, shingling, advance)
+                    )
+                    methods.append("minhash")
+                if images:
+                    result.methods.append(_image_method(con, store, run_id, hamming, advance))
+                    methods.append("phash")
+            for method, method_result in zip(methods, result.methods, strict=True):
+                _members(con, store, method, method_result, run_id)
+            session.detach()
+            _commit(store, con, methods, run_id)
+        finally:
+            session.close()
+            shutil.rmtree(work, ignore_errors=True)
+    result.seconds = time.monotonic() - clock
+    return result
+
+
+def _members(
+    con: duckdb.DuckDBPyConnection, store: Store, method: str, result: MethodResult, run_id: str
+) -> None:
+    """Temp table `dup_<method>`: every live sample in a cluster, with the kept one marked."""
+    kind = "text" if method == "minhash" else "image"
+    paths = _live_paths(con, store.root, kind)
+    if not paths:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE dup_{method} (sample_id VARCHAR, cluster_id VARCHAR, cluster_size BIGINT, kept BOOLEAN, method VARCHAR, similarity DOUBLE, run_id VARCHAR)"
+        )
+        return
+    column = "text" if kind == "text" else "image"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE dup_{method} AS
+        WITH s AS (
+            SELECT sample_id, content_hash, origin, generation, origin_confidence, collected_at
+            FROM read_parquet($paths, union_by_name = true) WHERE {column} IS NOT NULL
+        ),
+        copies AS (SELECT content_hash FROM s GROUP BY 1 HAVING count(*) > 1),
+        grouped AS (
+            -- a near cluster is named by its smallest content; an exact-copy group by its content
+            SELECT n.content_hash, min(n.content_hash) OVER (PARTITION BY n.component) AS cluster, n.similarity
+            FROM near_{method} n
+            UNION ALL
+            SELECT c.content_hash, c.content_hash, 1.0 FROM copies c ANTI JOIN near_{method} n USING (content_hash)
+        ),
+        members AS (
+            SELECT s.*, g.cluster, g.similarity FROM s JOIN grouped g USING (content_hash)
+        )
+        SELECT sample_id, '{method}:' || cluster AS cluster_id,
+               count(*) OVER (PARTITION BY cluster) AS cluster_size,
+               row_number() OVER (PARTITION BY cluster ORDER BY {TRUST_ORDER}) = 1 AS kept,
+               '{method}' AS method, similarity, '{run_id}' AS run_id
+        FROM members
+        """,
+        {"paths": paths},
+    )
+    result.clusters, result.duplicate_samples = (
+        int(v or 0)
+        for v in con.execute(
+            f"SELECT count(DISTINCT cluster_id), count(*) FILTER (WHERE NOT kept) FROM dup_{method}"
+        ).fetchall()[0]
+    )
+
+
+def _commit(store: Store, con: duckdb.DuckDBPyConnection, methods: list[str], run_id: str) -> None:
+    tables = {m: con.sql(f"SELECT * FROM dup_{m}").to_arrow_table() for m in methods}
+    with store.connect(read_only=False) as rw:
+        rw.execute("BEGIN TRANSACTION")
+        try:
+            for method, table in tables.items():
+                rw.execute("DELETE FROM duplicates WHERE method = ?", [method])
+                rw.register("new_duplicates", table)
+                rw.execute("INSERT INTO duplicates SELECT * FROM new_duplicates")
+                rw.unregister("new_duplicates")
+            rw.execute(
+                "INSERT INTO meta VALUES ('last_dedup_run', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [f"{run_id} {datetime.now(UTC).isoformat(timespec='seconds')}"],
+            )
+            rw.execute("COMMIT")
+        except BaseException:
+            rw.execute("ROLLBACK")
+            raise

@@ -1,0 +1,1 @@
+"""Models and generations: registering models against manifests, generation depth, lineage trees and the generation audit."""
