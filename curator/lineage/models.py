@@ -726,7 +726,7 @@ def lineage_tree(store: Store, ident: str, *, max_depth: int = DEFAULT_DEPTH) ->
     rows = _sample_rows(store, ident)
     if rows:
         return walker.sample(rows[0], 0)
-    from curator.assembly.assemble import find_manifest
+    from curator.assembly.manifest import find_manifest
 
     try:
         manifest = find_manifest(store, ident)
