@@ -24,6 +24,9 @@ class TagResult:
     rejected: int = 0
     content_bytes: int = 0
     files: list[str] = field(default_factory=list)
+    #: each input file → the output files written from it, in input order (files read together,
+    #: such as a folder of images, share theirs)
+    outputs_by_input: dict[str, list[str]] = field(default_factory=dict)
     reject_codes: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
     seconds: float = 0.0
@@ -168,11 +171,14 @@ def tag(
             )
             if error is not None:
                 raise error
-        shards = [shard for r in results for shard in r.shards]
-        for index, shard in enumerate(shards):
+        result.outputs_by_input = {file.path: [] for file in files}
+        shards = [(t, shard) for t, r in zip(tasks, results, strict=True) for shard in r.shards]
+        for index, (task, shard) in enumerate(shards):
             final = os.path.join(out_dir, f"part-{index:05d}.parquet")
             os.replace(shard.path, final)
             result.files.append(final)
+            for file in task.files:
+                result.outputs_by_input[file.path].append(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result.seconds = time.monotonic() - clock
