@@ -172,13 +172,16 @@ def tag(
             if error is not None:
                 raise error
         result.outputs_by_input = {file.path: [] for file in files}
-        shards = [(t, shard) for t, r in zip(tasks, results, strict=True) for shard in r.shards]
-        for index, (task, shard) in enumerate(shards):
+        shards = [
+            (t, r, n) for t, r in zip(tasks, results, strict=True) for n in range(len(r.shards))
+        ]
+        for index, (task, r, n) in enumerate(shards):
             final = os.path.join(out_dir, f"part-{index:05d}.parquet")
-            os.replace(shard.path, final)
+            os.replace(r.shards[n].path, final)
             result.files.append(final)
-            for file in task.files:
-                result.outputs_by_input[file.path].append(final)
+            read_from = [r.shard_inputs[n]] if n in r.shard_inputs else [f.path for f in task.files]
+            for input_path in read_from:
+                result.outputs_by_input[input_path].append(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result.seconds = time.monotonic() - clock

@@ -112,6 +112,9 @@ def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path,
         ("g1", "main", 1, 20)
     ]
     shown = json.loads(invoke(runner, "manifest", "show", "g1", "--json", env=env).output)
+    report = invoke(runner, "lineage", "report", "main", env=env).output.splitlines()
+    header = report.index("constraints (achieved, bound, margin; by the policy's unit):") + 1
+    assert report[header].split() == ["#", "constraint", "achieved", "margin", "status"]
     assert shown["manifest_id"] == listed[0]["manifest_id"]
     assert invoke(runner, "manifest", "verify", str(out), env=env).output.startswith(
         "ok: 3 files of manifest "
