@@ -331,7 +331,7 @@ def resolve_manifests(con: duckdb.DuckDBPyConnection, idents: tuple[str, ...]) -
         if not named:
             raise PolicyError(
                 f"`freshness.manifests` names `{ident}`, which is neither the id nor the name of a manifest of this store",
-                "list them with `curator manifest list`",
+                "list them with `curator manifest list` (Python: `store.manifests()`)",
             )
         if len({r[2] for r in named}) > 1:
             listed = "; ".join(f"{r[0]} (lineage {r[2]} #{r[3]})" for r in named)
@@ -357,7 +357,7 @@ def resolve_lineage(policy: Policy, lineage: str | None) -> str | None:
         raise PolicyError(
             f'`--lineage {lineage}` differs from the policy\'s `freshness.lineage = "{declared}"`: '
             "the manifest would be recorded in one lineage while what is fresh is judged by the other",
-            f"drop one of them, or make them agree (`--lineage {declared}`, or "
+            f"drop one of them, or make them agree (`--lineage {declared}`, Python: `lineage=`; or "
             f'`freshness.lineage = "{lineage}"`)',
         )
     return lineage or declared
@@ -380,7 +380,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         if not has_clusters:
             raise PolicyError(
                 "`dedup.near = true` needs near-duplicate clusters, and `curator dedup` has not run on this store",
-                "run `curator dedup` first, or set `near = false` (exact duplicates are still removed)",
+                "run `curator dedup` (Python: `store.dedup()`) first, or set `near = false` (exact duplicates are still removed)",
             )
     snapshot = [
         dict(zip(("path", "rows", "sha256"), row, strict=True))
@@ -1603,7 +1603,7 @@ def _complete(
             f"interrupted after its catalog commit; this command's {' and '.join(differing)} "
             f"{'differs' if len(differing) == 1 else 'differ'} from that assembly's",
             "run the command that started it again to complete the set (its policy is in "
-            f"`{Path(store.root) / 'manifests' / manifest_id / MANIFEST_FILE}`), or assemble into another --out",
+            f"`{Path(store.root) / 'manifests' / manifest_id / MANIFEST_FILE}`), or assemble into another --out (Python: `out`)",
         )
 
     def intact(output: dict[str, Any]) -> bool:
@@ -1630,7 +1630,7 @@ def _complete(
                 f"manifest `{manifest_id}` was recorded by an interrupted assembly, but its files "
                 f"cannot be rewritten as recorded: `{changed[0]}` differs from its checksum",
                 "the store's shards or the curator version changed since; the set cannot be "
-                "completed, so assemble into another --out (the recorded usage stands)",
+                "completed, so assemble into another --out (Python: `out`; the recorded usage stands)",
             )
     manifest = Manifest(data, out_dir / MANIFEST_FILE)
     _place(manifest, out_dir, tmp_out)
@@ -1654,7 +1654,7 @@ def _rewrite_outputs(
         raise AssemblyError(
             f"manifest `{data['manifest_id']}` was recorded by an interrupted assembly, but shard "
             f"`{missing[0]}` it was drawn from is gone, so its files cannot be rewritten",
-            "assemble into another --out (the recorded usage stands)",
+            "assemble into another --out (Python: `out`; the recorded usage stands)",
         )
     work = tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=temp_root)
     con = duckdb.connect(
@@ -1707,5 +1707,6 @@ def find_manifest(store: Store, ident: str) -> Manifest:
                 Path(store.root) / "manifests" / row["manifest_id"] / MANIFEST_FILE
             )
     raise CuratorError(
-        f"no manifest `{ident}` in store `{store.root}`", "list them with `curator manifest list`"
+        f"no manifest `{ident}` in store `{store.root}`",
+        "list them with `curator manifest list` (Python: `store.manifests()`)",
     )

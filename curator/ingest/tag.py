@@ -105,7 +105,8 @@ def tag(
     out_dir = os.path.abspath(os.fspath(out))
     if os.path.isdir(out_dir) and any(n.endswith(".parquet") for n in os.listdir(out_dir)):
         raise InputError(
-            f"`{out_dir}` already holds Parquet files", "pick an empty or new --out directory"
+            f"`{out_dir}` already holds Parquet files",
+            "pick an empty or new --out directory (Python: `out`)",
         )
     files, _ignored = discover([os.fspath(i) for i in inputs], input_format)
     if not files:

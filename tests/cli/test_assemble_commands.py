@@ -185,7 +185,7 @@ def test_assemble_lineage_must_agree_with_the_policy_and_never_reuses_fresh_cont
     assert refused.output == (
         'Error: `--lineage exp` differs from the policy\'s `freshness.lineage = "main"`: the manifest '
         "would be recorded in one lineage while what is fresh is judged by the other\n"
-        'Hint: drop one of them, or make them agree (`--lineage main`, or `freshness.lineage = "exp"`)\n'
+        'Hint: drop one of them, or make them agree (`--lineage main`, Python: `lineage=`; or `freshness.lineage = "exp"`)\n'
     )
     assert not (tmp_path / "o1").exists()
     checked = invoke(

@@ -84,7 +84,7 @@ def test_errors_are_one_line_with_a_hint(runner, tmp_path, write_jsonl):
     assert result.exit_code == 1
     assert (
         result.output
-        == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)\n"
+        == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (Python: `curator.open_store(DIR)`); create one with `curator init DIR` (Python: `curator.init_store(DIR)`)\n"
     )
     store = tmp_path / "s"
     invoke(runner, "init", str(store))
@@ -400,3 +400,36 @@ def test_inputs_read_together_share_one_line():
         "  photos/a.png … photos/c.png (3 files) → part-00000.parquet",
         "  big.parquet → part-00001.parquet, part-00002.parquet",
     ]
+
+
+def test_hints_name_the_cli_and_the_python_spelling(runner, tmp_path, write_jsonl):
+    import pytest
+
+    import curator
+    from curator.core.errors import CuratorError
+
+    store = curator.init_store(tmp_path / "store")
+    path = write_jsonl("a.jsonl", [{"text": "x"}])
+    origin_hint = (
+        "pass --origin real|synthetic|unknown, or --generated-by MODEL "
+        "(Python: `origin=`, `generated_by=`)"
+    )
+    with pytest.raises(curator.ProvenanceError) as caught:
+        store.ingest([path], source="s")
+    assert caught.value.hint == origin_hint
+    result = invoke(runner, "ingest", str(path), "--source", "s", "--store", str(store.root))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1] == f"Hint: {origin_hint}"
+
+    with pytest.raises(CuratorError) as caught:
+        store.dedup(threshold=1.5)
+    assert caught.value.hint == "use e.g. --threshold 0.8 (Python: `threshold=0.8`)"
+    with pytest.raises(CuratorError) as caught:
+        store.plan(curator.Policy.from_toml(_near_dedup_policy(tmp_path)))
+    assert "`curator dedup` (Python: `store.dedup()`)" in (caught.value.hint or "")
+
+
+def _near_dedup_policy(tmp_path):
+    path = tmp_path / "near.toml"
+    path.write_text('name = "n"\n[target]\nrows = 1\n[dedup]\nnear = true\n')
+    return path
