@@ -12,10 +12,8 @@ evidence behind that label; training sets are assembled with a guaranteed share 
 
 from __future__ import annotations
 
-from curator.api import IngestResult, Stats, Store, init_store, open_store
-from curator.assembly.manifest import Manifest, ManifestError
-from curator.assembly.planner import ShortfallError
-from curator.assembly.policy import Policy, PolicyError
+from typing import TYPE_CHECKING, Any
+
 from curator.core.errors import (
     CuratorError,
     IngestFailed,
@@ -25,9 +23,49 @@ from curator.core.errors import (
     StoreError,
     StoreLockedError,
 )
-from curator.core.provenance import ProvenanceSpec
 from curator.core.version import __version__
-from curator.ingest.tag import TagResult, tag
+
+if TYPE_CHECKING:
+    from curator.api import IngestResult, Stats, Store, init_store, open_store
+    from curator.assembly.manifest import Manifest, ManifestError
+    from curator.assembly.planner import ShortfallError
+    from curator.assembly.policy import Policy, PolicyError
+    from curator.core.provenance import ProvenanceSpec
+    from curator.ingest.tag import TagResult, tag
+
+# The public names that live in modules importing pyarrow, duckdb or numpy are loaded on first
+# use (PEP 562), so `import curator` and `curator --help` stay fast.
+_LAZY = {
+    "IngestResult": "curator.api",
+    "Stats": "curator.api",
+    "Store": "curator.api",
+    "init_store": "curator.api",
+    "open_store": "curator.api",
+    "Manifest": "curator.assembly.manifest",
+    "ManifestError": "curator.assembly.manifest",
+    "ShortfallError": "curator.assembly.planner",
+    "Policy": "curator.assembly.policy",
+    "PolicyError": "curator.assembly.policy",
+    "ProvenanceSpec": "curator.core.provenance",
+    "TagResult": "curator.ingest.tag",
+    "tag": "curator.ingest.tag",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'curator' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CuratorError",

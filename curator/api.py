@@ -132,7 +132,7 @@ def open_store(path: str | os.PathLike[str] | None = None) -> Store:
         if not path:
             raise StoreError(
                 "no store given",
-                "pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)",
+                "pass --store DIR or set CURATOR_STORE (Python: `curator.open_store(DIR)`); create one with `curator init DIR` (Python: `curator.init_store(DIR)`)",
             )
     return Store(path)
 
@@ -214,7 +214,7 @@ class Store:
         if not os.path.isfile(self.catalog_path):
             raise StoreError(
                 f"no store at `{self.root}` (no {CATALOG_FILE})",
-                f"create one with `curator init {self.root}`",
+                f"create one with `curator init {self.root}` (Python: `curator.init_store(...)`)",
             )
 
     def __repr__(self) -> str:
@@ -724,7 +724,8 @@ class Store:
             evidence = "model-lineage"
         elif origin is None:
             raise ProvenanceError(
-                "no origin given", "pass --origin real|synthetic|unknown, or --generated-by MODEL"
+                "no origin given",
+                "pass --origin real|synthetic|unknown, or --generated-by MODEL (Python: `origin=`, `generated_by=`)",
             )
         elif model is not None:
             self._check_declared_model(model, generation)
@@ -752,7 +753,7 @@ class Store:
             raise InputError(
                 "no input files found"
                 + (f" ({len(ignored)} files of unknown format ignored)" if ignored else ""),
-                "name JSONL, Parquet, CSV, text, image or tar files, or pass --format",
+                "name JSONL, Parquet, CSV, text, image or tar files, or pass --format (Python: `input_format=`)",
             )
         tasks = plan_tasks(files)
         run_id = new_run_id()
@@ -807,7 +808,7 @@ class Store:
             raise ProvenanceError(
                 f"`--model {model}` names a registered model of generation {g}, whose samples "
                 f"are generation {g + 1}, but `--generation {generation}` was given",
-                f"use --generated-by {model} (it sets origin, generation and model)",
+                f"use --generated-by {model} (Python: `generated_by=`; it sets origin, generation and model)",
             )
 
     def _generated_by(
@@ -826,23 +827,24 @@ class Store:
         if origin not in (None, "synthetic"):
             raise ProvenanceError(
                 f"`--generated-by {name}` makes the samples synthetic, but `--origin {origin}` was given",
-                "drop --origin",
+                "drop --origin (Python: `origin=`)",
             )
         if generation is not None and generation != derived:
             raise ProvenanceError(
                 f"`--generation {generation}` contradicts `--generated-by {name}`: model `{name}` "
                 f"is generation {registered.generation}, so its samples are generation {derived}",
-                "drop --generation",
+                "drop --generation (Python: `generation=`)",
             )
         if model is not None and model != name:
             raise ProvenanceError(
-                f"`--model {model}` contradicts `--generated-by {name}`", "drop --model"
+                f"`--model {model}` contradicts `--generated-by {name}`",
+                "drop --model (Python: `model=`)",
             )
         if confidence != 1.0:
             raise ProvenanceError(
                 "`--confidence` does not apply with `--generated-by`: a registered model's "
                 "samples are labelled with confidence 1",
-                "drop --confidence",
+                "drop --confidence (Python: `confidence=`)",
             )
         if derived > MAX_GENERATION:
             raise ProvenanceError(f"generation {derived} exceeds the maximum of {MAX_GENERATION}")
@@ -931,7 +933,7 @@ class Store:
                 raise IngestFailed(
                     message,
                     f"see {result.rejects_path} for each record and its reason; fix them, or "
-                    "run without --strict to keep the good records",
+                    "run without --strict (Python: `strict=False`) to keep the good records",
                 )
             kept_nothing = (
                 None
@@ -1139,7 +1141,7 @@ class Store:
                     first = next(t for t in types if not compatible_types(store_type, t))
                     raise IngestFailed(
                         f"column `{name}` is {store_type} in the store but {first} in this input; nothing was committed",
-                        f"rename it with --rename-column {name}=NEW_NAME, or convert it to {store_type}",
+                        f"rename it with --rename-column {name}=NEW_NAME (Python: `rename_columns={{{name!r}: NEW_NAME}}`), or convert it to {store_type}",
                     )
                 consistent = False
             if not consistent:

@@ -637,7 +637,7 @@ def test_a_lineage_given_and_a_different_policy_lineage_are_refused(tmp_path):
         '`--lineage exp` differs from the policy\'s `freshness.lineage = "main"`: the manifest '
         "would be recorded in one lineage while what is fresh is judged by the other"
     )
-    hint = 'drop one of them, or make them agree (`--lineage main`, or `freshness.lineage = "exp"`)'
+    hint = 'drop one of them, or make them agree (`--lineage main`, Python: `lineage=`; or `freshness.lineage = "exp"`)'
     for attempt in (
         lambda: store.assemble(policy, tmp_path / "o1", lineage="exp"),
         lambda: store.plan(policy, lineage="exp"),

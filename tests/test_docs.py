@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
@@ -50,3 +51,87 @@ def test_cli_shim_runs_from_a_checkout():
         [sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("Usage: curator [OPTIONS] COMMAND [ARGS]...")
+
+
+# One style for every command's --help (issue 11.10).
+
+COMMANDS = [("", cli), *all_commands()]
+
+
+def _options(command: click.Command) -> list[click.Option]:
+    return [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
+
+
+def _context(command: click.Command) -> click.Context:
+    # as `curator … --help` makes it: the group's context settings (show_default) apply below it
+    return click.Context(
+        command, info_name=command.name, parent=click.Context(cli, **cli.context_settings)
+    )
+
+
+def _help_record(command: click.Command, option: click.Option) -> str:
+    record = option.get_help_record(_context(command))
+    assert record is not None
+    return record[1]
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS)
+def test_every_command_has_an_examples_block_of_its_own_command(name, command):
+    assert command.help, f"`curator {name}` has no help text"
+    text = inspect.cleandoc(command.help)
+    assert "Example:" not in text, f"`curator {name}`: write `Examples:`"
+    _, found, block = text.partition("\b\nExamples:\n")
+    assert found, f"`curator {name}` --help has no `Examples:` block"
+    lines = [line.strip() for line in block.split("\n\n")[0].splitlines()]
+    assert lines, f"`curator {name}` has an empty `Examples:` block"
+    own = f"curator {name}".rstrip()
+    for line in lines:
+        assert line == own or line.startswith(own + " "), (
+            f"`curator {name}` example does not run that command: {line}"
+        )
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS)
+def test_every_option_shows_its_env_var_and_default(name, command):
+    for option in _options(command):
+        text = _help_record(command, option)
+        if option.envvar:
+            assert f"env var: {option.envvar}" in text, f"`curator {name}` {option.opts[0]}"
+        default = option.get_default(_context(command), call=False)
+        unset = default is None or default is getattr(click.core, "UNSET", None)
+        has_default = (not unset and default not in (False, (), [])) or isinstance(
+            option.show_default, str
+        )
+        if has_default:
+            assert "default: " in text, f"`curator {name}` {option.opts[0]} hides its default"
+        # A default goes in click's `[default: …]`, not in the prose.
+        assert "(default" not in (option.help or ""), f"`curator {name}` {option.opts[0]}"
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS)
+def test_store_is_the_same_first_option_everywhere(name, command):
+    options = _options(command)
+    stores = [o for o in options if "--store" in o.opts]
+    if not stores:
+        return
+    (store,) = stores
+    assert options[0] is store, f"`curator {name}`: --store is not its first option"
+    assert (store.help, store.envvar, store.metavar) == (
+        "The store directory.",
+        "CURATOR_STORE",
+        "DIR",
+    )
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS)
+def test_option_help_names_only_options_the_command_has(name, command):
+    own = {opt for option in command.params for opt in option.opts + option.secondary_opts}
+    for option in _options(command):
+        for mentioned in re.findall(r"(?<![\w-])--[a-z][a-z-]*", option.help or ""):
+            assert mentioned in own, f"`curator {name}` {option.opts[0]} mentions {mentioned}"
+
+
+def test_init_takes_the_store_as_its_argument():
+    (argument,) = [p for p in cli.commands["init"].params if isinstance(p, click.Argument)]
+    assert argument.envvar == "CURATOR_STORE"
+    assert _options(cli.commands["init"]) == []

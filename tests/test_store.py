@@ -49,7 +49,9 @@ def test_init_creates_the_layout_and_refuses_to_clobber(tmp_path):
         curator.init_store(tmp_path / "full")
     with pytest.raises(curator.StoreError) as caught:
         curator.open_store(tmp_path / "nowhere")
-    assert caught.value.hint == f"create one with `curator init {tmp_path / 'nowhere'}`"
+    assert caught.value.hint == (
+        f"create one with `curator init {tmp_path / 'nowhere'}` (Python: `curator.init_store(...)`)"
+    )
 
 
 def test_open_store_uses_the_environment(tmp_path, monkeypatch):

@@ -308,5 +308,6 @@ def find_manifest(store: Store, ident: str) -> Manifest:
                 Path(store.root) / "manifests" / row["manifest_id"] / MANIFEST_FILE
             )
     raise CuratorError(
-        f"no manifest `{ident}` in store `{store.root}`", "list them with `curator manifest list`"
+        f"no manifest `{ident}` in store `{store.root}`",
+        "list them with `curator manifest list` (Python: `store.manifests()`)",
     )

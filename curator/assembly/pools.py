@@ -154,7 +154,7 @@ def resolve_manifests(con: duckdb.DuckDBPyConnection, idents: tuple[str, ...]) -
         if not named:
             raise PolicyError(
                 f"`freshness.manifests` names `{ident}`, which is neither the id nor the name of a manifest of this store",
-                "list them with `curator manifest list`",
+                "list them with `curator manifest list` (Python: `store.manifests()`)",
             )
         if len({r[2] for r in named}) > 1:
             listed = "; ".join(f"{r[0]} (lineage {r[2]} #{r[3]})" for r in named)
@@ -180,7 +180,7 @@ def resolve_lineage(policy: Policy, lineage: str | None) -> str | None:
         raise PolicyError(
             f'`--lineage {lineage}` differs from the policy\'s `freshness.lineage = "{declared}"`: '
             "the manifest would be recorded in one lineage while what is fresh is judged by the other",
-            f"drop one of them, or make them agree (`--lineage {declared}`, or "
+            f"drop one of them, or make them agree (`--lineage {declared}`, Python: `lineage=`; or "
             f'`freshness.lineage = "{lineage}"`)',
         )
     return lineage or declared
@@ -203,7 +203,7 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session
         if not has_clusters:
             raise PolicyError(
                 "`dedup.near = true` needs near-duplicate clusters, and `curator dedup` has not run on this store",
-                "run `curator dedup` first, or set `near = false` (exact duplicates are still removed)",
+                "run `curator dedup` (Python: `store.dedup()`) first, or set `near = false` (exact duplicates are still removed)",
             )
     snapshot = [
         dict(zip(("path", "rows", "sha256"), row, strict=True))

@@ -111,7 +111,7 @@ def complete_interrupted(
             f"interrupted after its catalog commit; this command's {' and '.join(differing)} "
             f"{'differs' if len(differing) == 1 else 'differ'} from that assembly's",
             "run the command that started it again to complete the set (its policy is in "
-            f"`{Path(store.root) / 'manifests' / manifest_id / MANIFEST_FILE}`), or assemble into another --out",
+            f"`{Path(store.root) / 'manifests' / manifest_id / MANIFEST_FILE}`), or assemble into another --out (Python: `out`)",
         )
 
     def intact(output: dict[str, Any]) -> bool:
@@ -138,7 +138,7 @@ def complete_interrupted(
                 f"manifest `{manifest_id}` was recorded by an interrupted assembly, but its files "
                 f"cannot be rewritten as recorded: `{changed[0]}` differs from its checksum",
                 "the store's shards or the curator version changed since; the set cannot be "
-                "completed, so assemble into another --out (the recorded usage stands)",
+                "completed, so assemble into another --out (Python: `out`; the recorded usage stands)",
             )
     manifest = Manifest(data, out_dir / MANIFEST_FILE)
     place_files(manifest, out_dir, tmp_out)
@@ -162,7 +162,7 @@ def _rewrite_outputs(
         raise AssemblyError(
             f"manifest `{data['manifest_id']}` was recorded by an interrupted assembly, but shard "
             f"`{missing[0]}` it was drawn from is gone, so its files cannot be rewritten",
-            "assemble into another --out (the recorded usage stands)",
+            "assemble into another --out (Python: `out`; the recorded usage stands)",
         )
     work = tempfile.mkdtemp(prefix=WORK_PREFIX, dir=temp_root)
     con = duckdb.connect(

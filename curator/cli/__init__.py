@@ -1,86 +1,24 @@
 """The `curator` command line: a thin layer over the Python API.
 
-Each command parses its options, calls one library function and prints the result. Errors that a
-user can cause (:class:`curator.CuratorError`) print as ``Error: …`` / ``Hint: …`` and exit 1;
-anything else is a bug and prints its traceback when ``CURATOR_DEBUG=1``.
+Each command parses its options, calls one library function and prints the result. The group
+and its error handling are in :mod:`curator.cli.app`, the shared options in
+:mod:`curator.cli.options`, the output helpers in :mod:`curator.cli.output`; each command group
+has its own module, imported here so that its commands register on :data:`cli`.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any
+# Importing a command module registers its commands on `cli`.
+from curator.cli import assemble, dedup, demo, infer, ingest, lineage, simulate, store  # noqa: F401
+from curator.cli.app import cli
 
-import click
-
-from curator.core.version import __version__
-
-
-class CuratorGroup(click.Group):
-    """Turns CuratorError into a short message and exit 1, Ctrl-C into exit 130."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        from curator.core.errors import CuratorError
-
-        try:
-            return super().invoke(ctx)
-        except CuratorError as exc:
-            click.secho(f"Error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"Hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
-        except BrokenPipeError:
-            # `curator … | head`: the reader left; say nothing more.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            ctx.exit(141)
-        except KeyboardInterrupt:
-            click.echo("Interrupted: nothing of this run was committed.", err=True)
-            ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get("CURATOR_DEBUG") == "1":
-                raise
-            click.secho(f"Internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
-            click.echo(
-                "This is a bug in curator. Run again with CURATOR_DEBUG=1 for the traceback.",
-                err=True,
-            )
-            ctx.exit(2)
-
-
-@click.group(
-    cls=CuratorGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-@click.version_option(__version__, prog_name="curator")
-def cli() -> None:
-    """Dataset curation with provenance: real or generated, how many generations deep, and
-    training sets with a guaranteed share of fresh real data.
-
-    \b
-    Example:
-      curator init ./store
-      curator ingest corpus.jsonl --store ./store --source web-2021 --origin real
-      curator stats --store ./store
-
-    Every command that uses a store takes --store DIR (env CURATOR_STORE).
-    """
+__all__ = ["cli", "main"]
 
 
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="curator")
 
-
-# Commands register themselves on `cli` when their module is imported.
-from curator.cli import assemble as _assemble  # noqa: E402,F401
-from curator.cli import dedup as _dedup  # noqa: E402,F401
-from curator.cli import demo as _demo  # noqa: E402,F401
-from curator.cli import infer as _infer  # noqa: E402,F401
-from curator.cli import lineage as _lineage  # noqa: E402,F401
-from curator.cli import simulate as _simulate  # noqa: E402,F401
-from curator.cli import store as _store  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
-from curator.cli import cli
-from curator.cli.store import _open, store_option
+from curator.cli.app import cli
+from curator.cli.options import json_option, lock_timeout_option, open_store_at, store_option
 
 
 @cli.command("assemble")
+@store_option
 @click.option(
     "--policy",
     "policy_path",
@@ -28,22 +29,16 @@ from curator.cli.store import _open, store_option
 )
 @click.option(
     "--lineage",
-    help="Lineage of the manifest, whose earlier manifests count as used (default: the policy's "
-    "freshness.lineage, else `default`; must agree with it when both are set).",
+    show_default="the policy's freshness.lineage, else `default`",
+    help="Lineage of the manifest, whose earlier manifests count as used (must agree with the "
+    "policy's freshness.lineage when both are set).",
 )
-@click.option("--name", help="Name of the manifest (default: the policy's name).")
+@click.option("--name", show_default="the policy's name", help="Name of the manifest.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
-@click.option(
-    "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
-)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the manifest (or, with --dry-run, the plan) as JSON.",
-)
-@store_option
+@lock_timeout_option
+@json_option("Print the manifest (or, with --dry-run, the plan) as JSON.")
 def assemble_command(
+    store_path: str | None,
     policy_path: str,
     out: str,
     lineage: str | None,
@@ -51,23 +46,22 @@ def assemble_command(
     dry_run: bool,
     lock_timeout: float | None,
     as_json: bool,
-    store_path: str | None,
 ) -> None:
     """Assemble a training set under a policy: Parquet shards plus manifest.json.
 
     Every constraint of the policy holds over the whole set and in every output shard, or the
     command fails before writing anything (unless the policy says on_shortfall = "shrink").
     The content used is recorded so that it is not fresh for later manifests of the lineage.
+    `curator policy init` writes a policy to start from.
 
     \b
     Examples:
-      curator policy init gen-2.toml
       curator assemble --policy gen-2.toml --out train/gen-2 --lineage main --dry-run
       curator assemble --policy gen-2.toml --out train/gen-2 --lineage main
     """
     from curator.assembly.policy import Policy
 
-    store = _open(store_path)
+    store = open_store_at(store_path)
     policy = Policy.from_toml(policy_path)
     if dry_run:
         assembly = store.plan(policy, lineage=lineage)
@@ -92,7 +86,7 @@ def _summary(data: dict[str, Any]) -> str:
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
     lines = [
-        f"manifest {data['manifest_id']} ({data['lineage']} #{data['sequence']}): {overall['rows']:,} rows, {overall['units']:,} {unit} in {len(data['outputs'])} file(s) in {data['out_dir']}",
+        f"manifest {data['manifest_id']} ({data['lineage']} #{data['sequence']}): {overall['rows']:,} rows, {overall['units']:,} {unit} in {len(data['outputs']):,} file(s) in {data['out_dir']}",
     ]
     if data["plan"]["shrunk"]:
         lines.append(f"  shrunk: target was {data['plan']['target']:,} {unit}")
@@ -138,45 +132,26 @@ def _breakdown(data: dict[str, Any]) -> str:
     return render_table(columns, rows, right=right)
 
 
-def format_constraint(item: dict[str, Any]) -> tuple[str, str]:
-    """A manifest constraint as (achieved against its bound, margin) for a table: fractions in
-    percent and percentage points, `max_generation` in generations, `min_origin_confidence` as
-    a confidence."""
-    kind = item.get("kind", "fraction")
-    relation = item.get("relation") or (">=" if item["name"].startswith("min") else "<=")
-    if kind == "generation":
-        return f"{item['achieved']} {relation} {item['bound']}", f"{item['margin']:+d} gen"
-    if kind == "confidence":
-        return (
-            f"{item['achieved']:.2f} {relation} {item['bound']:.2f}",
-            f"{item['margin']:+.2f}",
-        )
-    return (
-        f"{100 * item['achieved']:.1f}% {relation} {100 * item['bound']:.1f}%",
-        f"{100 * item['margin']:+.1f} pt",
-    )
-
-
 @cli.group("policy")
 def policy_group() -> None:
     """Write and check mixing policies.
 
     \b
-    Example:
+    Examples:
       curator policy init gen-2.toml && curator policy check gen-2.toml
     """
 
 
 @policy_group.command("init")
 @click.argument("path", default="policy.toml", type=click.Path(dir_okay=False))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @store_option
-def policy_init(path: str, force: bool, store_path: str | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def policy_init(path: str, store_path: str | None, force: bool) -> None:
     """Write a commented example policy (default: ./policy.toml). With a store, its
     [[sources]] tables name the store's sources; without one, the source is a placeholder.
 
     \b
-    Example:
+    Examples:
       curator policy init gen-2.toml --store ./store
     """
     from curator.assembly.policy import example_policy
@@ -190,7 +165,7 @@ def policy_init(path: str, force: bool, store_path: str | None) -> None:
     if store_path:
         sources = [
             (row["source"], int(row["rows"]))
-            for row in _open(store_path)
+            for row in open_store_at(store_path)
             .sql(
                 "SELECT source, sum(rows) AS rows FROM shards WHERE live GROUP BY source ORDER BY source"
             )
@@ -203,13 +178,13 @@ def policy_init(path: str, force: bool, store_path: str | None) -> None:
 
 @policy_group.command("check")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--lineage", help="Lineage to plan for (default: the policy's).")
 @store_option
-def policy_check(path: str, lineage: str | None, store_path: str | None) -> None:
+@click.option("--lineage", show_default="the policy's", help="Lineage to plan for.")
+def policy_check(path: str, store_path: str | None, lineage: str | None) -> None:
     """Validate a policy and, with a store, explain what it would assemble.
 
     \b
-    Example:
+    Examples:
       curator policy check gen-2.toml --store ./store
     """
     from curator.assembly.planner import ShortfallError
@@ -222,7 +197,7 @@ def policy_check(path: str, lineage: str | None, store_path: str | None) -> None
         return
     # Against a store, a source it lacks makes the policy invalid: plan before saying "valid".
     try:
-        assembly = _open(store_path).plan(policy, lineage=lineage)
+        assembly = open_store_at(store_path).plan(policy, lineage=lineage)
     except ShortfallError:
         click.echo(valid)
         raise
@@ -235,24 +210,24 @@ def manifest_group() -> None:
     """List, show and verify assembled training sets.
 
     \b
-    Example:
+    Examples:
       curator manifest list && curator manifest verify gen-2
     """
 
 
 @manifest_group.command("list")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def manifest_list(store_path: str | None, as_json: bool) -> None:
     """Every manifest of the store, by lineage.
 
     \b
-    Example:
+    Examples:
       curator manifest list --store ./store
     """
     from curator.core.output import render_table, to_json
 
-    rows = _open(store_path).manifests()
+    rows = open_store_at(store_path).manifests()
     if as_json:
         click.echo(to_json(rows))
         return
@@ -279,18 +254,20 @@ def manifest_list(store_path: str | None, as_json: bool) -> None:
 @manifest_group.command("show")
 @click.argument("ident", metavar="MANIFEST")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest.json.")
+@json_option("Print the whole manifest.json.")
 def manifest_show(ident: str, store_path: str | None, as_json: bool) -> None:
     """Show a manifest (by id, name or path): the set by origin x generation x source, and
     its constraints.
 
     \b
-    Example:
+    Examples:
       curator manifest show gen-2 --json
     """
     from curator.assembly.manifest import Manifest
 
-    manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
+    manifest = (
+        Manifest.load(ident) if os.path.exists(ident) else open_store_at(store_path).manifest(ident)
+    )
     if as_json:
         click.echo(json.dumps(manifest.data, indent=2))
         return
@@ -305,21 +282,23 @@ def manifest_verify(ident: str, store_path: str | None) -> None:
     """Recompute the checksums of a manifest's output files; name any missing or changed.
 
     \b
-    Example:
+    Examples:
       curator manifest verify train/gen-2
     """
     from curator.assembly.manifest import Manifest
     from curator.core.errors import CuratorError
 
-    manifest = Manifest.load(ident) if os.path.exists(ident) else _open(store_path).manifest(ident)
+    manifest = (
+        Manifest.load(ident) if os.path.exists(ident) else open_store_at(store_path).manifest(ident)
+    )
     problems = manifest.verify()
     if problems:
         for line in problems:
             click.echo(line)
         raise CuratorError(
-            f"{len(problems)} of {len(manifest.outputs)} output files of manifest `{manifest.manifest_id}` are missing or changed",
+            f"{len(problems):,} of {len(manifest.outputs):,} output files of manifest `{manifest.manifest_id}` are missing or changed",
             "re-assemble, or restore the files",
         )
     click.echo(
-        f"ok: {len(manifest.outputs)} files of manifest {manifest.manifest_id} match their checksums"
+        f"ok: {len(manifest.outputs):,} files of manifest {manifest.manifest_id} match their checksums"
     )

@@ -4,35 +4,36 @@ from __future__ import annotations
 
 import click
 
-from curator.cli import cli
-from curator.cli.store import _open, store_option
+from curator.cli.app import cli
+from curator.cli.options import (
+    json_option,
+    lock_timeout_option,
+    open_store_at,
+    progress_option,
+    store_option,
+)
 
 
 @cli.command("dedup")
 @store_option
-@click.option("--text/--no-text", default=True, show_default=True, help="Cluster text samples.")
-@click.option(
-    "--images/--no-images", default=True, show_default=True, help="Cluster image samples."
-)
+@click.option("--text/--no-text", default=True, help="Cluster text samples.")
+@click.option("--images/--no-images", default=True, help="Cluster image samples.")
 @click.option(
     "--threshold",
     type=click.FloatRange(0, 1, min_open=True),
     default=0.8,
-    show_default=True,
     help="Text: estimated Jaccard similarity of shingle sets at or above which two are copies.",
 )
 @click.option(
     "--num-perm",
     type=click.IntRange(16, 1024),
     default=128,
-    show_default=True,
     help="Text: MinHash permutations.",
 )
 @click.option(
     "--shingle",
     "shingling",
     default="word:5",
-    show_default=True,
     metavar="word:K|char:N",
     help="Text: shingles of K words or N characters of the normalised text.",
 )
@@ -40,14 +41,11 @@ from curator.cli.store import _open, store_option
     "--hamming",
     type=click.IntRange(0, 31),
     default=8,
-    show_default=True,
     help="Images: pHashes within this many differing bits (of 64) are copies.",
 )
-@click.option(
-    "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
-)
-@click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@lock_timeout_option
+@progress_option
+@json_option("Print the summary as JSON.")
 def dedup_command(
     store_path: str | None,
     text: bool,
@@ -67,17 +65,17 @@ def dedup_command(
     split into hamming + 1 bands, verified by Hamming distance. Signatures are kept under
     STORE/indexes/, so a later run only computes new samples. In each cluster one sample is
     kept: real before synthetic, lower generation, higher confidence, earlier, smaller id.
-    A policy with `dedup.near = true` then assembles from the kept samples only.
+    A policy with `dedup.near = true` then assembles from the kept samples only. The clusters
+    are in SQL: curator sql "SELECT cluster_id, sample_id, kept FROM duplicates ORDER BY 1".
 
     \b
     Examples:
       curator dedup
       curator dedup --no-images --threshold 0.7 --shingle word:3
-      curator sql "SELECT cluster_id, sample_id, kept FROM duplicates ORDER BY 1"
     """
     from curator.core.output import to_json
 
-    result = _open(store_path).dedup(
+    result = open_store_at(store_path).dedup(
         text=text,
         images=images,
         threshold=threshold,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from curator.cli import cli
-from curator.cli.store import _open, store_option
+from curator.cli.app import cli
+from curator.cli.options import json_option, open_store_at, store_option
 
 
 @cli.command("demo")
@@ -14,38 +14,35 @@ from curator.cli.store import _open, store_option
     "--generations",
     type=click.IntRange(2, 50),
     default=6,
-    show_default=True,
     help="Generations of each loop.",
 )
 @click.option(
     "--text-rows",
     type=click.IntRange(20),
     default=500,
-    show_default=True,
     help="Rows of each text training set (and samples each text model writes).",
 )
 @click.option(
     "--digit-rows",
     type=click.IntRange(20),
     default=300,
-    show_default=True,
     help="The same for the digits.",
 )
 @click.option(
     "--floor",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.5,
-    show_default=True,
     help="min_fresh_real_fraction of the fresh-floor loops from generation 2 on (the real source "
     "is capped at it, so the rest is the previous generation's output).",
 )
 @click.option(
     "--digits/--no-digits",
     default=None,
-    help="Run the digits loops too [default: when scikit-learn is installed, the demo extra].",
+    show_default="when scikit-learn (the demo extra) is installed",
+    help="Run the digits loops too.",
 )
-@click.option("--report/--no-report", default=True, show_default=True, help="Write DIR/report.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option("--report/--no-report", default=True, help="Write DIR/report.")
+@click.option("--seed", type=int, default=0, help="Seed of every random choice.")
 def demo_command(
     directory: str,
     generations: int,
@@ -74,11 +71,13 @@ def demo_command(
     DIRECTORY (default ./curator-demo) must be new, empty, or an earlier demo, which is replaced.
     It holds store/, the policies, the training sets, demo.json and report/index.html.
 
+    Afterwards, see a lineage's audit with:
+    curator lineage report text-fresh-floor --store curator-demo/store
+
     \b
-    Example:
+    Examples:
       curator demo
       curator demo ./demo --generations 10 --text-rows 300 --no-digits --floor 0.5
-      curator lineage report text-fresh-floor --store curator-demo/store
     """
     from curator.loop.demo import DemoConfig, format_metrics, run_demo
 
@@ -111,24 +110,23 @@ def demo_command(
 
 
 @cli.command("report")
+@store_option
 @click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
     help="Directory for index.html and the PNG/SVG plots (new, empty, or an earlier report).",
 )
-@click.option("--lineage", help="Report this lineage only [default: every lineage].")
+@click.option("--lineage", show_default="every lineage", help="Report this lineage only.")
 @click.option(
     "--simulation/--no-simulation",
     default=True,
-    show_default=True,
     help="Include the Gaussian self-consuming loop: its three loops with maximum-likelihood fits "
     "to 20 samples per generation, where the fully synthetic one collapses.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print where everything went, as JSON.")
-@store_option
+@json_option("Print where everything went, as JSON.")
 def report_command(
-    out: str, lineage: str | None, simulation: bool, as_json: bool, store_path: str | None
+    store_path: str | None, out: str, lineage: str | None, simulation: bool, as_json: bool
 ) -> None:
     """Write a self-contained HTML report of the store (it opens with no network): composition
     of every manifest (fresh real, used real, synthetic by generation, unknown), generation
@@ -137,17 +135,17 @@ def report_command(
     also written as PNG and SVG.
 
     \b
-    Example:
+    Examples:
       curator report --store ./store --out report/
       curator report --lineage main --out report-main/ --no-simulation
     """
     from curator.core.output import to_json
     from curator.loop.report import build_report
 
-    result = build_report(_open(store_path), out, lineage=lineage, simulation=simulation)
+    result = build_report(open_store_at(store_path), out, lineage=lineage, simulation=simulation)
     if as_json:
         click.echo(to_json(result.to_json()))
         return
     click.echo(f"Report: {result.index}")
     click.echo(f"  sections  {', '.join(result.sections)}")
-    click.echo(f"  figures   {len(result.figures)} files (PNG and SVG) in {result.directory}")
+    click.echo(f"  figures   {len(result.figures):,} files (PNG and SVG) in {result.directory}")

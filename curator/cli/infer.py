@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from curator.cli import cli
-from curator.cli.store import _Date, _open, store_option
+from curator.cli.app import cli
+from curator.cli.options import (
+    DateType,
+    json_option,
+    lock_timeout_option,
+    open_store_at,
+    store_option,
+)
 
 
 @cli.command("infer")
@@ -17,14 +23,14 @@ from curator.cli.store import _Date, _open, store_option
 )
 @click.option(
     "--cutoff",
-    type=_Date(),
-    help="Time prior: content collected before this is likely real (default 2022-11-30).",
+    type=DateType(),
+    show_default="2022-11-30",
+    help="Time prior: content collected before this is likely real.",
 )
 @click.option(
     "--time-prior-confidence",
     type=click.FloatRange(0, 1),
     default=0.6,
-    show_default=True,
     help="Confidence of a time-prior label.",
 )
 @click.option(
@@ -37,22 +43,19 @@ from curator.cli.store import _Date, _open, store_option
     "--detector-threshold",
     type=click.FloatRange(0.5, 1, min_open=True),
     default=0.9,
-    show_default=True,
     help="Scores at or above it label synthetic, at or below 1 − it label real.",
 )
 @click.option(
     "--c2pa-trust-anchors",
     metavar="PEM",
     envvar="CURATOR_C2PA_TRUST_ANCHORS",
+    show_envvar=True,
     type=click.Path(dir_okay=False),
-    help="PEM file of CA certificates whose C2PA signers are trusted (env "
-    "CURATOR_C2PA_TRUST_ANCHORS). Without a trusted signer a C2PA claim of real counts as "
+    help="PEM file of CA certificates whose C2PA signers are trusted. Without a trusted signer a C2PA claim of real counts as "
     "unsigned IPTC metadata; a claim of generated counts in full.",
 )
-@click.option(
-    "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@lock_timeout_option
+@json_option("Print the result as JSON.")
 def infer_command(
     store_path: str | None,
     report: bool,
@@ -72,18 +75,17 @@ def infer_command(
     first), the time prior, then the detector. A weaker signal never overrides a stronger one
     and declared labels are never changed: a contradiction is reported as a conflict.
     Relabelled samples get new shards, switched atomically, and every change is logged in the
-    catalog table `label_events`.
+    catalog table `label_events` (curator sql "SELECT * FROM label_events LIMIT 20").
 
     \b
     Examples:
       curator infer --report
       curator infer --cutoff 2022-11-30 --detector mydetect:score
       curator infer --c2pa-trust-anchors c2pa-trust-anchors.pem
-      curator sql "SELECT * FROM label_events ORDER BY created_at DESC LIMIT 20"
     """
     from curator.core.output import render_table, to_json
 
-    result = _open(store_path).infer(
+    result = open_store_at(store_path).infer(
         cutoff=cutoff,
         time_prior_confidence=time_prior_confidence,
         detector=detector,
@@ -104,7 +106,7 @@ def infer_command(
             else ""
         )
         + (
-            f" in {result.shards_rewritten} new shard(s)"
+            f" in {result.shards_rewritten:,} new shard(s)"
             if result.applied and result.shards_rewritten
             else ""
         )
@@ -152,20 +154,21 @@ def infer_command(
 
 
 @cli.command("contamination")
-@click.option("--source", required=True, help="The source to examine.")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--source", required=True, help="The source to examine.")
+@json_option()
 def contamination_command(source: str, store_path: str | None, as_json: bool) -> None:
     """How much of a source near-duplicates known synthetic samples (of other sources), by the
     generation and model of the synthetic copy. Run `curator dedup` first.
 
     \b
-    Example:
-      curator dedup && curator contamination --source web-2024
+    Examples:
+      curator contamination --source web-2024
+      curator contamination --source web-2024 --json
     """
     from curator.core.output import render_table, to_json
 
-    data = _open(store_path).contamination(source)
+    data = open_store_at(store_path).contamination(source)
     if as_json:
         click.echo(to_json(data))
         return

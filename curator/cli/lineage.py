@@ -6,27 +6,27 @@ from typing import Any
 
 import click
 
-from curator.cli import cli
-from curator.cli.store import _open, store_option
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+from curator.cli.app import cli
+from curator.cli.options import json_option, lock_timeout_option, open_store_at, store_option
+from curator.cli.output import format_constraint, pct, plural
 
 
 @cli.group("model")
 def model_group() -> None:
     """Register the models trained on assembled sets, so their samples get a generation.
 
+    Then ingest what a model generated with `curator ingest … --generated-by MODEL`.
+
     \b
-    Example:
+    Examples:
       curator model register ngram-1 --trained-on gen-1
-      curator ingest out.jsonl --source ngram-1-out --generated-by ngram-1
+      curator model list
     """
 
 
 @model_group.command("register")
 @click.argument("name")
+@store_option
 @click.option(
     "--trained-on",
     metavar="MANIFEST",
@@ -46,20 +46,17 @@ def model_group() -> None:
     help="What the model scored when evaluated, e.g. perplexity=41.2 (repeat for more); "
     "`curator report` plots them per generation.",
 )
-@click.option(
-    "--lock-timeout", type=click.FloatRange(0), help="Seconds to wait for another writer."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the model as JSON.")
-@store_option
+@lock_timeout_option
+@json_option("Print the model as JSON.")
 def model_register(
     name: str,
+    store_path: str | None,
     trained_on: str | None,
     generation: int | None,
     notes: str | None,
     metrics: tuple[str, ...],
     lock_timeout: float | None,
     as_json: bool,
-    store_path: str | None,
 ) -> None:
     """Register model NAME. Its generation is the deepest generation among the samples of the
     manifest it was trained on; the samples it generates are that + 1.
@@ -72,7 +69,7 @@ def model_register(
     """
     from curator.core.output import to_json
 
-    model = _open(store_path).register_model(
+    model = open_store_at(store_path).register_model(
         name,
         trained_on=trained_on,
         generation=generation,
@@ -121,29 +118,29 @@ def _parse_metrics(pairs: tuple[str, ...]) -> dict[str, float]:
 def _training_line(
     fractions: dict[str, float], by_generation: dict[str, float], unit: str | None
 ) -> str:
-    synthetic = _pct(fractions.get("synthetic"))
+    synthetic = pct(fractions.get("synthetic"))
     if by_generation:
-        synthetic += " (" + ", ".join(f"gen {g}: {_pct(f)}" for g, f in by_generation.items()) + ")"
+        synthetic += " (" + ", ".join(f"gen {g}: {pct(f)}" for g, f in by_generation.items()) + ")"
     return (
-        f"  trained on (by {unit}): real {_pct(fractions.get('real'))}, "
-        f"fresh real {_pct(fractions.get('fresh_real'))}, synthetic {synthetic}, "
-        f"unknown {_pct(fractions.get('unknown'))}"
+        f"  trained on (by {unit}): real {pct(fractions.get('real'))}, "
+        f"fresh real {pct(fractions.get('fresh_real'))}, synthetic {synthetic}, "
+        f"unknown {pct(fractions.get('unknown'))}"
     )
 
 
 @model_group.command("list")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def model_list(store_path: str | None, as_json: bool) -> None:
     """Every registered model with its generation and training mix.
 
     \b
-    Example:
+    Examples:
       curator model list --store ./store
     """
     from curator.core.output import render_table, to_json
 
-    models = _open(store_path).models()
+    models = open_store_at(store_path).models()
     if as_json:
         click.echo(to_json([m.to_json() for m in models]))
         return
@@ -172,10 +169,10 @@ def model_list(store_path: str | None, as_json: bool) -> None:
                     "yes" if m.declared else "no",
                     m.trained_on or "-",
                     m.lineage or "-",
-                    _pct(m.fractions.get("real")),
-                    _pct(m.fractions.get("fresh_real")),
-                    _pct(m.fractions.get("synthetic")),
-                    _pct(m.fractions.get("unknown")),
+                    pct(m.fractions.get("real")),
+                    pct(m.fractions.get("fresh_real")),
+                    pct(m.fractions.get("synthetic")),
+                    pct(m.fractions.get("unknown")),
                 )
                 for m in models
             ],
@@ -186,17 +183,17 @@ def model_list(store_path: str | None, as_json: bool) -> None:
 @model_group.command("show")
 @click.argument("name")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def model_show(name: str, store_path: str | None, as_json: bool) -> None:
     """Show one model: generation, what it was trained on, and how many samples it made.
 
     \b
-    Example:
+    Examples:
       curator model show ngram-1
     """
     from curator.core.output import to_json
 
-    store = _open(store_path)
+    store = open_store_at(store_path)
     model = store.model(name)
     made = store.sql(
         "SELECT generation, count(*) AS n FROM samples WHERE model = '"
@@ -239,7 +236,7 @@ def lineage_group() -> None:
     """Trace where samples, models and manifests came from, and audit a lineage.
 
     \b
-    Example:
+    Examples:
       curator lineage show ngram-2
       curator lineage report main
     """
@@ -252,10 +249,9 @@ def lineage_group() -> None:
     "--depth",
     type=click.IntRange(1),
     default=64,
-    show_default=True,
     help="Levels to follow upstream; deeper nodes are marked as cut.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON.")
+@json_option("Print the tree as JSON.")
 def lineage_show(ident: str, store_path: str | None, depth: int, as_json: bool) -> None:
     """The chain behind a sample, a model or a manifest: sample ← model ← manifest ← the
     sources and generations it drew on ← the models that made them ← …
@@ -270,7 +266,7 @@ def lineage_show(ident: str, store_path: str | None, depth: int, as_json: bool) 
     from curator.core.output import to_json
     from curator.lineage.tree import render_tree
 
-    node = _open(store_path).lineage(ident, max_depth=depth)
+    node = open_store_at(store_path).lineage(ident, max_depth=depth)
     if as_json:
         click.echo(to_json(node.to_json()))
         return
@@ -286,25 +282,24 @@ def lineage_show(ident: str, store_path: str | None, depth: int, as_json: bool) 
 @lineage_group.command("report")
 @click.argument("lineage")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def lineage_report(lineage: str, store_path: str | None, as_json: bool) -> None:
     """The generation audit of LINEAGE: for each manifest, in order, the fractions of real,
     fresh real, synthetic by generation and unknown, the deepest generation, and whether each
     policy constraint held, with its margin.
 
     \b
-    Example:
+    Examples:
       curator lineage report main --json > audit.json
     """
-    from curator.cli.assemble import format_constraint
     from curator.core.output import render_table, to_json
 
-    report = _open(store_path).lineage_report(lineage)
+    report = open_store_at(store_path).lineage_report(lineage)
     if as_json:
         click.echo(to_json(report))
         return
     entries: list[dict[str, Any]] = report["manifests"]
-    click.echo(f"lineage {lineage}: {len(entries)} manifest{'s' if len(entries) != 1 else ''}")
+    click.echo(f"lineage {lineage}: {plural(len(entries), 'manifest')}")
     click.echo(
         render_table(
             ["#", "manifest", "rows", "real", "fresh real", "synthetic", "by generation", "unknown", "deepest", "models", "constraints"],
@@ -313,11 +308,11 @@ def lineage_report(lineage: str, store_path: str | None, as_json: bool) -> None:
                     e["sequence"],
                     e["name"] or e["manifest_id"],
                     e["rows"],
-                    _pct(e["fractions"]["real"]),
-                    _pct(e["fractions"]["fresh_real"]),
-                    _pct(e["fractions"]["synthetic"]),
-                    ", ".join(f"{g}: {_pct(f)}" for g, f in e["synthetic_by_generation"].items()) or "-",
-                    _pct(e["fractions"]["unknown"]),
+                    pct(e["fractions"]["real"]),
+                    pct(e["fractions"]["fresh_real"]),
+                    pct(e["fractions"]["synthetic"]),
+                    ", ".join(f"{g}: {pct(f)}" for g, f in e["synthetic_by_generation"].items()) or "-",
+                    pct(e["fractions"]["unknown"]),
                     "-" if e["deepest_generation"] is None else e["deepest_generation"],
                     ", ".join(e["models"]) or "-",
                     "all held" if e["all_held"] else "VIOLATED",
@@ -335,4 +330,4 @@ def lineage_report(lineage: str, store_path: str | None, as_json: bool) -> None:
             rows.append(
                 (e["sequence"], c["name"], achieved, margin, "held" if c["held"] else "VIOLATED")
             )
-    click.echo(render_table(["#", "constraint", "achieved", "margin", ""], rows))
+    click.echo(render_table(["#", "constraint", "achieved", "margin", "status"], rows))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from curator.cli import cli
+from curator.cli.app import cli
+from curator.cli.options import json_option
 
 
 @cli.command("simulate")
@@ -12,59 +13,48 @@ from curator.cli import cli
     "--loop",
     type=click.Choice(["fully-synthetic", "augmentation", "fresh"]),
     default="fully-synthetic",
-    show_default=True,
     help="What joins the synthetic samples in each generation's training set: nothing, "
     "generation 1's real samples, or new real samples.",
 )
-@click.option(
-    "--dim", type=int, default=2, show_default=True, help="D, the dimension of the Gaussian."
-)
+@click.option("--dim", type=int, default=2, help="D, the dimension of the Gaussian.")
 @click.option(
     "--n-real",
     type=int,
     default=100,
-    show_default=True,
     help="N, real samples per training set that has them.",
 )
 @click.option(
     "--n-synthetic",
     type=int,
     default=100,
-    show_default=True,
     help="M, samples drawn from generation k-1 for generation k.",
 )
 @click.option(
     "--lam",
     type=float,
     default=1.0,
-    show_default=True,
     help="λ: generation k-1 is sampled from N(μ, λΣ); below 1 narrows it.",
 )
 @click.option(
     "--generations",
     type=int,
     default=20,
-    show_default=True,
     help="K, the last generation simulated.",
 )
-@click.option(
-    "--reps", type=int, default=1000, show_default=True, help="R, independent repetitions."
-)
+@click.option("--reps", type=int, default=1000, help="R, independent repetitions.")
 @click.option(
     "--fit",
     type=click.Choice(["unbiased", "mle"]),
     default="unbiased",
-    show_default=True,
     help="Covariance divisor n-1 (unbiased) or n (mle).",
 )
 @click.option(
     "--mode",
     type=click.Choice(["replace", "accumulate"]),
     default="replace",
-    show_default=True,
     help="accumulate: keep every earlier generation's training samples too.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random numbers.")
+@click.option("--seed", type=int, default=0, help="Seed of the random numbers.")
 @click.option("--compare", is_flag=True, help="Run all three loops (the --loop option is ignored).")
 @click.option(
     "--plot",
@@ -72,12 +62,9 @@ from curator.cli import cli
     metavar="FILE",
     help="Also plot the run(s) against the generation, as FILE.png or FILE.svg.",
 )
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print a JSON list with one object per generation (with --compare: an object of such "
-    "lists keyed by loop).",
+@json_option(
+    "Print a JSON list with one object per generation (with --compare: an object of such "
+    "lists keyed by loop)."
 )
 def simulate_command(
     loop: str,
@@ -107,7 +94,7 @@ def simulate_command(
     repetitions (standard error = sd / √R). --json adds 5 %, 50 % and 95 % quantiles.
 
     \b
-    Example:
+    Examples:
       curator simulate --loop fully-synthetic --fit mle --n-synthetic 10 --generations 50
       curator simulate --compare --lam 0.9 --plot loops.png
       curator simulate --loop fresh --reps 5000 --json

@@ -7,9 +7,10 @@ import json
 import math
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow is imported by whoever passes a reader; `--help` must not load it
+    import pyarrow as pa
 
 OutputFormat = Literal["table", "csv", "json", "parquet"]
 OUTPUT_FORMATS: tuple[str, ...] = ("table", "csv", "json", "parquet")
@@ -45,9 +46,11 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, thousands: bool = True) -> str:
     if value is None:
         return "NULL"
+    if thousands and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     if isinstance(value, bytes):
         return f"<{len(value):,} bytes>"
     if isinstance(value, float):
@@ -60,10 +63,18 @@ def _cell(value: Any) -> str:
 
 
 def render_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[bool] | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    right: Sequence[bool] | None = None,
+    thousands: bool = True,
 ) -> str:
-    """A plain aligned text table (no colour, so it pipes and diffs cleanly)."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """A plain aligned text table (no colour, so it pipes and diffs cleanly).
+
+    Integers are counts with thousands separators (``1,234``) unless `thousands` is false, as
+    for query results, whose integers may be years or ids.
+    """
+    cells = [[_cell(v, thousands) for v in row] for row in rows]
     widths = [len(c) for c in columns]
     for row in cells:
         for i, cell in enumerate(row):
@@ -124,7 +135,7 @@ def write_result(
                     break
             if more:
                 break
-        out.write(render_table(names, shown) + "\n")
+        out.write(render_table(names, shown, thousands=False) + "\n")
         if more:
             out.write(
                 f"(first {max_table_rows:,} rows shown; --format csv|json|parquet -o FILE writes all)\n"

@@ -558,15 +558,26 @@ def dedup(
     from curator.store.locking import write_lock
 
     if not 0 < threshold <= 1:
-        raise DedupError(f"threshold {threshold} is not in (0, 1]", "use e.g. --threshold 0.8")
+        raise DedupError(
+            f"threshold {threshold} is not in (0, 1]",
+            "use e.g. --threshold 0.8 (Python: `threshold=0.8`)",
+        )
     if not 16 <= num_perm <= 1024:
-        raise DedupError(f"num_perm {num_perm} is not in 16..1024", "use e.g. --num-perm 128")
+        raise DedupError(
+            f"num_perm {num_perm} is not in 16..1024",
+            "use e.g. --num-perm 128 (Python: `num_perm=128`)",
+        )
     if not 0 <= hamming <= 31:
-        raise DedupError(f"hamming distance {hamming} is not in 0..31", "use e.g. --hamming 8")
+        raise DedupError(
+            f"hamming distance {hamming} is not in 0..31",
+            "use e.g. --hamming 8 (Python: `hamming=8`)",
+        )
     try:
         Shingling.parse(shingling)
     except ValueError as exc:
-        raise DedupError(str(exc), "use word:K or char:N, e.g. --shingle word:5") from None
+        raise DedupError(
+            str(exc), 'use word:K or char:N, e.g. --shingle word:5 (Python: `shingling="word:5"`)'
+        ) from None
     if not (text or images):
         raise DedupError("nothing to do: both --no-text and --no-images", "drop one of them")
     clock = time.monotonic()

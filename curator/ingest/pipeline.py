@@ -49,6 +49,8 @@ class TaskResult:
     shards: list[WrittenShard] = field(default_factory=list)
     reject_codes: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
+    #: with the `tag` layout, the input file each shard came from (shard index → path)
+    shard_inputs: dict[int, str] = field(default_factory=dict)
 
     @property
     def content_bytes(self) -> int:
@@ -461,7 +463,11 @@ def run_task(
                             "position": pa.array(kept_positions, pa.int64()),
                         }
                     )
+                first_shard = len(writer.shards)
                 writer.write(table, content_bytes, sidecar)
+                if shard_per_file:  # every shard this write touched holds only this file's rows
+                    for index in range(first_shard, len(writer.shards) + 1):
+                        result.shard_inputs[index] = batch.file.path
                 result.written += table.num_rows
         result.shards = writer.close()
     except BaseException:

@@ -24,6 +24,9 @@ class TagResult:
     rejected: int = 0
     content_bytes: int = 0
     files: list[str] = field(default_factory=list)
+    #: each input file → the output files written from it, in input order (files read together,
+    #: such as a folder of images, share theirs)
+    outputs_by_input: dict[str, list[str]] = field(default_factory=dict)
     reject_codes: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
     seconds: float = 0.0
@@ -102,7 +105,8 @@ def tag(
     out_dir = os.path.abspath(os.fspath(out))
     if os.path.isdir(out_dir) and any(n.endswith(".parquet") for n in os.listdir(out_dir)):
         raise InputError(
-            f"`{out_dir}` already holds Parquet files", "pick an empty or new --out directory"
+            f"`{out_dir}` already holds Parquet files",
+            "pick an empty or new --out directory (Python: `out`)",
         )
     files, _ignored = discover([os.fspath(i) for i in inputs], input_format)
     if not files:
@@ -168,11 +172,17 @@ def tag(
             )
             if error is not None:
                 raise error
-        shards = [shard for r in results for shard in r.shards]
-        for index, shard in enumerate(shards):
+        result.outputs_by_input = {file.path: [] for file in files}
+        shards = [
+            (t, r, n) for t, r in zip(tasks, results, strict=True) for n in range(len(r.shards))
+        ]
+        for index, (task, r, n) in enumerate(shards):
             final = os.path.join(out_dir, f"part-{index:05d}.parquet")
-            os.replace(shard.path, final)
+            os.replace(r.shards[n].path, final)
             result.files.append(final)
+            read_from = [r.shard_inputs[n]] if n in r.shard_inputs else [f.path for f in task.files]
+            for input_path in read_from:
+                result.outputs_by_input[input_path].append(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result.seconds = time.monotonic() - clock

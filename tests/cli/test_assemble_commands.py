@@ -112,6 +112,9 @@ def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path,
         ("g1", "main", 1, 20)
     ]
     shown = json.loads(invoke(runner, "manifest", "show", "g1", "--json", env=env).output)
+    report = invoke(runner, "lineage", "report", "main", env=env).output.splitlines()
+    header = report.index("constraints (achieved, bound, margin; by the policy's unit):") + 1
+    assert report[header].split() == ["#", "constraint", "achieved", "margin", "status"]
     assert shown["manifest_id"] == listed[0]["manifest_id"]
     assert invoke(runner, "manifest", "verify", str(out), env=env).output.startswith(
         "ok: 3 files of manifest "
@@ -182,7 +185,7 @@ def test_assemble_lineage_must_agree_with_the_policy_and_never_reuses_fresh_cont
     assert refused.output == (
         'Error: `--lineage exp` differs from the policy\'s `freshness.lineage = "main"`: the manifest '
         "would be recorded in one lineage while what is fresh is judged by the other\n"
-        'Hint: drop one of them, or make them agree (`--lineage main`, or `freshness.lineage = "exp"`)\n'
+        'Hint: drop one of them, or make them agree (`--lineage main`, Python: `lineage=`; or `freshness.lineage = "exp"`)\n'
     )
     assert not (tmp_path / "o1").exists()
     checked = invoke(

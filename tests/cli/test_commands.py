@@ -84,7 +84,7 @@ def test_errors_are_one_line_with_a_hint(runner, tmp_path, write_jsonl):
     assert result.exit_code == 1
     assert (
         result.output
-        == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (create one with `curator init DIR`)\n"
+        == "Error: no store given\nHint: pass --store DIR or set CURATOR_STORE (Python: `curator.open_store(DIR)`); create one with `curator init DIR` (Python: `curator.init_store(DIR)`)\n"
     )
     store = tmp_path / "s"
     invoke(runner, "init", str(store))
@@ -346,3 +346,90 @@ def test_tag_that_writes_nothing_exits_1_unless_allowed(runner, tmp_path, write_
         "    missing_column: `generated.parquet` row 0: no content column `text` (columns: "
         "prompt, completion); name it with --text-column"
     )
+
+
+def test_tag_says_which_outputs_each_input_became(runner, tmp_path, write_jsonl):
+    first = write_jsonl("a.jsonl", [{"text": "one"}, {"text": "two"}])
+    second = write_jsonl("b.jsonl", [{"text": "three"}])
+    empty = write_jsonl("c.jsonl", ["{oops"])
+    out = tmp_path / "out"
+    args = ["tag", str(first), str(second), str(empty), "--source", "s", "--origin", "real"]
+    result = invoke(runner, *args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(
+        rf"tag \S+: 4 rows read, 3 written to 2 files in {re.escape(str(out))}, 1 rejected "
+        r"\(malformed_json: 1\)",
+        lines[0],
+    )
+    assert lines[1:4] == [
+        f"  {first} → part-00000.parquet",
+        f"  {second} → part-00001.parquet",
+        f"  {empty} → (nothing kept)",
+    ]
+    summary = json.loads(invoke(runner, *args, "--out", str(tmp_path / "json"), "--json").output)
+    assert summary["outputs_by_input"] == {
+        str(first): [str(tmp_path / "json" / "part-00000.parquet")],
+        str(second): [str(tmp_path / "json" / "part-00001.parquet")],
+        str(empty): [],
+    }
+
+
+def test_human_tables_separate_thousands_and_query_results_stay_raw(runner, tmp_path):
+    from curator.core.output import render_table
+
+    assert render_table(["source", "rows"], [("web", 1234567), ("gen", 12)]) == (
+        "source       rows\n------  ---------\nweb     1,234,567\ngen            12"
+    )
+    store = tmp_path / "store"
+    invoke(runner, "init", str(store))
+    result = invoke(runner, "sql", "SELECT 2021 AS year, 1234567 AS n", "--store", str(store))
+    assert result.output == "year        n\n----  -------\n2021  1234567\n(1 row)\n"
+
+
+def test_inputs_read_together_share_one_line():
+    from curator.cli.output import input_output_lines
+
+    outputs = {
+        "photos/a.png": ["/o/part-00000.parquet"],
+        "photos/b.png": ["/o/part-00000.parquet"],
+        "photos/c.png": ["/o/part-00000.parquet"],
+        "big.parquet": ["/o/part-00001.parquet", "/o/part-00002.parquet"],
+    }
+    assert input_output_lines(outputs, "/o") == [
+        "  photos/a.png … photos/c.png (3 files) → part-00000.parquet",
+        "  big.parquet → part-00001.parquet, part-00002.parquet",
+    ]
+
+
+def test_hints_name_the_cli_and_the_python_spelling(runner, tmp_path, write_jsonl):
+    import pytest
+
+    import curator
+    from curator.core.errors import CuratorError
+
+    store = curator.init_store(tmp_path / "store")
+    path = write_jsonl("a.jsonl", [{"text": "x"}])
+    origin_hint = (
+        "pass --origin real|synthetic|unknown, or --generated-by MODEL "
+        "(Python: `origin=`, `generated_by=`)"
+    )
+    with pytest.raises(curator.ProvenanceError) as caught:
+        store.ingest([path], source="s")
+    assert caught.value.hint == origin_hint
+    result = invoke(runner, "ingest", str(path), "--source", "s", "--store", str(store.root))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1] == f"Hint: {origin_hint}"
+
+    with pytest.raises(CuratorError) as caught:
+        store.dedup(threshold=1.5)
+    assert caught.value.hint == "use e.g. --threshold 0.8 (Python: `threshold=0.8`)"
+    with pytest.raises(CuratorError) as caught:
+        store.plan(curator.Policy.from_toml(_near_dedup_policy(tmp_path)))
+    assert "`curator dedup` (Python: `store.dedup()`)" in (caught.value.hint or "")
+
+
+def _near_dedup_policy(tmp_path):
+    path = tmp_path / "near.toml"
+    path.write_text('name = "n"\n[target]\nrows = 1\n[dedup]\nnear = true\n')
+    return path

@@ -177,7 +177,7 @@ def discover(
             if named:
                 raise InputError(
                     f"cannot tell the format of `{path}` from its name",
-                    f"pass --format with one of: {', '.join(INPUT_FORMATS)}",
+                    f"pass --format (Python: `input_format=`) with one of: {', '.join(INPUT_FORMATS)}",
                 )
             ignored.append(path)
             return
@@ -216,7 +216,7 @@ def discover(
             raise InputError(
                 f"inputs `{seen[file.relpath]}` and `{file.path}` would get the same sample ids "
                 f"(both are named `{file.relpath}`)",
-                "ingest them under different --source names, or name their common parent directory",
+                "ingest them under different --source names (Python: `source=`), or name their common parent directory",
             )
         seen[file.relpath] = file.path
     # One file named twice (a glob and a path) is read once.
