@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     import duckdb
 
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 DEFAULT_LINEAGE = "default"
 DUCKDB_MEMORY_LIMIT = "1GB"
@@ -1395,8 +1395,9 @@ def assemble(
         AssemblyError: `out` holds the unfinished set of another command (policy, lineage or
             name differ), or a recorded set cannot be completed.
     """
-    from curator.api import _crash_point, new_run_id
     from curator.store import catalog
+    from curator.store.base import crash_point as _crash_point
+    from curator.store.base import new_run_id
     from curator.store.locking import write_lock
 
     out_dir = Path(out).resolve()
@@ -1529,7 +1530,7 @@ _TMP_PREFIX = ".tmp-"
 def _place(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
     """Move the output files from `tmp_out` into `out_dir` (those already there stay), then
     write `manifest.json` last and remove `tmp_out`: a set is complete when its manifest is."""
-    from curator.api import _crash_point
+    from curator.store.base import crash_point as _crash_point
 
     for index, output in enumerate(manifest.outputs):
         staged = tmp_out / output["path"]

@@ -26,8 +26,8 @@ from curator.store.catalog import sql_literal, store_path
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.api import Store
     from curator.assembly.manifest import Manifest
+    from curator.store.base import StoreBase as Store
 
 #: Model names: like source names, plus ``/`` and ``:`` (``org/model:tag``).
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/:]{0,127}$"

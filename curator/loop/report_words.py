@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from curator.store.catalog import sql_literal
 
 if TYPE_CHECKING:
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 #: The demo's loops (`curator.loop.demo.LOOPS`), as lineage-name suffixes.
 DEMO_LOOPS = ("no-floor", "fresh-floor")
