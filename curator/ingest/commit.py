@@ -23,6 +23,7 @@ from curator.core.schema import MAX_GENERATION
 from curator.core.version import __version__
 from curator.ingest.decide import drop_known, reconcile_columns
 from curator.ingest.result import IngestResult, codes_text, first_rejects, kept_nothing_error
+from curator.ingest.snapshot import Snapshot, take_snapshot
 from curator.store import catalog
 from curator.store.base import crash_point, new_run_id
 from curator.store.commit import WorkDir, transaction, writing
@@ -151,6 +152,8 @@ def ingest(
     tasks = plan_tasks(files)
     run_id = new_run_id()
     work = WorkDir.create(store.root, run_id)
+    # What the store holds now, so that the tasks write each final shard once.
+    snapshot = take_snapshot(store, spec.source, work.path, lock_timeout)
     config = TaskConfig(
         spec=spec,
         options=ReaderOptions(
@@ -165,6 +168,8 @@ def ingest(
         curator_version=__version__,
         layout="store",
         shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
+        snapshot=snapshot,
+        store_root=store.root,
     )
     args = {
         "inputs": [f.path for f in files],
@@ -179,7 +184,7 @@ def ingest(
         results = run_tasks(tasks, config, jobs=jobs, progress=progress)
         crash_point("staged")
         result = _commit_ingest(
-            store, work, spec, results, args, started, strict, allow_empty, lock_timeout
+            store, work, spec, snapshot, results, args, started, strict, allow_empty, lock_timeout
         )
     result.seconds = time.monotonic() - clock
     result.ignored_files = ignored
@@ -244,6 +249,7 @@ def _commit_ingest(
     store: StoreBase,
     work: WorkDir,
     spec: ProvenanceSpec,
+    snapshot: Snapshot,
     results: list[TaskResult],
     args: dict[str, Any],
     started: datetime,
@@ -263,13 +269,17 @@ def _commit_ingest(
         result.rejected += r.rejected
         for code, count in r.reject_codes.items():
             result.reject_codes[code] = result.reject_codes.get(code, 0) + count
+        for code, count in r.skip_codes.items():
+            result.skip_codes[code] = result.skip_codes.get(code, 0) + count
     with writing(store, "ingest", timeout):
         extra_rejects: list[Reject] = []
         if staged:
-            extra_rejects, skipped = drop_known(store, spec.source, staged, result, timeout)
+            extra_rejects, skipped = drop_known(
+                store, spec.source, staged, result, timeout, checked=snapshot.shard_paths
+            )
         else:
             skipped = 0
-        result.skipped = skipped
+        result.skipped = skipped + sum(r.skipped for r in results)
         result.rejected += len(extra_rejects)
         for reject in extra_rejects:
             result.reject_codes[reject.code] = result.reject_codes.get(reject.code, 0) + 1

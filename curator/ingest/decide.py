@@ -5,11 +5,13 @@ one Arrow type per input column across the store."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from curator.core.errors import IngestFailed
+from curator.ingest.snapshot import conflict_reason
 from curator.store.base import has_table
 
 if TYPE_CHECKING:
@@ -24,22 +26,31 @@ def drop_known(
     staged: list[WrittenShard],
     result: IngestResult,
     timeout: float | None = None,
+    *,
+    checked: Sequence[str] = (),
 ) -> tuple[list[Any], int]:
     """Find staged rows whose `sample_id` is already in the store or earlier in this run:
     skip them when the content is the same, reject them when it differs. Rewrites the
-    staged shards that lose rows."""
+    staged shards that lose rows.
+
+    The tasks have already left out what the live shards `checked` hold (the snapshot of
+    :mod:`curator.ingest.snapshot`), so only shards of the source committed since then are
+    read, and on the common paths (a fresh ingest, a re-ingest of a partly known input) no
+    shard is rewritten."""
     import duckdb
     import pyarrow.parquet as pq
 
     from curator.ingest.readers import Reject
     from curator.store.shards import LOCATIONS_SUFFIX, drop_rows
 
+    snapshot = set(checked)
     with store.connect(read_only=True, timeout=timeout) as con:
         existing = [
             row[0]
             for row in con.execute(
                 "SELECT path FROM shards WHERE live AND source = ? ORDER BY path", [source]
             ).fetchall()
+            if row[0] not in snapshot
         ]
     staged_paths = [s.path for s in staged]
     mem = duckdb.connect()
@@ -112,9 +123,7 @@ def drop_known(
                     file,
                     int(row),
                     "sample_id_conflict",
-                    f"`{sample_id}` is already in the store with different content "
-                    f"(content_hash {existing_hash} in `{where}`; this record has {content_hash}); "
-                    "give it another id (--id-column) or ingest it under another --source",
+                    conflict_reason(sample_id, existing_hash, where, content_hash),
                 )
             )
         elif first_hash == content_hash:
