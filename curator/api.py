@@ -15,20 +15,24 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from curator.assembly import assemble as _assembly
+from curator.assembly import manifest as _manifest
 from curator.dedup import clusters as _dedup
 from curator.infer import inference as _infer
 from curator.ingest import commit as _ingest
 from curator.ingest.result import IngestResult, first_rejects
+from curator.lineage import audit as _audit
 from curator.lineage import models as _lineage
+from curator.lineage import tree as _tree
 from curator.store.base import Stats, StatsRow, StoreBase, create_store, new_run_id
 
 if TYPE_CHECKING:
-    from curator.assembly.assemble import Assembly
     from curator.assembly.manifest import Manifest
     from curator.assembly.policy import Policy
+    from curator.assembly.pools import Assembly
     from curator.dedup.clusters import DedupResult
     from curator.infer.inference import InferResult
-    from curator.lineage.models import LineageNode, Model
+    from curator.lineage.models import Model
+    from curator.lineage.tree import LineageNode
 
 __all__ = [
     "IngestResult",
@@ -156,11 +160,11 @@ class Store(StoreBase):
 
     def manifests(self) -> list[dict[str, Any]]:
         """Every manifest of the store (id, name, lineage, sequence, rows …), by lineage."""
-        return _assembly.manifests_of(self)
+        return _manifest.manifests_of(self)
 
     def manifest(self, ident: str) -> Manifest:
         """A manifest by id, by name (the latest of that name) or by path."""
-        return _assembly.find_manifest(self, ident)
+        return _manifest.find_manifest(self, ident)
 
     # -- near-duplicates and inference -----------------------------------------------------
 
@@ -240,11 +244,11 @@ class Store(StoreBase):
 
     def lineage(self, ident: str, *, max_depth: int = 64) -> LineageNode:
         """Where a sample, model or manifest came from, as a tree (``.to_json()`` for JSON)."""
-        return _lineage.lineage_tree(self, ident, max_depth=max_depth)
+        return _tree.lineage_tree(self, ident, max_depth=max_depth)
 
     def lineage_report(self, lineage: str) -> dict[str, Any]:
-        """The generation audit of `lineage`; see :func:`curator.lineage.models.lineage_report`."""
-        return _lineage.lineage_report(self, lineage)
+        """The generation audit of `lineage`; see :func:`curator.lineage.audit.lineage_report`."""
+        return _audit.lineage_report(self, lineage)
 
 
 def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:

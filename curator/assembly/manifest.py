@@ -4,7 +4,8 @@
 the store snapshot it was drawn from (live shards with checksums), the plan, the achieved
 composition (overall and per output shard, by origin, generation, source and freshness, in rows
 and in the policy's unit; each shard with its own constraints report), the constraints with their
-margins, the output files with checksums, and the curator version.
+margins, the output files with checksums, and the curator version. The manifests of a store are
+listed by :func:`manifests_of` and found by id, name or path by :func:`find_manifest`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import CuratorError
+
+if TYPE_CHECKING:
+    from curator.store.base import StoreBase as Store
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = "1"
@@ -284,3 +288,25 @@ def validate_manifest(data: dict[str, Any], where: str = "manifest") -> None:
 
 if __name__ == "__main__":  # pragma: no cover - regenerates schemas/manifest.schema.json
     print(json.dumps(manifest_json_schema(), indent=2))
+
+
+def manifests_of(store: Store) -> list[dict[str, Any]]:
+    """Every manifest of the store, by lineage and sequence."""
+    return store.sql(
+        "SELECT manifest_id, name, lineage, sequence, created_at, unit, target, rows, units, out_dir "
+        "FROM manifests ORDER BY lineage, sequence"
+    ).to_pylist()
+
+
+def find_manifest(store: Store, ident: str) -> Manifest:
+    """A manifest by id, by name (the latest of that name), or by path."""
+    if os.path.exists(ident):
+        return Manifest.load(ident)
+    for row in reversed(manifests_of(store)):
+        if ident in (row["manifest_id"], row["name"]):
+            return Manifest.load(
+                Path(store.root) / "manifests" / row["manifest_id"] / MANIFEST_FILE
+            )
+    raise CuratorError(
+        f"no manifest `{ident}` in store `{store.root}`", "list them with `curator manifest list`"
+    )

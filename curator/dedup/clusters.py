@@ -490,7 +490,7 @@ def dedup(
     progress: bool = False,
 ) -> DedupResult:
     """Find near-duplicate clusters and record them in the catalog table `duplicates`."""
-    from curator.assembly.assemble import _Session
+    from curator.assembly.session import _Session
     from curator.core.progress import Progress
     from curator.dedup.minhash import Shingling
     from curator.store import catalog

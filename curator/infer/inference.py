@@ -193,7 +193,7 @@ def infer(
     trusted signer a C2PA claim of *real* counts as unsigned IPTC metadata does (confidence
     0.9); a claim of *generated* counts in full. The trust state is kept in each label event
     (``evidence_detail``)."""
-    from curator.assembly.assemble import _Session
+    from curator.assembly.session import _Session
     from curator.store import catalog
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing

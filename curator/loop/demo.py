@@ -44,6 +44,7 @@ from curator.dedup.clusters import dedup as find_near_duplicates
 from curator.infer.inference import contamination, infer
 from curator.ingest.commit import ingest
 from curator.lineage.models import register_model
+from curator.loop.demo_names import DIGITS_SOURCE, LOOPS, TEXT_SOURCE
 from curator.loop.textgen import NGramModel, distinct_ngrams
 from curator.store.base import StoreBase as Store
 from curator.store.base import create_store
@@ -61,13 +62,6 @@ STDLIB_MODULES = (
     "threading", "tokenize", "traceback", "typing", "unittest", "urllib.parse", "uuid",
     "warnings", "zipfile",
 )  # fmt: skip
-
-#: The two loops every modality runs (lineage suffixes): without a fresh-real floor, and with
-#: `DemoConfig.floor` from generation 2 on.
-LOOPS = ("no-floor", "fresh-floor")
-
-TEXT_SOURCE = "python-docs"
-DIGITS_SOURCE = "digits"
 
 
 @dataclass(frozen=True)
