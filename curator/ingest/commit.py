@@ -103,8 +103,8 @@ def ingest(
             hint give the first rejected record of each reason.
         StoreLockedError: another writer held the store for longer than `lock_timeout`.
 
-    >>> store.ingest(["corpus.jsonl"], source="web-2021", origin="real",
-    ...              collected_at=date(2021, 6, 1))  # doctest: +SKIP
+    >>> ingest(store, ["corpus.jsonl"], source="web-2021", origin="real",
+    ...        collected_at=date(2021, 6, 1))  # doctest: +SKIP
     IngestResult(run_id='…', status='committed', rows_read=1000, ingested=1000, …)
     """
     from curator.ingest.pipeline import TaskConfig, run_tasks
