@@ -488,7 +488,7 @@ def test_a_killed_infer_leaves_shards_that_the_next_writer_removes(
     assert orphan.startswith(original[: -len(".parquet")] + "~")
     assert [s["path"] for s in store.live_shards()] == [original]  # nothing committed
     (work,) = (Path(store.root) / ".staging").iterdir()
-    assert json.loads((work / "writes.json").read_text())["shards"] == [orphan]
+    assert json.loads((work / "placing.json").read_text())["paths"] == [orphan]
     if next_command == "infer":
         result = store.infer()
         assert result.relabelled == 1

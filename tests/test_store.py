@@ -472,12 +472,17 @@ def test_an_ingest_leaves_files_it_did_not_write_alone(store, write_jsonl, tmp_p
 
 
 def test_a_commit_that_fails_takes_back_the_shards_it_placed(store, write_jsonl, monkeypatch):
-    def failing_record_run(self, result, args, started, placed, message, new_columns=None):
-        if placed:
-            assert all(Path(self.root, relative).is_file() for _shard, relative in placed)
-            raise curator.StoreError("the catalog went away")
+    import curator.ingest.commit
 
-    monkeypatch.setattr(curator.Store, "_record_run", failing_record_run)
+    real_record_run = curator.ingest.commit._record_run
+
+    def failing_record_run(store, result, args, started, placed, message, new_columns=None):
+        if placed:
+            assert all(Path(store.root, relative).is_file() for _shard, relative in placed)
+            raise curator.StoreError("the catalog went away")
+        real_record_run(store, result, args, started, placed, message, new_columns)
+
+    monkeypatch.setattr(curator.ingest.commit, "_record_run", failing_record_run)
     with pytest.raises(curator.StoreError, match="the catalog went away"):
         store.ingest([write_jsonl("a.jsonl", [{"text": "a"}])], source="s", origin="real")
     assert list(Path(store.root, "shards").rglob("*")) == [Path(store.root, "shards", "s")]

@@ -71,8 +71,8 @@ from curator.core.version import __version__
 from curator.store.catalog import store_path
 
 if TYPE_CHECKING:
-    from curator.api import Store
     from curator.assembly.policy import Policy
+    from curator.store.base import StoreBase as Store
 
 #: Names the CLI, the facade, the tests and other operations import from here.
 __all__ = [
@@ -119,12 +119,13 @@ def assemble(
         AssemblyError: `out` holds the unfinished set of another command (policy, lineage or
             name differ), or a recorded set cannot be completed.
     """
-    from curator.api import _crash_point, new_run_id
     from curator.store import catalog
-    from curator.store.locking import write_lock
+    from curator.store.base import crash_point as _crash_point
+    from curator.store.base import new_run_id
+    from curator.store.commit import WorkDir, writing
 
     out_dir = Path(out).resolve()
-    with write_lock(store.root, "assemble", lock_timeout):
+    with writing(store, "assemble", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
         temp_root = os.path.join(store.root, ".staging")
@@ -136,7 +137,7 @@ def assemble(
             )
         if out_dir.exists() and any(out_dir.iterdir()):
             raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
-        work = tempfile.mkdtemp(prefix=WORK_PREFIX, dir=temp_root)
+        work = WorkDir.create(store.root, new_run_id(), prefix=WORK_PREFIX).path
         session = _Session(store, os.path.join(work, "duckdb"))
         created_dir = not out_dir.exists()
         tmp_out = None
@@ -261,31 +262,27 @@ def _record(
     """Record the set in the catalog, in one transaction: its manifest, and the usage ledger of
     its selection (which content it used, and whether as fresh real)."""
     from curator.store import catalog
+    from curator.store.commit import transaction
 
     overall = data["composition"]["overall"]
     with store.connect(read_only=False) as rw:
         catalog.ensure(rw)
-        rw.execute("BEGIN TRANSACTION")
-        try:
-            rw.execute(
-                "INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    data["manifest_id"], data["name"], data["lineage"], data["sequence"], datetime.now(UTC), policy.seed,
-                    policy.target.unit, policy.target.amount, overall["rows"], overall["units"], data["out_dir"],
-                    str((manifest_dir / MANIFEST_FILE).relative_to(store.root)), json.dumps(data["policy"]),
-                    json.dumps(overall), __version__,
-                ],
-            )  # fmt: skip
-            rw.execute(
-                "INSERT INTO usage (manifest_id, content_hash, origin, fresh, sample_id, source, generation, model) "
-                "SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END, "
-                "category = 'fresh_real', sample_id, source, generation, model FROM read_parquet(?)",
-                [data["manifest_id"], str(selection_path)],
-            )
-            rw.execute("COMMIT")
-        except BaseException:
-            rw.execute("ROLLBACK")
-            raise
+    with transaction(store) as rw:
+        rw.execute(
+            "INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                data["manifest_id"], data["name"], data["lineage"], data["sequence"], datetime.now(UTC), policy.seed,
+                policy.target.unit, policy.target.amount, overall["rows"], overall["units"], data["out_dir"],
+                str((manifest_dir / MANIFEST_FILE).relative_to(store.root)), json.dumps(data["policy"]),
+                json.dumps(overall), __version__,
+            ],
+        )  # fmt: skip
+        rw.execute(
+            "INSERT INTO usage (manifest_id, content_hash, origin, fresh, sample_id, source, generation, model) "
+            "SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END, "
+            "category = 'fresh_real', sample_id, source, generation, model FROM read_parquet(?)",
+            [data["manifest_id"], str(selection_path)],
+        )
 
 
 def plan_only(store: Store, policy: Policy, *, lineage: str | None = None) -> Assembly:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from curator.core.errors import CuratorError
 
 if TYPE_CHECKING:
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = "1"

@@ -23,8 +23,8 @@ from curator.store.catalog import store_path
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.api import Store
     from curator.assembly.session import _Session
+    from curator.store.base import StoreBase as Store
 
 DEFAULT_LINEAGE = "default"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,8 @@ from curator.assembly.writer import write_outputs
 from curator.store.catalog import store_path
 
 if TYPE_CHECKING:
-    from curator.api import Store
     from curator.assembly.policy import Policy
+    from curator.store.base import StoreBase as Store
 
 
 #: Prefixes of what an assembly writes before it is done: its work directory under the store's
@@ -37,7 +36,7 @@ TMP_PREFIX = ".tmp-"
 def place_files(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
     """Move the output files from `tmp_out` into `out_dir` (those already there stay), then
     write `manifest.json` last and remove `tmp_out`: a set is complete when its manifest is."""
-    from curator.api import _crash_point
+    from curator.store.base import crash_point as _crash_point
 
     for index, output in enumerate(manifest.outputs):
         staged = tmp_out / output["path"]
@@ -50,13 +49,11 @@ def place_files(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
 
 
 def clear_leftovers(store: Store, out_dir: Path, temp_root: str) -> str | None:
-    """Under the write lock, remove what killed assemblies left: every assembly work directory
-    (no other assembly can be running), every `manifests/<id>/` the catalog does not record, and
-    each `out/.tmp-<id>/` of an unrecorded manifest. Returns the id of a recorded manifest whose
-    `out/.tmp-<id>/` is still there: its assembly was killed after the catalog commit."""
-    for work in os.listdir(temp_root):
-        if work.startswith(WORK_PREFIX):
-            shutil.rmtree(os.path.join(temp_root, work), ignore_errors=True)
+    """Under the write lock, after the store's recovery (:func:`curator.store.commit.recover`
+    removed the work directories of killed runs), remove what killed assemblies left: every
+    `manifests/<id>/` the catalog does not record, and each `out/.tmp-<id>/` of an unrecorded
+    manifest. Returns the id of a recorded manifest whose `out/.tmp-<id>/` is still there: its
+    assembly was killed after the catalog commit."""
     with store.connect(read_only=True) as con:
         recorded = {
             row[0]: row[1]
@@ -164,7 +161,10 @@ def _rewrite_outputs(
             f"`{missing[0]}` it was drawn from is gone, so its files cannot be rewritten",
             "assemble into another --out (Python: `out`; the recorded usage stands)",
         )
-    work = tempfile.mkdtemp(prefix=WORK_PREFIX, dir=temp_root)
+    from curator.store.base import new_run_id
+    from curator.store.commit import WorkDir
+
+    work = WorkDir.create(store.root, new_run_id(), prefix=WORK_PREFIX).path
     con = duckdb.connect(
         config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": os.path.join(work, "duckdb")}
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 DUCKDB_MEMORY_LIMIT = "1GB"
 

@@ -20,10 +20,7 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,13 +32,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curator.core.errors import CuratorError, StoreError
+from curator.core.errors import CuratorError
+from curator.store.base import STAGING_DIR
 from curator.store.catalog import store_path
+from curator.store.locking import place_file
 
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
@@ -52,6 +51,7 @@ DEFAULT_HAMMING = 8
 MINHASH_SEED = 1
 SMALL_BUCKET = 32
 DUCKDB_MEMORY_LIMIT = "512MB"
+_WORK_PREFIX = "dedup-"
 BATCH_ROWS = 8192
 
 TRUST_ORDER = (
@@ -91,76 +91,15 @@ class DedupResult:
         }
 
 
-#: In a run's work directory: the shards it is about to place in the store (relative paths),
-#: written before the first of them, so that what a killed run leaves can be told from anything
-#: else.
-STAGING_RECORD = "writes.json"
-
-
-def record_writes(work: str, run_id: str, shard_paths: list[str]) -> None:
-    """Write the staging record of the run whose work directory is `work`: every shard
-    (relative to the store) it may place. Written whole (temporary name, then rename) before
-    the first of them is created."""
-    path = os.path.join(work, STAGING_RECORD)
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump({"run_id": run_id, "shards": sorted(shard_paths)}, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(path + ".tmp", path)
-
-
-def cleanup_interrupted(store: Store) -> None:
-    """Under the write lock: remove what a killed dedup, infer or assemble left. The shards its
-    staging record lists that the catalog does not register (a killed infer renamed them into
-    place but never committed) go, with their ``.tmp`` and ``.locations.parquet`` files; so do
-    temporary index and shard files, then its work directory. A file no record lists and no
-    ``.tmp`` name marks is never removed: it cannot be proved to be a killed run's."""
-    from curator.store.shards import LOCATIONS_SUFFIX
-
-    staging = os.path.join(store.root, ".staging")
-    os.makedirs(staging, exist_ok=True)
-    killed = sorted(
-        os.path.join(staging, name)
-        for name in os.listdir(staging)
-        if name.startswith(("dedup-", "infer-", "assemble-"))
-    )
-    placed: list[str] = []
-    for work in killed:
-        try:
-            with open(os.path.join(work, STAGING_RECORD), encoding="utf-8") as handle:
-                placed += [str(f) for f in json.load(handle)["shards"]]
-        except FileNotFoundError:
-            continue  # killed before it planned any shard
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(
-                f"the staging record `{os.path.join(work, STAGING_RECORD)}` of a killed run "
-                f"cannot be read: {exc}",
-                "remove the shards it lists that no catalog row names, then its directory",
-            ) from None
-    if placed:
-        with store.connect(read_only=True) as con:
-            registered = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
-        for relative in sorted(set(placed)):
-            if relative in registered:
-                continue  # the run committed before it was killed: the shard is the store's
-            path = store_path(store.root, relative)
-            leftovers = [path, path + ".tmp"]
-            if path.endswith(".parquet"):
-                leftovers.append(path[: -len(".parquet")] + LOCATIONS_SUFFIX)
-            for leftover in leftovers:
-                if os.path.exists(leftover):
-                    os.remove(leftover)
-    for work in killed:
-        shutil.rmtree(work, ignore_errors=True)
-    for top in ("indexes", "shards"):
-        for directory, _dirs, files in os.walk(os.path.join(store.root, top)):
-            for name in files:
-                if name.endswith(".parquet.tmp"):
-                    os.remove(os.path.join(directory, name))
-
-
 def _index_dir(store: Store, name: str) -> str:
     return os.path.join(store.root, "indexes", name)
+
+
+def _work_path(index_dir: str, run_id: str) -> str:
+    """The work directory of the dedup run `run_id` (``STORE/.staging/dedup-<run>``), from one
+    of the store's index directories (``STORE/indexes/<name>``)."""
+    root = os.path.dirname(os.path.dirname(index_dir))
+    return os.path.join(root, STAGING_DIR, _WORK_PREFIX + run_id)
 
 
 def _index_files(directory: str) -> list[str]:
@@ -190,7 +129,8 @@ def _compute_missing(
     value_type: pa.DataType,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Signatures of the live contents the index lacks, written as one new index file."""
+    """Signatures of the live contents the index lacks, written as one new index file (staged
+    in the run's work directory, then placed: a killed run leaves nothing in `indexes/`)."""
     existing = _index_files(index_dir)
     known = (
         "SELECT content_hash FROM read_parquet($index)"
@@ -209,7 +149,7 @@ def _compute_missing(
     seen: set[str] = set()
     os.makedirs(index_dir, exist_ok=True)
     final = os.path.join(index_dir, f"{run_id}.parquet")
-    tmp = final + ".tmp"
+    tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
     schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
     computed = 0
     writer: pq.ParquetWriter | None = None
@@ -260,7 +200,7 @@ def _compute_missing(
         if writer is not None:
             writer.close()
             writer = None
-            os.replace(tmp, final)
+            place_file(tmp, final)
     finally:
         if writer is not None:
             writer.close()
@@ -550,12 +490,12 @@ def dedup(
     progress: bool = False,
 ) -> DedupResult:
     """Find near-duplicate clusters and record them in the catalog table `duplicates`."""
-    from curator.api import new_run_id
-    from curator.assembly.assemble import _Session
+    from curator.assembly.session import _Session
     from curator.core.progress import Progress
     from curator.dedup.minhash import Shingling
     from curator.store import catalog
-    from curator.store.locking import write_lock
+    from curator.store.base import new_run_id
+    from curator.store.commit import WorkDir, writing
 
     if not 0 < threshold <= 1:
         raise DedupError(
@@ -583,12 +523,13 @@ def dedup(
     clock = time.monotonic()
     run_id = new_run_id()
     result = DedupResult(run_id)
-    with write_lock(store.root, "dedup", lock_timeout):
+    with (
+        writing(store, "dedup", lock_timeout),
+        WorkDir.create(store.root, run_id, prefix=_WORK_PREFIX) as work,
+    ):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
-        cleanup_interrupted(store)
-        work = tempfile.mkdtemp(prefix="dedup-", dir=os.path.join(store.root, ".staging"))
-        session = _Session(store, os.path.join(work, "duckdb"))
+        session = _Session(store, os.path.join(work.path, "duckdb"))
         con = session.con
         # The signatures live in numpy beside DuckDB: keep DuckDB's share small (it spills).
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
@@ -620,7 +561,6 @@ def dedup(
             _commit(store, con, methods, run_id)
         finally:
             session.close()
-            shutil.rmtree(work, ignore_errors=True)
     result.seconds = time.monotonic() - clock
     return result
 
@@ -673,19 +613,15 @@ def _members(
 
 def _commit(store: Store, con: duckdb.DuckDBPyConnection, methods: list[str], run_id: str) -> None:
     tables = {m: con.sql(f"SELECT * FROM dup_{m}").to_arrow_table() for m in methods}
-    with store.connect(read_only=False) as rw:
-        rw.execute("BEGIN TRANSACTION")
-        try:
-            for method, table in tables.items():
-                rw.execute("DELETE FROM duplicates WHERE method = ?", [method])
-                rw.register("new_duplicates", table)
-                rw.execute("INSERT INTO duplicates SELECT * FROM new_duplicates")
-                rw.unregister("new_duplicates")
-            rw.execute(
-                "INSERT INTO meta VALUES ('last_dedup_run', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [f"{run_id} {datetime.now(UTC).isoformat(timespec='seconds')}"],
-            )
-            rw.execute("COMMIT")
-        except BaseException:
-            rw.execute("ROLLBACK")
-            raise
+    from curator.store.commit import transaction
+
+    with transaction(store) as rw:
+        for method, table in tables.items():
+            rw.execute("DELETE FROM duplicates WHERE method = ?", [method])
+            rw.register("new_duplicates", table)
+            rw.execute("INSERT INTO duplicates SELECT * FROM new_duplicates")
+            rw.unregister("new_duplicates")
+        rw.execute(
+            "INSERT INTO meta VALUES ('last_dedup_run', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [f"{run_id} {datetime.now(UTC).isoformat(timespec='seconds')}"],
+        )

@@ -18,12 +18,12 @@ confidence, run) in one catalog transaction (invariant 1).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +41,8 @@ from curator.store.catalog import sql_literal
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
+    from curator.store.commit import WorkDir
 
 DEFAULT_CUTOFF = date(2022, 11, 30)
 DEFAULT_TIME_PRIOR_CONFIDENCE = 0.6
@@ -192,10 +193,10 @@ def infer(
     trusted signer a C2PA claim of *real* counts as unsigned IPTC metadata does (confidence
     0.9); a claim of *generated* counts in full. The trust state is kept in each label event
     (``evidence_detail``)."""
-    from curator.api import new_run_id
-    from curator.assembly.assemble import _Session
+    from curator.assembly.session import _Session
     from curator.store import catalog
-    from curator.store.locking import write_lock
+    from curator.store.base import new_run_id
+    from curator.store.commit import WorkDir, writing
 
     if not 0 <= time_prior_confidence <= 1:
         raise InferError(
@@ -210,14 +211,13 @@ def infer(
     trust_anchors = load_trust_anchors(c2pa_trust_anchors)
     clock = time.monotonic()
     result = InferResult(new_run_id(), applied=apply)
-    with write_lock(store.root, "infer", lock_timeout):
+    with (
+        writing(store, "infer", lock_timeout),
+        WorkDir.create(store.root, result.run_id, prefix="infer-") as work,
+    ):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
-        from curator.dedup.clusters import cleanup_interrupted
-
-        cleanup_interrupted(store)
-        work = tempfile.mkdtemp(prefix="infer-", dir=os.path.join(store.root, ".staging"))
-        session = _Session(store, os.path.join(work, "duckdb"))
+        session = _Session(store, os.path.join(work.path, "duckdb"))
         try:
             con = session.con
             snapshot = [
@@ -355,7 +355,6 @@ def infer(
                 _apply(store, snapshot, current, changes, result, work)
         finally:
             session.close()
-            shutil.rmtree(work, ignore_errors=True)
     result.seconds = time.monotonic() - clock
     return result
 
@@ -523,13 +522,13 @@ def _apply(
     current: dict[str, tuple[Any, ...]],
     changes: dict[str, Label],
     result: InferResult,
-    work: str,
+    work: WorkDir,
 ) -> None:
     """New shards for every shard with a change, then one transaction switches them."""
-    from curator.api import _crash_point
     from curator.core.version import __version__
-    from curator.dedup.clusters import record_writes
     from curator.store import catalog
+    from curator.store.base import crash_point as _crash_point
+    from curator.store.commit import transaction
     from curator.store.shards import (
         WrittenShard,
         composition_of,
@@ -550,7 +549,15 @@ def _apply(
             os.path.dirname(old_relative), f"{stem}~{result.run_id}.parquet"
         )
     # Before any file is written: the next writer removes exactly these if this run is killed.
-    record_writes(work, result.run_id, list(planned.values()))
+    sidecars = {
+        index: relative[: -len(".parquet")] + ".locations.parquet"
+        for index, relative in planned.items()
+        if os.path.exists(
+            catalog.store_path(store.root, snapshot[index])[: -len(".parquet")]
+            + ".locations.parquet"
+        )
+    }
+    work.record(sorted([*planned.values(), *sidecars.values()]))
     written: list[tuple[str, str, WrittenShard]] = []  # (old path, new relative path, shard)
     try:
         for shard_index, rows in sorted(by_shard.items()):
@@ -590,71 +597,65 @@ def _apply(
             written.append((old_relative, new_relative, shard))
         _crash_point("infer-written")
         now = datetime.now(UTC)
-        with store.connect(read_only=False) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for old_relative, new_relative, shard in written:
-                    old = con.execute(
-                        "SELECT source, run_id FROM shards WHERE path = ?", [old_relative]
-                    ).fetchall()[0]
-                    con.execute("UPDATE shards SET live = false WHERE path = ?", [old_relative])
-                    catalog.register_shard(con, shard, new_relative, old[0], result.run_id, now)
-                events = pa.table(
-                    {
-                        "run_id": [result.run_id] * len(result.changes),
-                        "sample_id": [c["sample_id"] for c in result.changes],
-                        **{
-                            f"{side}_{key}": [c[side][key] for c in result.changes]
-                            for side in ("old", "new")
-                            for key in ("origin", "generation", "model", "evidence", "confidence")
-                        },
-                        "reason": [c["reason"] for c in result.changes],
-                        "evidence_detail": pa.array(
-                            [
-                                json.dumps(c["detail"], sort_keys=True) if c["detail"] else None
-                                for c in result.changes
-                            ],
-                            pa.string(),
-                        ),
-                    }
-                )
-                con.register("new_events", events)
+        with transaction(store) as con:
+            for old_relative, new_relative, shard in written:
+                old = con.execute(
+                    "SELECT source, run_id FROM shards WHERE path = ?", [old_relative]
+                ).fetchall()[0]
+                con.execute("UPDATE shards SET live = false WHERE path = ?", [old_relative])
+                catalog.register_shard(con, shard, new_relative, old[0], result.run_id, now)
+            events = pa.table(
+                {
+                    "run_id": [result.run_id] * len(result.changes),
+                    "sample_id": [c["sample_id"] for c in result.changes],
+                    **{
+                        f"{side}_{key}": [c[side][key] for c in result.changes]
+                        for side in ("old", "new")
+                        for key in ("origin", "generation", "model", "evidence", "confidence")
+                    },
+                    "reason": [c["reason"] for c in result.changes],
+                    "evidence_detail": pa.array(
+                        [
+                            json.dumps(c["detail"], sort_keys=True) if c["detail"] else None
+                            for c in result.changes
+                        ],
+                        pa.string(),
+                    ),
+                }
+            )
+            con.register("new_events", events)
+            con.execute(
+                "INSERT INTO label_events (run_id, sample_id, old_origin, old_generation, "
+                "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
+                "new_evidence, new_confidence, reason, created_at, evidence_detail) "
+                "SELECT run_id, sample_id, old_origin, old_generation, "
+                "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
+                "new_evidence, new_confidence, reason, ?, evidence_detail::JSON FROM new_events",
+                [now],
+            )
+            con.unregister("new_events")
+            con.execute("DELETE FROM label_conflicts")
+            for conflict in result.conflicts:
                 con.execute(
-                    "INSERT INTO label_events (run_id, sample_id, old_origin, old_generation, "
-                    "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
-                    "new_evidence, new_confidence, reason, created_at, evidence_detail) "
-                    "SELECT run_id, sample_id, old_origin, old_generation, "
-                    "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
-                    "new_evidence, new_confidence, reason, ?, evidence_detail::JSON FROM new_events",
-                    [now],
-                )
-                con.unregister("new_events")
-                con.execute("DELETE FROM label_conflicts")
-                for conflict in result.conflicts:
-                    con.execute(
-                        "INSERT INTO label_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [result.run_id, conflict["sample_id"], conflict["declared_origin"],
-                         conflict["declared_evidence"], conflict["signal_origin"], conflict["signal_evidence"],
-                         conflict["confidence"], conflict["reason"], now],
-                    )  # fmt: skip
-                con.execute(
-                    "INSERT INTO runs VALUES (?, 'infer', 'committed', ?, ?, 0, NULL, NULL, ?, ?, 0, 0, 0, ?, NULL, ?, ?)",
-                    [result.run_id, now, now, result.examined, result.relabelled, len(written), __version__,
-                     f"{result.relabelled} relabelled, {len(result.conflicts)} conflicts"],
+                    "INSERT INTO label_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [result.run_id, conflict["sample_id"], conflict["declared_origin"],
+                     conflict["declared_evidence"], conflict["signal_origin"], conflict["signal_evidence"],
+                     conflict["confidence"], conflict["reason"], now],
                 )  # fmt: skip
-                catalog.rebuild_samples_view(con)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            con.execute(
+                "INSERT INTO runs VALUES (?, 'infer', 'committed', ?, ?, 0, NULL, NULL, ?, ?, 0, 0, 0, ?, NULL, ?, ?)",
+                [result.run_id, now, now, result.examined, result.relabelled, len(written), __version__,
+                 f"{result.relabelled} relabelled, {len(result.conflicts)} conflicts"],
+            )  # fmt: skip
+            catalog.rebuild_samples_view(con)
         _crash_point("infer-committed")
         result.shards_rewritten = len(written)
     except BaseException:
-        for _old, _new, shard in written:
-            for path in (shard.path, shard.path[: -len(".parquet")] + ".locations.parquet"):
-                if os.path.exists(path):
-                    os.remove(path)
+        # Not committed: take back the shards this run wrote (the catalog does not know them).
+        with contextlib.suppress(Exception):
+            work.take_back(store.registered_paths())
         raise
+    work.committed()
 
 
 def _relabel(table: pa.Table, hits: dict[int, Label]) -> pa.Table:

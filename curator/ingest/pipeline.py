@@ -31,6 +31,7 @@ from curator.core.schema import (
 )
 from curator.ingest.readers import ReadBatch, ReaderOptions, ReadTask, Reject, read_task
 from curator.ingest.readers.images import ImageRejected, inspect_image
+from curator.ingest.snapshot import Snapshot, StoreView
 from curator.store.shards import ShardWriter, WrittenShard
 
 #: `store`: provenance columns, then the content as `text`/`image`, then the input's other
@@ -51,6 +52,13 @@ class TaskResult:
     rejects_path: str | None = None
     #: with the `tag` layout, the input file each shard came from (shard index → path)
     shard_inputs: dict[int, str] = field(default_factory=dict)
+    #: rows left out because the store has them already (``already_in_store``)
+    skip_codes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> int:
+        """Rows left out because the store has them already."""
+        return sum(self.skip_codes.values())
 
     @property
     def content_bytes(self) -> int:
@@ -71,6 +79,9 @@ class TaskConfig:
     shard_bytes: int
     #: directory that receives this task's shards (defaults to the staging directory)
     shard_dir: str | None = None
+    #: what the store held when the run started (`store` layout; see curator.ingest.snapshot)
+    snapshot: Snapshot | None = None
+    store_root: str = ""
 
 
 class _RejectSink:
@@ -442,12 +453,21 @@ def run_task(
     # `tag` keeps each input file's own column order: a file never shares a shard with another.
     shard_per_file = config.layout == "tag" and task.format not in ("text", "image")
     last_file = None
+    view = None
+    if config.snapshot is not None:
+        view = StoreView(
+            config.store_root, config.snapshot.known_path, config.snapshot.column_types
+        )
     try:
         for batch in read_task(task, config.options, renames, reserved):
             if shard_per_file and last_file is not None and batch.file != last_file:
                 writer._close()
             last_file = batch.file
             table, content_bytes, kept_positions, rejects = prepare_batch(batch, config)
+            if view is not None and table is not None and content_bytes is not None:
+                table, content_bytes, kept_positions = view.apply(
+                    batch, table, content_bytes, kept_positions, rejects, result.skip_codes
+                )
             read = len(batch.positions) + len(batch.rejects)
             result.rows_read += read
             if on_rows is not None:

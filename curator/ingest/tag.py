@@ -79,10 +79,11 @@ def tag(
 
     >>> curator.tag(["corpus.jsonl"], "tagged/", source="web-2021", origin="real")  # doctest: +SKIP
     """
-    from curator.api import first_rejects, kept_nothing_error, new_run_id
     from curator.core.version import __version__
     from curator.ingest.pipeline import TaskConfig, run_tasks
     from curator.ingest.readers import ReaderOptions, discover, plan_tasks
+    from curator.ingest.result import first_rejects, kept_nothing_error
+    from curator.store.base import new_run_id
     from curator.store.shards import DEFAULT_SHARD_BYTES
 
     clock = time.monotonic()

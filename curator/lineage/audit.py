@@ -11,7 +11,7 @@ from curator.lineage.models import Model, composition_fractions, deepest_generat
 from curator.store.catalog import sql_literal, store_path
 
 if TYPE_CHECKING:
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 
 def lineage_report(store: Store, lineage: str) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from curator.lineage.upgrade import _upgrade_usage, ensure_current
 from curator.store.catalog import sql_literal, store_path
 
 if TYPE_CHECKING:
-    from curator.api import Store
     from curator.assembly.manifest import Manifest
+    from curator.store.base import StoreBase as Store
 
 
 #: Model names: like source names, plus ``/`` and ``:`` (``org/model:tag``).

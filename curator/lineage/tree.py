@@ -12,7 +12,7 @@ from curator.lineage.models import composition_fractions, deepest_generation, li
 from curator.store.catalog import sql_literal, store_path
 
 if TYPE_CHECKING:
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 
 @dataclass

@@ -12,7 +12,7 @@ from curator.store.catalog import store_path
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 
 def _needs_upgrade(store: Store) -> bool:

@@ -37,10 +37,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from curator.api import Store, init_store
+from curator.assembly.assemble import assemble
+from curator.assembly.policy import Policy
 from curator.core.errors import InputError
+from curator.dedup.clusters import dedup as find_near_duplicates
+from curator.infer.inference import contamination, infer
+from curator.ingest.commit import ingest
+from curator.lineage.models import register_model
 from curator.loop.demo_names import DIGITS_SOURCE, LOOPS, TEXT_SOURCE
 from curator.loop.textgen import NGramModel, distinct_ngrams
+from curator.store.base import StoreBase as Store
+from curator.store.base import create_store
 
 DEMO_MARKER = ".curator-demo"
 
@@ -314,7 +321,8 @@ class _TextLoop(_Loop):
         inputs = os.path.join(root, "inputs")
         _write_jsonl(os.path.join(inputs, "python-docs.jsonl"), [{"text": t} for t in self.real])
         _write_jsonl(os.path.join(inputs, "held-out.jsonl"), [{"text": t} for t in self.held_out])
-        store.ingest(
+        ingest(
+            store,
             [os.path.join(inputs, "python-docs.jsonl")],
             source=TEXT_SOURCE,
             origin="real",
@@ -347,7 +355,7 @@ class _TextLoop(_Loop):
     ) -> None:
         path = os.path.join(root, "inputs", f"{model}.jsonl")
         _write_jsonl(path, [{"text": t} for t in samples])
-        store.ingest([path], source=source, generated_by=model, jobs=1)
+        ingest(store, [path], source=source, generated_by=model, jobs=1)
 
 
 class _DigitsLoop(_Loop):
@@ -379,7 +387,8 @@ class _DigitsLoop(_Loop):
     def ingest_real(self, store: Store, root: str, echo: Callable[[str], None]) -> None:
         path = os.path.join(root, "inputs", "digits.parquet")
         _write_digits(path, self.pool, self.labels)
-        store.ingest(
+        ingest(
+            store,
             [path],
             source=DIGITS_SOURCE,
             origin="real",
@@ -424,7 +433,7 @@ class _DigitsLoop(_Loop):
     ) -> None:
         path = os.path.join(root, "inputs", f"{model}.parquet")
         _write_digits(path, samples, None)
-        store.ingest([path], source=source, generated_by=model, image_column="image", jobs=1)
+        ingest(store, [path], source=source, generated_by=model, image_column="image", jobs=1)
 
 
 def _column(paths: Sequence[Path], column: str) -> list[Any]:
@@ -531,12 +540,19 @@ def _run_generation(
     policy_path = os.path.join(root, "policies", f"{lineage}-gen-{generation}.toml")
     Path(policy_path).write_text(policy_text, encoding="utf-8")
     out = os.path.join(root, "train", lineage, f"gen-{generation}")
-    manifest = store.assemble(policy_path, out, lineage=lineage, name=f"{lineage}-gen-{generation}")
+    manifest = assemble(
+        store,
+        Policy.from_toml(policy_path),
+        out,
+        lineage=lineage,
+        name=f"{lineage}-gen-{generation}",
+    )
     trained = loop.train_and_sample(
         manifest.output_paths(), f"{config.seed}:{lineage}:{generation}"
     )
     model_name = f"{lineage}-{loop.model_kind}-{generation}"
-    model = store.register_model(
+    model = register_model(
+        store,
         model_name,
         trained_on=manifest.manifest_id,
         metrics=trained["metrics"],
@@ -579,7 +595,7 @@ def _crawl(store: Store, root: str, words_from: list[str], seed: int) -> None:
     rng.shuffle(crawl)
     path = os.path.join(root, "inputs", "crawl.jsonl")
     _write_jsonl(path, crawl)
-    store.ingest([path], source="crawl", origin="unknown", jobs=1)
+    ingest(store, [path], source="crawl", origin="unknown", jobs=1)
 
 
 def run_demo(
@@ -617,7 +633,7 @@ def run_demo(
     if digits:
         loops.append(_DigitsLoop(config))
     root = _prepare_directory(directory)
-    store = init_store(os.path.join(root, "store"))
+    store = Store(create_store(os.path.join(root, "store")))
     result = DemoResult(directory=root, store=store)
     for loop in loops:
         loop.ingest_real(store, root, echo)
@@ -643,10 +659,10 @@ def run_demo(
     _crawl(store, root, text_loop.held_out, config.seed)
     texts = store.sql("SELECT count(*) AS n FROM samples WHERE text IS NOT NULL").to_pylist()[0]
     step(f"dedup: near-duplicates among the store's {texts['n']:,} texts (MinHash)")
-    dedup = store.dedup(images=False, progress=True)
+    dedup = find_near_duplicates(store, images=False, progress=True)
     step("infer: labelling the crawl from its near-duplicates")
-    inferred = store.infer(progress=True)
-    result.contamination = store.contamination("crawl")
+    inferred = infer(store, progress=True)
+    result.contamination = contamination(store, "crawl")
     clusters = sum(m.clusters for m in dedup.methods)
     echo(
         f"crawl: {result.contamination['samples']} samples of unknown origin; dedup found "

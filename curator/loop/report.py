@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import CuratorError
 from curator.core.version import __version__
+from curator.infer.inference import contamination
+from curator.lineage.audit import lineage_report
+from curator.lineage.models import list_models
 from curator.loop.plots import (
     FRESH_COLOUR,
     FRESH_FLOOR_COLOUR,
@@ -57,8 +60,8 @@ from curator.loop.report_words import (
 from curator.store.catalog import sql_literal
 
 if TYPE_CHECKING:
-    from curator.api import Store
     from curator.loop.simulate import SimulationConfig
+    from curator.store.base import StoreBase as Store
 
 REPORT_MARKER = ".curator-report"
 
@@ -145,8 +148,8 @@ def build_report(
     final = _check_out(os.fspath(out))
     say = echo or (lambda _line: None)
     lineages = _lineage_names(store, lineage)
-    reports = {name: store.lineage_report(name) for name in lineages}
-    models = {m.name: m for m in store.models()}
+    reports = {name: lineage_report(store, name) for name in lineages}
+    models = {m.name: m for m in list_models(store)}
     os.makedirs(os.path.dirname(final), exist_ok=True)
     root = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=".report-new-")
     try:
@@ -616,7 +619,7 @@ def _contamination_section(store: Store, deepest: int, root: str) -> _Section:
             "('declared', 'model-lineage')) > 0 ORDER BY 1"
         ).to_pylist()
     ]
-    results = [store.contamination(source) for source in sources]
+    results = [contamination(store, source) for source in sources]
     if not results or not any(r["dedup_has_run"] for r in results):
         section.body = (
             "<p>Contamination needs near-duplicate clusters: run <code>curator dedup</code>.</p>"

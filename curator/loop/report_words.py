@@ -11,7 +11,7 @@ from curator.loop.demo_names import DIGITS_SOURCE, LOOPS, TEXT_SOURCE
 from curator.store.catalog import sql_literal
 
 if TYPE_CHECKING:
-    from curator.api import Store
+    from curator.store.base import StoreBase as Store
 
 
 @dataclass(frozen=True)
