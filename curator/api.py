@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from curator.assembly.manifest import Manifest
     from curator.assembly.policy import Policy
     from curator.dedup.clusters import DedupResult
+    from curator.engine import Engine
     from curator.infer.inference import InferResult
     from curator.ingest.pipeline import TaskResult
     from curator.lineage.models import LineageNode, Model
@@ -515,6 +516,7 @@ class Store:
         hamming: int = 8,
         lock_timeout: float | None = None,
         progress: bool = False,
+        engine: str | Engine | None = None,
     ) -> DedupResult:
         """Find near-duplicate clusters (MinHash LSH for text, pHash bands for images) and
         record them in the catalog table ``duplicates``; see :mod:`curator.dedup.clusters`.
@@ -534,6 +536,7 @@ class Store:
             hamming=hamming,
             lock_timeout=lock_timeout,
             progress=progress,
+            engine=engine,
         )
 
     def infer(
@@ -659,6 +662,7 @@ class Store:
         strict: bool = False,
         allow_empty: bool = False,
         jobs: int | None = None,
+        engine: str | Engine | None = None,
         shard_bytes: int | None = None,
         max_image_pixels: int = 89_478_485,
         batch_rows: int = 8192,
@@ -690,6 +694,8 @@ class Store:
             allow_empty: commit a run that keeps nothing, or that rejects whole files for a
                 missing column, instead of failing it.
             jobs: worker processes (default: all cores).
+            engine: where the tasks run: ``local`` (default; env `CURATOR_ENGINE`) or an
+                :class:`~curator.engine.Engine`.
             shard_bytes: target content bytes per shard (default 256 MiB).
             max_record_bytes: a longer JSON Lines line or CSV record is rejected as
                 ``record_too_large`` without being held in memory (default 64 MiB).
@@ -781,7 +787,7 @@ class Store:
             "provenance": spec.to_json(),
         }
         try:
-            results = run_tasks(tasks, config, jobs=jobs, progress=progress)
+            results = run_tasks(tasks, config, engine=engine, jobs=jobs, progress=progress)
             _crash_point("staged")
             result = self._commit_ingest(
                 run_id, spec, results, args, started, strict, allow_empty, lock_timeout, staging
