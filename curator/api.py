@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from curator.assembly.manifest import Manifest
     from curator.assembly.policy import Policy
     from curator.dedup.clusters import DedupResult
-    from curator.engine import Engine
+    from curator.engine.base import Engine
     from curator.infer.inference import InferResult
     from curator.ingest.pipeline import TaskResult
     from curator.lineage.models import LineageNode, Model
@@ -550,12 +550,14 @@ class Store:
         lock_timeout: float | None = None,
         progress: bool = False,
         c2pa_trust_anchors: str | os.PathLike[str] | None = None,
+        engine: str | Engine | None = None,
     ) -> InferResult:
         """Label samples of unknown origin from the signals they carry (C2PA, IPTC, generator
         metadata), their near-duplicates, a time prior (`cutoff`, default 2022-11-30) and an
         optional detector; report conflicts with declared labels. ``apply=False`` changes
         nothing. `c2pa_trust_anchors`: a PEM file of trusted C2PA signers' CAs (default: env
-        ``CURATOR_C2PA_TRUST_ANCHORS``). See :mod:`curator.infer.inference`."""
+        ``CURATOR_C2PA_TRUST_ANCHORS``). `engine`: where the file signals are read (``local``,
+        env `CURATOR_ENGINE`). See :mod:`curator.infer.inference`."""
         from curator.infer.inference import DEFAULT_CUTOFF, infer
 
         return infer(
@@ -568,6 +570,7 @@ class Store:
             lock_timeout=lock_timeout,
             progress=progress,
             c2pa_trust_anchors=c2pa_trust_anchors,
+            engine=engine,
         )
 
     def contamination(self, source: str) -> dict[str, Any]:
@@ -695,7 +698,7 @@ class Store:
                 missing column, instead of failing it.
             jobs: worker processes (default: all cores).
             engine: where the tasks run: ``local`` (default; env `CURATOR_ENGINE`) or an
-                :class:`~curator.engine.Engine`.
+                :class:`~curator.engine.base.Engine`.
             shard_bytes: target content bytes per shard (default 256 MiB).
             max_record_bytes: a longer JSON Lines line or CSV record is rejected as
                 ``record_too_large`` without being held in memory (default 64 MiB).

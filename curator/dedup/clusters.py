@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from curator.api import Store
-    from curator.engine import Engine
+    from curator.engine.base import Engine
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
@@ -628,12 +628,12 @@ def dedup(
     """Find near-duplicate clusters and record them in the catalog table `duplicates`.
 
     `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
-    :class:`~curator.engine.Engine`."""
+    :class:`~curator.engine.base.Engine`."""
     from curator.api import new_run_id
     from curator.assembly.assemble import _Session
     from curator.core.progress import Progress
     from curator.dedup.minhash import Shingling
-    from curator.engine import using_engine
+    from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.locking import write_lock
 

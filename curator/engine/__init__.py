@@ -1,10 +1,11 @@
 """Engines run an operation's pure per-task functions: locally on a process pool, or elsewhere.
 
-See :mod:`curator.engine.base` for the seam (:class:`Engine`, :func:`get_engine`) and
-:mod:`curator.engine.local` for the ``local`` engine.
+- :mod:`curator.engine.base`: the seam — :class:`~curator.engine.base.Engine` (``map`` and a
+  keyed ``exchange``) and what tasks need;
+- :mod:`curator.engine.local`: the ``local`` engine, a process pool on this machine;
+- :mod:`curator.engine.registry`: :func:`~curator.engine.registry.get_engine` by name
+  (``--engine``, env `CURATOR_ENGINE`).
+
+Nothing is imported here: a worker runs ``python -m curator.engine.local``, which must not be
+imported before it runs.
 """
-
-from curator.engine.base import Engine, EngineError
-from curator.engine.registry import get_engine, using_engine
-
-__all__ = ["Engine", "EngineError", "get_engine", "using_engine"]

@@ -16,7 +16,7 @@ Two primitives are enough for curator's operations:
 An engine for another place to run (a Ray cluster) implements :meth:`Engine.map` and, if it can
 shuffle better than one map over the input files, :meth:`Engine.exchange`.
 
->>> from curator.engine import get_engine
+>>> from curator.engine.registry import get_engine
 >>> with get_engine("local", jobs=1) as engine:
 ...     engine.map(abs, [-1, 2, -3])
 [1, 2, 3]

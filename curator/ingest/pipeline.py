@@ -34,7 +34,7 @@ from curator.ingest.readers.images import ImageRejected, inspect_image
 from curator.store.shards import ShardWriter, WrittenShard
 
 if TYPE_CHECKING:
-    from curator.engine import Engine
+    from curator.engine.base import Engine
 
 #: `store`: provenance columns, then the content as `text`/`image`, then the input's other
 #: columns. `tag`: the input's columns in their original order, then the provenance columns.
@@ -509,7 +509,7 @@ def run_tasks(
     from functools import partial
 
     from curator.core.progress import Progress
-    from curator.engine import using_engine
+    from curator.engine.registry import using_engine
 
     with (
         using_engine(engine, jobs=jobs) as runner,

@@ -14,7 +14,7 @@ from curator.core.errors import IngestFailed, InputError
 from curator.core.provenance import ProvenanceSpec
 
 if TYPE_CHECKING:
-    from curator.engine import Engine
+    from curator.engine.base import Engine
 
 
 @dataclass
@@ -71,7 +71,7 @@ def tag(
 
     `max_record_bytes` is the longest JSON Lines line or CSV record read (default 64 MiB): a
     longer one is rejected as ``record_too_large``; `engine` runs the tasks (``local``, the
-    default, env `CURATOR_ENGINE`, or an :class:`~curator.engine.Engine`); the other arguments
+    default, env `CURATOR_ENGINE`, or an :class:`~curator.engine.base.Engine`); the other arguments
     are those of :meth:`curator.Store.ingest`.
 
     Raises:
