@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from curator.assembly.policy import Policy
     from curator.assembly.pools import Assembly
     from curator.dedup.clusters import DedupResult
+    from curator.engine.base import Engine
     from curator.infer.inference import InferResult
     from curator.lineage.models import Model
     from curator.lineage.tree import LineageNode
@@ -120,6 +121,7 @@ class Store(StoreBase):
         max_record_bytes: int = 64 << 20,
         lock_timeout: float | None = None,
         progress: bool = False,
+        engine: str | Engine | None = None,
     ) -> IngestResult:
         """Read inputs, tag every record with provenance and add them to the store; see
         :func:`curator.ingest.commit.ingest` for every argument.
@@ -179,6 +181,7 @@ class Store(StoreBase):
         hamming: int = 8,
         lock_timeout: float | None = None,
         progress: bool = False,
+        engine: str | Engine | None = None,
     ) -> DedupResult:
         """Find near-duplicate clusters and record them in the catalog table ``duplicates``;
         see :func:`curator.dedup.clusters.dedup`.
@@ -200,6 +203,7 @@ class Store(StoreBase):
         lock_timeout: float | None = None,
         progress: bool = False,
         c2pa_trust_anchors: str | os.PathLike[str] | None = None,
+        engine: str | Engine | None = None,
     ) -> InferResult:
         """Label samples of unknown origin from their signals, near-duplicates, a time prior
         (`cutoff`, default 2022-11-30) and an optional detector; ``apply=False`` changes

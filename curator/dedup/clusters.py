@@ -20,10 +20,10 @@ transaction.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ from curator.store.locking import place_file
 if TYPE_CHECKING:
     import duckdb
 
+    from curator.engine.base import Engine
     from curator.store.base import StoreBase as Store
 
 DEFAULT_THRESHOLD = 0.8
@@ -53,6 +54,9 @@ SMALL_BUCKET = 32
 DUCKDB_MEMORY_LIMIT = "512MB"
 _WORK_PREFIX = "dedup-"
 BATCH_ROWS = 8192
+#: Below this many bytes of shards to read, signatures are computed in this process: starting
+#: worker processes would cost more than it saves.
+SMALL_WORK_BYTES = 32 << 20
 
 TRUST_ORDER = (
     "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, "
@@ -119,18 +123,102 @@ def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[st
     ]
 
 
+@dataclass(frozen=True)
+class SignatureTask:
+    """Compute the signatures of some rows of one live shard (a pure task: it reads the shard
+    and writes one Parquet file of ``(content_hash, value)``)."""
+
+    index: int
+    path: str
+    column: str
+    #: row numbers of the shard, ascending: the first sample of each content the index lacks
+    rows: tuple[int, ...]
+    method: str  # minhash | phash
+    num_perm: int
+    shingling: str
+    out_path: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} signatures of `{self.path}`"
+
+
+def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Array) -> pa.Array:
+    """The index values of `contents`: MinHash signatures as fixed-size binary (text) or
+    pHashes as int64 (images). Contents without a signature (no word, undecodable) get a value
+    that never clusters, so that later runs do not hash them again."""
+    if method == "minhash":
+        from curator.dedup import minhash
+
+        sigs, _ok = minhash.signatures(
+            contents, num_perm=num_perm, seed=MINHASH_SEED, shingling=shingling
+        )
+        data = pa.py_buffer(np.ascontiguousarray(sigs).tobytes())
+        return pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(4 * num_perm), len(sigs), [None, data]
+        )
+    from curator.dedup import phash
+
+    hashes, _ok = phash.phashes(contents.to_pylist())
+    return pa.array(hashes.view(np.int64))
+
+
+def compute_signatures(task: SignatureTask) -> int:
+    """Run one :class:`SignatureTask`; returns how many signatures it wrote."""
+    wanted = np.asarray(task.rows, np.int64)
+    writer: pq.ParquetWriter | None = None
+    tmp = task.out_path + ".tmp"
+    written = 0
+    start = 0
+    try:
+        source = pq.ParquetFile(task.path)
+        for batch in source.iter_batches(
+            batch_size=BATCH_ROWS, columns=["content_hash", task.column]
+        ):
+            stop = start + batch.num_rows
+            lo, hi = np.searchsorted(wanted, [start, stop])
+            if hi > lo:
+                picked = batch.take(pa.array(wanted[lo:hi] - start))
+                values = signature_values(
+                    task.method, task.num_perm, task.shingling, picked.column(task.column)
+                )
+                table = pa.table({"content_hash": picked.column("content_hash"), "value": values})
+                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                written += table.num_rows
+            start = stop
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, task.out_path)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return written
+
+
 def _compute_missing(
     con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     paths: list[str],
     column: str,
     index_dir: str,
+    work: str,
     run_id: str,
-    compute: Callable[[pa.Array], tuple[pa.Array, np.ndarray]],
+    method: str,
+    num_perm: int,
+    shingling: str,
     value_type: pa.DataType,
     progress: Callable[[int], None] | None,
 ) -> int:
     """Signatures of the live contents the index lacks, written as one new index file (staged
-    in the run's work directory, then placed: a killed run leaves nothing in `indexes/`)."""
+    in the run's work directory, then placed: a killed run leaves nothing in `indexes/`).
+
+    The driver picks the first sample (in shard order) of every content the index lacks; one
+    task per shard computes those samples' signatures; their files, joined in shard order, are
+    the new index file, so that it does not depend on the engine or on timing."""
     existing = _index_files(index_dir)
     known = (
         "SELECT content_hash FROM read_parquet($index)"
@@ -140,70 +228,64 @@ def _compute_missing(
     params: dict[str, Any] = {"paths": paths}
     if existing:
         params["index"] = existing
-    # Streamed, not grouped: copies of one content are skipped here as they pass.
-    reader = con.sql(
-        f"SELECT content_hash, {column} AS content FROM read_parquet($paths, union_by_name = true) "
-        f"WHERE {column} IS NOT NULL AND content_hash NOT IN ({known})",
-        params=params,
-    ).to_arrow_reader(BATCH_ROWS)
-    seen: set[str] = set()
+    con.register("live_files", pa.table({"filename": paths, "file_no": range(len(paths))}))
+    try:
+        # one (shard, row) per missing content, packed in one integer: its first sample
+        firsts = con.sql(
+            f"""
+            SELECT min((f.file_no::BIGINT << 40) + s.file_row_number) AS first
+            FROM read_parquet($paths, union_by_name = true, filename = true, file_row_number = true) s
+            JOIN live_files f USING (filename)
+            WHERE s.{column} IS NOT NULL AND s.content_hash NOT IN ({known})
+            GROUP BY s.content_hash
+            """,
+            params=params,
+        ).fetchnumpy()["first"]
+    finally:
+        con.unregister("live_files")
+    packed = np.sort(np.asarray(firsts, np.int64))
+    file_nos = packed >> 40
+    row_nos = packed & ((1 << 40) - 1)
+    if not len(packed):
+        return 0
+    parts_dir = os.path.join(work, f"signatures-{method}")
+    os.makedirs(parts_dir, exist_ok=True)
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(file_nos)) + 1, [len(file_nos)]])
+    tasks = [
+        SignatureTask(
+            index=number,
+            path=paths[int(file_nos[lo])],
+            column=column,
+            rows=tuple(row_nos[lo:hi].tolist()),
+            method=method,
+            num_perm=num_perm,
+            shingling=shingling,
+            out_path=os.path.join(parts_dir, f"{int(file_nos[lo]):06d}.parquet"),
+        )
+        for number, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    ]
+    content_bytes = sum(os.path.getsize(task.path) for task in tasks)
+    counts = engine.map(
+        compute_signatures,
+        tasks,
+        on_result=lambda task, _count: progress(len(task.rows)) if progress else None,
+        small=content_bytes < SMALL_WORK_BYTES,
+    )
+    computed = sum(counts)
+    if not computed:
+        return 0
     os.makedirs(index_dir, exist_ok=True)
     final = os.path.join(index_dir, f"{run_id}.parquet")
     tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
     schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
-    computed = 0
-    writer: pq.ParquetWriter | None = None
-
-    def work(batch: pa.RecordBatch) -> pa.Table:
-        values, ok = compute(batch.column("content"))
-        # Contents without a signature (no word, undecodable) are kept too, with a value that
-        # never clusters, so that later runs do not hash them again.
-        del ok
-        return pa.table({"content_hash": batch.column("content_hash"), "value": values})
-
     try:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            pending = []
-            for batch in reader:
-                if progress:
-                    progress(batch.num_rows)
-                hashes = batch.column("content_hash").to_pylist()
-                fresh = [h not in seen for h in hashes]
-                seen.update(hashes)
-                if not all(fresh):
-                    batch = batch.filter(pa.array(fresh))
-                    # a content repeated within the batch: keep its first row
-                    firsts: dict[str, int] = {}
-                    for i, h in enumerate(batch.column("content_hash").to_pylist()):
-                        firsts.setdefault(h, i)
-                    batch = batch.take(pa.array(sorted(firsts.values()), pa.int64()))
-                elif len(set(hashes)) != len(hashes):
-                    firsts = {}
-                    for i, h in enumerate(hashes):
-                        firsts.setdefault(h, i)
-                    batch = batch.take(pa.array(sorted(firsts.values()), pa.int64()))
-                if batch.num_rows == 0:
-                    continue
-                pending.append(pool.submit(work, batch))
-                if len(pending) >= 4:
-                    table = pending.pop(0).result()
-                    if table.num_rows:
-                        writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
-                        writer.write_table(table.cast(schema))
-                    computed += table.num_rows
-            for future in pending:
-                table = future.result()
-                if table.num_rows:
-                    writer = writer or pq.ParquetWriter(tmp, schema, compression="zstd")
-                    writer.write_table(table.cast(schema))
-                computed += table.num_rows
-        if writer is not None:
-            writer.close()
-            writer = None
-            place_file(tmp, final)
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for task, count in zip(tasks, counts, strict=True):
+                if count:
+                    for batch in pq.ParquetFile(task.out_path).iter_batches(batch_size=65_536):
+                        writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        place_file(tmp, final)
     finally:
-        if writer is not None:
-            writer.close()
         if os.path.exists(tmp):
             os.remove(tmp)
     return computed
@@ -371,7 +453,9 @@ def _gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
 
 def _text_method(
     con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     store: Store,
+    work: str,
     run_id: str,
     threshold: float,
     num_perm: int,
@@ -396,18 +480,10 @@ def _text_method(
                  lambda a, b: (np.zeros(0, bool), np.zeros(0)), result)  # fmt: skip
         return result
 
-    def compute(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-        sigs, ok = minhash.signatures(
-            texts, num_perm=num_perm, seed=MINHASH_SEED, shingling=shingle
-        )
-        data = pa.py_buffer(np.ascontiguousarray(sigs).tobytes())
-        return pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(4 * num_perm), len(sigs), [None, data]
-        ), ok
-
     result.computed = _compute_missing(
-        con, paths, "text", index_dir, run_id, compute, pa.binary(4 * num_perm), progress
-    )
+        con, engine, paths, "text", index_dir, work, run_id, "minhash", num_perm, str(shingle),
+        pa.binary(4 * num_perm), progress,
+    )  # fmt: skip
     keys, bands, live = _load_bands(
         con, paths, index_dir, num_perm, params["bands"], params["rows"]
     )
@@ -435,7 +511,9 @@ def _text_method(
 
 def _image_method(
     con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     store: Store,
+    work: str,
     run_id: str,
     hamming: int,
     progress: Callable[[int], None] | None,
@@ -447,14 +525,11 @@ def _image_method(
     index_dir = _index_dir(store, "phash-64")
     paths = _live_paths(con, store.root, "image")
 
-    def compute(images: pa.Array) -> tuple[pa.Array, np.ndarray]:
-        hashes, ok = phash.phashes(images.to_pylist())
-        return pa.array(hashes.view(np.int64)), ok
-
     if paths:
         result.computed = _compute_missing(
-            con, paths, "image", index_dir, run_id, compute, pa.int64(), progress
-        )
+            con, engine, paths, "image", index_dir, work, run_id, "phash", 0, "", pa.int64(),
+            progress,
+        )  # fmt: skip
     index = _load_index(con, paths, "image", index_dir)
     hashes = (
         index.column("value").to_numpy().astype(np.int64).view(np.uint64)
@@ -488,11 +563,16 @@ def dedup(
     hamming: int = DEFAULT_HAMMING,
     lock_timeout: float | None = None,
     progress: bool = False,
+    engine: str | Engine | None = None,
 ) -> DedupResult:
-    """Find near-duplicate clusters and record them in the catalog table `duplicates`."""
+    """Find near-duplicate clusters and record them in the catalog table `duplicates`.
+
+    `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
+    :class:`~curator.engine.base.Engine`."""
     from curator.assembly.session import _Session
     from curator.core.progress import Progress
     from curator.dedup.minhash import Shingling
+    from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
@@ -524,6 +604,7 @@ def dedup(
     run_id = new_run_id()
     result = DedupResult(run_id)
     with (
+        using_engine(engine) as runner,
         writing(store, "dedup", lock_timeout),
         WorkDir.create(store.root, run_id, prefix=_WORK_PREFIX) as work,
     ):
@@ -549,11 +630,23 @@ def dedup(
                 methods = []
                 if text:
                     result.methods.append(
-                        _text_method(con, store, run_id, threshold, num_perm, shingling, advance)
+                        _text_method(
+                            con,
+                            runner,
+                            store,
+                            work.path,
+                            run_id,
+                            threshold,
+                            num_perm,
+                            shingling,
+                            advance,
+                        )
                     )
                     methods.append("minhash")
                 if images:
-                    result.methods.append(_image_method(con, store, run_id, hamming, advance))
+                    result.methods.append(
+                        _image_method(con, runner, store, work.path, run_id, hamming, advance)
+                    )
                     methods.append("phash")
             for method, method_result in zip(methods, result.methods, strict=True):
                 _members(con, store, method, method_result, run_id)

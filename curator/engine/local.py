@@ -1,4 +1,4 @@
-"""A small process pool that needs no `if __name__ == "__main__":` guard in the caller.
+"""The ``local`` engine: a small process pool that needs no `if __name__ == "__main__":` guard in the caller.
 
 `multiprocessing`'s spawn start method re-imports the caller's main module in every worker, so a
 plain script that calls :meth:`Store.ingest` would run itself again; fork is unsafe once threads
@@ -18,8 +18,13 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, TypeVar
+
+from curator.engine.base import Engine, name_failed_task
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _HEADER = struct.Struct("<Q")
 
@@ -74,81 +79,158 @@ def worker_command() -> list[str]:
     return [sys.executable, "-P", "-m", "curator.engine.local"]
 
 
-def run_in_processes(
-    function: Callable[[Any], Any],
-    items: Iterable[Any],
-    processes: int,
-    on_result: Callable[[Any, Any], None],
-) -> None:
-    """Call ``function(item)`` for every item on `processes` worker interpreters and hand each
-    ``(item, result)`` to `on_result` (in the calling thread, in completion order).
+class _Worker:
+    """One worker interpreter and the pipes to it."""
 
-    The first exception raised by a call is re-raised here, after the workers are stopped.
-    """
-    work: queue.Queue[Any] = queue.Queue()
-    count = 0
-    for item in items:
-        work.put(item)
-        count += 1
-    done: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
-    stop = threading.Event()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(worker_path(sys.path, os.getcwd()))}
-    workers = [
-        subprocess.Popen(
-            worker_command(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
-        for _ in range(processes)
-    ]
 
-    def feed(worker: subprocess.Popen[bytes]) -> None:
-        assert worker.stdin is not None and worker.stdout is not None
-        while not stop.is_set():
-            try:
-                item = work.get_nowait()
-            except queue.Empty:
-                break
-            try:
-                _send(worker.stdin, (function, item))  # type: ignore[arg-type]
-                status, value = _receive(worker.stdout)  # type: ignore[arg-type]
-            except (EOFError, BrokenPipeError, OSError):
-                done.put(
-                    ("died", item, WorkerDied(f"a worker process died (exit code {worker.poll()})"))
-                )
-                return
-            done.put((status, item, value))
-            if status != "ok":
-                return
+    def call(self, function: Callable[[Any], Any], item: Any) -> tuple[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        _send(self.process.stdin, (function, item))  # type: ignore[arg-type]
+        return _receive(self.process.stdout)  # type: ignore[arg-type]
 
-    threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in workers]
-    for thread in threads:
-        thread.start()
-    try:
-        remaining = count
-        while remaining:
-            status, item, value = done.get()
-            remaining -= 1
-            if status != "ok":
-                raise value
-            on_result(item, value)
-            if not any(t.is_alive() for t in threads) and done.empty() and remaining:
-                raise WorkerDied("worker processes stopped before finishing their work")
-    finally:
-        stop.set()
-        for worker in workers:
+    def stop(self) -> None:
+        try:
+            if self.process.stdin:
+                self.process.stdin.close()
+        except OSError:
+            pass
+
+    def wait(self) -> None:
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class LocalEngine(Engine):
+    """The ``local`` engine: tasks run on up to `jobs` worker interpreters on this machine
+    (default: all cores), or in this process when there is no parallel work (one task, one job,
+    or a caller that says the work is small).
+
+    Workers start on the first parallel :meth:`map` and are reused until :meth:`close`.
+    Results come back in task order whatever order the workers finish in.
+
+    >>> with LocalEngine(jobs=2) as engine:  # doctest: +SKIP
+    ...     engine.map(abs, [-1, 2, -3])
+    [1, 2, 3]
+    """
+
+    name = "local"
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
+        self._workers: list[_Worker] = []
+
+    def __repr__(self) -> str:
+        return f"LocalEngine(jobs={self.jobs})"
+
+    def map(
+        self,
+        function: Callable[[T], R],
+        tasks: Sequence[T],
+        *,
+        on_result: Callable[[T, R], None] | None = None,
+        small: bool = False,
+    ) -> list[R]:
+        tasks = list(tasks)
+        processes = min(self.jobs, len(tasks))
+        if processes <= 1 or small:
+            return self._map_here(function, tasks, on_result)
+        return self._map_on_workers(function, tasks, on_result, processes)
+
+    def _map_here(
+        self,
+        function: Callable[[T], R],
+        tasks: list[T],
+        on_result: Callable[[T, R], None] | None,
+    ) -> list[R]:
+        results: list[R] = []
+        for index, task in enumerate(tasks):
             try:
-                if worker.stdin:
-                    worker.stdin.close()
-            except OSError:
-                pass
+                result = function(task)
+            except Exception as exc:
+                name_failed_task(exc, index, len(tasks), task)
+                raise
+            results.append(result)
+            if on_result is not None:
+                on_result(task, result)
+        return results
+
+    def _map_on_workers(
+        self,
+        function: Callable[[T], R],
+        tasks: list[T],
+        on_result: Callable[[T, R], None] | None,
+        processes: int,
+    ) -> list[R]:
+        if len(self._workers) < processes:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(worker_path(sys.path, os.getcwd()))}
+            self._workers += [_Worker(env) for _ in range(processes - len(self._workers))]
+        work: queue.Queue[int] = queue.Queue()
+        for index in range(len(tasks)):
+            work.put(index)
+        done: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def feed(worker: _Worker) -> None:
+            while not stop.is_set():
+                try:
+                    index = work.get_nowait()
+                except queue.Empty:
+                    break
+                try:
+                    status, value = worker.call(function, tasks[index])
+                except (EOFError, BrokenPipeError, OSError):
+                    code = worker.process.poll()
+                    done.put(
+                        ("died", index, WorkerDied(f"a worker process died (exit code {code})"))
+                    )
+                    return
+                done.put((status, index, value))
+                if status != "ok":
+                    return
+
+        threads = [
+            threading.Thread(target=feed, args=(w,), daemon=True) for w in self._workers[:processes]
+        ]
+        for thread in threads:
+            thread.start()
+        results: dict[int, R] = {}
+        try:
+            while len(results) < len(tasks):
+                try:
+                    status, index, value = done.get(timeout=1)
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads) and done.empty():
+                        raise WorkerDied(
+                            "worker processes stopped before finishing their work"
+                        ) from None
+                    continue
+                if status != "ok":
+                    raise name_failed_task(value, index, len(tasks), tasks[index])
+                results[index] = value
+                if on_result is not None:
+                    on_result(tasks[index], value)
+        except BaseException:
+            # Workers may be in the middle of a call: they are not reused.
+            stop.set()
+            self.close()
+            raise
+        for thread in threads:
+            thread.join()
+        return [results[index] for index in range(len(tasks))]
+
+    def close(self) -> None:
+        workers, self._workers = self._workers, []
         for worker in workers:
-            try:
-                worker.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            worker.stop()
+        for worker in workers:
+            worker.wait()
 
 
 def _serve() -> None:

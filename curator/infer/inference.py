@@ -41,6 +41,8 @@ from curator.store.catalog import sql_literal
 if TYPE_CHECKING:
     import duckdb
 
+    from curator.engine.base import Engine
+    from curator.infer.signals import Signal
     from curator.store.base import StoreBase as Store
     from curator.store.commit import WorkDir
 
@@ -61,6 +63,9 @@ FIXED = {"declared", "model-lineage"}
 FILE_EVIDENCE = {"c2pa", "iptc", "generator-metadata"}
 #: PEM file of C2PA trust anchors when `infer` is given none.
 TRUST_ANCHORS_ENV = "CURATOR_C2PA_TRUST_ANCHORS"
+#: Below this many bytes of shards, file signals are read in this process: starting worker
+#: processes would cost more than it saves.
+SMALL_WORK_BYTES = 32 << 20
 
 
 class InferError(CuratorError):
@@ -184,6 +189,7 @@ def infer(
     lock_timeout: float | None = None,
     progress: bool = False,
     c2pa_trust_anchors: str | os.PathLike[str] | None = None,
+    engine: str | Engine | None = None,
 ) -> InferResult:
     """Infer labels (see the module docstring). With ``apply=False`` (``--report``) nothing
     changes: the result lists what would be relabelled and every conflict.
@@ -192,8 +198,12 @@ def infer(
     ``CURATOR_C2PA_TRUST_ANCHORS``): a C2PA signer that chains to one is trusted. Without a
     trusted signer a C2PA claim of *real* counts as unsigned IPTC metadata does (confidence
     0.9); a claim of *generated* counts in full. The trust state is kept in each label event
-    (``evidence_detail``)."""
+    (``evidence_detail``).
+
+    `engine` reads the file signals: ``local`` (default; env `CURATOR_ENGINE`) or an
+    :class:`~curator.engine.base.Engine`."""
     from curator.assembly.session import _Session
+    from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
@@ -212,6 +222,7 @@ def infer(
     clock = time.monotonic()
     result = InferResult(new_run_id(), applied=apply)
     with (
+        using_engine(engine) as runner,
         writing(store, "infer", lock_timeout),
         WorkDir.create(store.root, result.run_id, prefix="infer-") as work,
     ):
@@ -287,7 +298,7 @@ def infer(
                     return
                 proposals[sample_id] = label
 
-            _metadata_signals(con, paths, propose, result, trust_anchors)
+            _metadata_signals(runner, paths, propose, result, trust_anchors)
             # near-duplicates see the labels the file signals just gave (one run settles)
             con.register(
                 "signal_labels",
@@ -359,54 +370,72 @@ def infer(
     return result
 
 
+@dataclass(frozen=True)
+class SignalTask:
+    """Read the provenance signals in the image bytes of one live shard (a pure task)."""
+
+    path: str
+    trust_anchors: str | None
+
+    @property
+    def label(self) -> str:
+        return f"metadata signals of `{self.path}`"
+
+
+def read_shard_signals(task: SignalTask) -> list[tuple[str, list[Signal], str | None]]:
+    """``(sample_id, signals, unreadable reason)`` of every image of the shard that has a
+    signal or cannot be read, in row order."""
+    from functools import partial
+
+    from curator.infer.signals import read_signals
+
+    source = pq.ParquetFile(task.path)
+    if "image" not in source.schema_arrow.names:
+        return []
+    read = partial(read_signals, c2pa_trust_anchors=task.trust_anchors)
+    found: list[tuple[str, list[Signal], str | None]] = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for batch in source.iter_batches(batch_size=1024, columns=["sample_id", "image"]):
+            ids = batch.column("sample_id").to_pylist()
+            images = batch.column("image").to_pylist()
+            present = [(i, data) for i, data in zip(ids, images, strict=True) if data is not None]
+            read_back = pool.map(read, [data for _i, data in present])
+            for (sample_id, _data), (signals, error) in zip(present, read_back, strict=True):
+                if signals or error:
+                    found.append((sample_id, signals, error))
+    return found
+
+
 def _metadata_signals(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     paths: list[str],
     propose: Callable[[str, Label], None],
     result: InferResult,
     trust_anchors: str | None = None,
 ) -> None:
-    from functools import partial
+    from curator.infer.signals import strongest
 
-    from curator.infer.signals import read_signals, strongest
-
-    read = partial(read_signals, c2pa_trust_anchors=trust_anchors)
-
-    columns = {
-        row[0]
-        for row in con.execute(
-            "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [paths]
-        ).fetchall()
-    }
-    if "image" not in columns:
-        return
-    reader = con.sql(
-        "SELECT sample_id, image FROM read_parquet($paths, union_by_name = true) WHERE image IS NOT NULL",
-        params={"paths": paths},
-    ).to_arrow_reader(1024)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for batch in reader:
-            ids = batch.column("sample_id").to_pylist()
-            for sample_id, (signals, error) in zip(
-                ids, pool.map(read, batch.column("image").to_pylist()), strict=True
-            ):
-                if error:
-                    result.unreadable += 1
-                    if len(result.problems) < 1000:
-                        result.problems.append({"sample_id": sample_id, "reason": error})
-                for bad in signals:
-                    if bad.origin == "unknown" and len(result.problems) < 1000:
-                        result.problems.append({"sample_id": sample_id, "reason": bad.reason})
-                signal = strongest(signals)
-                if signal is not None:
-                    generation = signal.generation
-                    if generation is None:
-                        generation = 1 if signal.origin == "synthetic" else 0
-                    propose(
-                        sample_id,
-                        Label(signal.origin, generation, None, signal.evidence,
-                              signal.confidence, signal.reason, signal.detail),
-                    )  # fmt: skip
+    tasks = [SignalTask(path, trust_anchors) for path in paths]
+    small = sum(os.path.getsize(path) for path in paths) < SMALL_WORK_BYTES
+    for found in engine.map(read_shard_signals, tasks, small=small):
+        for sample_id, signals, error in found:
+            if error:
+                result.unreadable += 1
+                if len(result.problems) < 1000:
+                    result.problems.append({"sample_id": sample_id, "reason": error})
+            for bad in signals:
+                if bad.origin == "unknown" and len(result.problems) < 1000:
+                    result.problems.append({"sample_id": sample_id, "reason": bad.reason})
+            signal = strongest(signals)
+            if signal is not None:
+                generation = signal.generation
+                if generation is None:
+                    generation = 1 if signal.origin == "synthetic" else 0
+                propose(
+                    sample_id,
+                    Label(signal.origin, generation, None, signal.evidence,
+                          signal.confidence, signal.reason, signal.detail),
+                )  # fmt: skip
 
 
 def _near_duplicates(con: duckdb.DuckDBPyConnection, propose: Callable[[str, Label], None]) -> None:

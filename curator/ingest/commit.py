@@ -29,6 +29,7 @@ from curator.store.base import crash_point, new_run_id
 from curator.store.commit import WorkDir, transaction, writing
 
 if TYPE_CHECKING:
+    from curator.engine.base import Engine
     from curator.ingest.pipeline import TaskResult
     from curator.store.base import StoreBase
     from curator.store.shards import WrittenShard
@@ -61,6 +62,7 @@ def ingest(
     max_record_bytes: int = 64 << 20,
     lock_timeout: float | None = None,
     progress: bool = False,
+    engine: str | Engine | None = None,
 ) -> IngestResult:
     """Read inputs, tag every record with provenance and add them to the store.
 
@@ -92,6 +94,8 @@ def ingest(
         lock_timeout: seconds to wait for another writer (default 120, env
             `CURATOR_LOCK_TIMEOUT`).
         progress: draw a progress bar on a terminal.
+        engine: where the tasks run: ``local`` (default; env `CURATOR_ENGINE`) or an
+            :class:`~curator.engine.base.Engine`.
 
     Returns:
         An :class:`IngestResult` with the counts; ``rows_read == ingested + skipped + rejected``.
@@ -182,7 +186,7 @@ def ingest(
     # Leaving `work` removes it, unless placed shards could not be taken back: then it stays
     # for the recovery of the next write.
     with work:
-        results = run_tasks(tasks, config, jobs=jobs, progress=progress)
+        results = run_tasks(tasks, config, engine=engine, jobs=jobs, progress=progress)
         crash_point("staged")
         result = _commit_ingest(
             store, work, spec, snapshot, results, args, started, strict, allow_empty, lock_timeout

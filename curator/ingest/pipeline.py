@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +33,9 @@ from curator.ingest.readers import ReadBatch, ReaderOptions, ReadTask, Reject, r
 from curator.ingest.readers.images import ImageRejected, inspect_image
 from curator.ingest.snapshot import Snapshot, StoreView
 from curator.store.shards import ShardWriter, WrittenShard
+
+if TYPE_CHECKING:
+    from curator.engine.base import Engine
 
 #: `store`: provenance columns, then the content as `text`/`image`, then the input's other
 #: columns. `tag`: the input's columns in their original order, then the provenance columns.
@@ -518,34 +521,29 @@ def run_tasks(
     tasks: list[ReadTask],
     config: TaskConfig,
     *,
+    engine: str | Engine | None = None,
     jobs: int | None = None,
     progress: bool = True,
     description: str = "ingest",
 ) -> list[TaskResult]:
-    """Run tasks on a pool of `jobs` processes (default: all cores), in task order.
+    """Run tasks on an engine (a name, an :class:`Engine`, or the default ``local`` one with
+    `jobs` processes), and return their results in task order.
 
     Small inputs run in this process. The results come back in task order whatever order the
-    processes finish in, so what is written does not depend on timing.
+    tasks finish in, so what is written does not depend on timing.
     """
+    from functools import partial
+
     from curator.core.progress import Progress
+    from curator.engine.registry import using_engine
 
-    jobs = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
-    jobs = min(jobs, len(tasks)) if tasks else 1
-    results: dict[int, TaskResult] = {}
-    with Progress(description, total=len(tasks), unit="tasks", enabled=progress) as bar:
-        if jobs <= 1 or _input_bytes(tasks) < INLINE_BYTES:
-            for task in tasks:
-                result = run_task(task, config, on_rows=lambda rows: bar.advance(0, rows=rows))
-                results[task.index] = result
-                bar.advance(1)
-        else:
-            from functools import partial
-
-            from curator.engine.local import run_in_processes
-
-            def collect(_task: ReadTask, result: TaskResult) -> None:
-                results[result.task_index] = result
-                bar.advance(1, rows=result.rows_read)
-
-            run_in_processes(partial(run_task, config=config), tasks, jobs, collect)
-    return [results[task.index] for task in tasks]
+    with (
+        using_engine(engine, jobs=jobs) as runner,
+        Progress(description, total=len(tasks), unit="tasks", enabled=progress) as bar,
+    ):
+        return runner.map(
+            partial(run_task, config=config),
+            tasks,
+            on_result=lambda _task, result: bar.advance(1, rows=result.rows_read),
+            small=_input_bytes(tasks) < INLINE_BYTES,
+        )

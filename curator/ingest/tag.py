@@ -8,9 +8,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from curator.core.errors import IngestFailed, InputError
 from curator.core.provenance import ProvenanceSpec
+
+if TYPE_CHECKING:
+    from curator.engine.base import Engine
 
 
 @dataclass
@@ -55,6 +59,7 @@ def tag(
     strict: bool = False,
     allow_empty: bool = False,
     jobs: int | None = None,
+    engine: str | Engine | None = None,
     shard_bytes: int | None = None,
     max_image_pixels: int = 89_478_485,
     batch_rows: int = 8192,
@@ -68,8 +73,9 @@ def tag(
     rejected records go to ``out/rejects/rejects.jsonl`` with their reason.
 
     `max_record_bytes` is the longest JSON Lines line or CSV record read (default 64 MiB): a
-    longer one is rejected as ``record_too_large``; the other arguments are those of
-    :meth:`curator.Store.ingest`.
+    longer one is rejected as ``record_too_large``; `engine` runs the tasks (``local``, the
+    default, env `CURATOR_ENGINE`, or an :class:`~curator.engine.base.Engine`); the other arguments
+    are those of :meth:`curator.Store.ingest`.
 
     Raises:
         InputError: `out` already holds Parquet files.
@@ -136,7 +142,9 @@ def tag(
     )
     result = TagResult(run_id=run_id, out=out_dir)
     try:
-        results = run_tasks(tasks, config, jobs=jobs, progress=progress, description="tag")
+        results = run_tasks(
+            tasks, config, engine=engine, jobs=jobs, progress=progress, description="tag"
+        )
         rejects = []
         for r in results:
             result.rows_read += r.rows_read
