@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import curator
-import curator.ingest.commit
-import curator.store.base
 import curator.api
 import curator.dedup.clusters
+import curator.ingest.commit
 import curator.ingest.pipeline
 import curator.ingest.readers
+import curator.store.base
 from curator.engine.base import Engine, EngineError
 from curator.engine.local import LocalEngine
 from curator.engine.registry import get_engine, using_engine
