@@ -290,6 +290,8 @@ class Store:
         """
         import duckdb
 
+        from curator.store import ledgers
+
         def open_catalog() -> duckdb.DuckDBPyConnection:
             con = duckdb.connect(":memory:")
             try:
@@ -319,9 +321,12 @@ class Store:
             prefix = "CREATE OR REPLACE VIEW samples AS "
             assert view.startswith(prefix), view
             con.execute("CREATE TEMP VIEW samples AS " + view[len(prefix) :])
+            ledger_views, ledger_files = ledgers.query_views(con, self.root)
+            for statement in ledger_views:
+                con.execute(statement)
             con.execute(
                 "SET allowed_paths = ["
-                + ", ".join(catalog.sql_literal(path) for path in shard_files)
+                + ", ".join(catalog.sql_literal(path) for path in shard_files + ledger_files)
                 + "]"
             )
             con.execute("SET enable_external_access = false")

@@ -13,8 +13,9 @@
    samples). In each cluster one sample is kept by the provenance-aware rule: real before
    synthetic, lower generation, higher confidence, earlier, smaller id.
 
-The catalog table ``duplicates`` (sample_id, cluster_id, cluster_size, kept, method, similarity,
-run_id) holds every sample that has a copy; it is replaced per method by each run, in one
+The ledger ``duplicates`` (sample_id, cluster_id, cluster_size, kept, method, similarity,
+run_id; a view over Parquet files, :mod:`curator.store.ledgers`) holds every sample that has a
+copy; each run writes one file per method, which replaces the method's earlier file in one
 transaction.
 """
 
@@ -115,6 +116,8 @@ def cleanup_interrupted(store: Store) -> None:
     place but never committed) go, with their ``.tmp`` and ``.locations.parquet`` files; so do
     temporary index and shard files, then its work directory. A file no record lists and no
     ``.tmp`` name marks is never removed: it cannot be proved to be a killed run's."""
+    from curator.store import ledgers
+    from curator.store.locking import recorded_placement
     from curator.store.shards import LOCATIONS_SUFFIX
 
     staging = os.path.join(store.root, ".staging")
@@ -122,10 +125,11 @@ def cleanup_interrupted(store: Store) -> None:
     killed = sorted(
         os.path.join(staging, name)
         for name in os.listdir(staging)
-        if name.startswith(("dedup-", "infer-", "assemble-"))
+        if name.startswith(("dedup-", "infer-", "assemble-", ledgers.MIGRATION_PREFIX))
     )
     placed: list[str] = []
     for work in killed:
+        placed += recorded_placement(work)  # the ledger files it placed (`place_ledgers`)
         try:
             with open(os.path.join(work, STAGING_RECORD), encoding="utf-8") as handle:
                 placed += [str(f) for f in json.load(handle)["shards"]]
@@ -140,6 +144,7 @@ def cleanup_interrupted(store: Store) -> None:
     if placed:
         with store.connect(read_only=True) as con:
             registered = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
+            registered |= ledgers.registered_paths(con)
         for relative in sorted(set(placed)):
             if relative in registered:
                 continue  # the run committed before it was killed: the shard is the store's
@@ -152,7 +157,7 @@ def cleanup_interrupted(store: Store) -> None:
                     os.remove(leftover)
     for work in killed:
         shutil.rmtree(work, ignore_errors=True)
-    for top in ("indexes", "shards"):
+    for top in ("indexes", "shards", ledgers.LEDGERS_DIR):
         for directory, _dirs, files in os.walk(os.path.join(store.root, top)):
             for name in files:
                 if name.endswith(".parquet.tmp"):
@@ -549,7 +554,7 @@ def dedup(
     lock_timeout: float | None = None,
     progress: bool = False,
 ) -> DedupResult:
-    """Find near-duplicate clusters and record them in the catalog table `duplicates`."""
+    """Find near-duplicate clusters and record them in the ledger `duplicates` (a view)."""
     from curator.api import new_run_id
     from curator.assembly.assemble import _Session
     from curator.core.progress import Progress
@@ -606,7 +611,7 @@ def dedup(
             for method, method_result in zip(methods, result.methods, strict=True):
                 _members(con, store, method, method_result, run_id)
             session.detach()
-            _commit(store, con, methods, run_id)
+            _commit(store, con, methods, run_id, work)
         finally:
             session.close()
             shutil.rmtree(work, ignore_errors=True)
@@ -660,21 +665,38 @@ def _members(
     )
 
 
-def _commit(store: Store, con: duckdb.DuckDBPyConnection, methods: list[str], run_id: str) -> None:
-    tables = {m: con.sql(f"SELECT * FROM dup_{m}").to_arrow_table() for m in methods}
-    with store.connect(read_only=False) as rw:
+def _commit(
+    store: Store, con: duckdb.DuckDBPyConnection, methods: list[str], run_id: str, work: str
+) -> None:
+    """Write each method's clusters as a `duplicates` ledger file (replacing the method's
+    earlier file), place them and register them in one transaction."""
+    from curator.store import ledgers
+
+    staged = [
+        ledgers.write_ledger(
+            work,
+            "duplicates",
+            con.sql(f"SELECT * FROM dup_{m}").to_arrow_reader(),
+            scope=m,
+            run_id=run_id,
+        )
+        for m in methods
+    ]
+    ledgers.place_ledgers(store.root, work, staged)
+    with (
+        ledgers.withdrawn_unless_committed(store.root, work) as registration,
+        store.connect(read_only=False) as rw,
+    ):
         rw.execute("BEGIN TRANSACTION")
         try:
-            for method, table in tables.items():
-                rw.execute("DELETE FROM duplicates WHERE method = ?", [method])
-                rw.register("new_duplicates", table)
-                rw.execute("INSERT INTO duplicates SELECT * FROM new_duplicates")
-                rw.unregister("new_duplicates")
+            for ledger in staged:
+                ledgers.register_ledger(rw, ledger)
             rw.execute(
                 "INSERT INTO meta VALUES ('last_dedup_run', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [f"{run_id} {datetime.now(UTC).isoformat(timespec='seconds')}"],
             )
             rw.execute("COMMIT")
+            registration.committed = True
         except BaseException:
             rw.execute("ROLLBACK")
             raise

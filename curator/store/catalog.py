@@ -1,9 +1,11 @@
 """The catalog: an embedded DuckDB database beside the shards.
 
 Tables: ``meta``, ``runs``, ``shards``, ``shard_composition``, ``columns``, ``manifests``,
-``usage`` (which samples each manifest used) and ``models``; views: ``samples`` (every row of every
-live shard), ``composition`` and ``lineage_edges`` (how data flows: sample → manifest → model →
-sample). Shard paths are relative to the store directory, so
+``models`` and ``ledger_files``; views: ``samples`` (every row of every live shard), the row-level
+ledgers ``usage`` (which samples each manifest used), ``duplicates``, ``label_events`` and
+``label_conflicts`` over their Parquet files (:mod:`curator.store.ledgers`), ``composition`` and
+``lineage_edges`` (how data flows: sample → manifest → model → sample). Shard and ledger paths are
+relative to the store directory, so
 ``duckdb catalog.duckdb`` started inside the store answers queries on ``samples`` with no
 curator code involved.
 """
@@ -91,17 +93,6 @@ CREATE TABLE IF NOT EXISTS manifests (
     composition JSON NOT NULL,
     curator_version VARCHAR NOT NULL
 );
-CREATE TABLE IF NOT EXISTS usage (
-    manifest_id VARCHAR NOT NULL,
-    content_hash VARCHAR NOT NULL,
-    origin VARCHAR NOT NULL,
-    fresh BOOLEAN NOT NULL
-);
--- Added with models: which sample was used, with its labels at the time.
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS sample_id VARCHAR;
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS source VARCHAR;
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS generation SMALLINT;
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS model VARCHAR;
 CREATE TABLE IF NOT EXISTS models (
     name VARCHAR PRIMARY KEY,
     generation SMALLINT NOT NULL,       -- its samples are generation + 1
@@ -122,39 +113,6 @@ CREATE TABLE IF NOT EXISTS models (
 );
 -- Added with reports: what the model scored when it was evaluated ({"perplexity": 41.2, …}).
 ALTER TABLE models ADD COLUMN IF NOT EXISTS metrics JSON;
-CREATE TABLE IF NOT EXISTS duplicates (
-    sample_id VARCHAR NOT NULL,         -- a live sample that has a copy
-    cluster_id VARCHAR NOT NULL,        -- '<method>:<smallest content_hash of the cluster>'
-    cluster_size BIGINT NOT NULL,       -- samples in the cluster
-    kept BOOLEAN NOT NULL,              -- the one kept by the provenance-aware rule
-    method VARCHAR NOT NULL,            -- minhash | phash
-    similarity DOUBLE NOT NULL,         -- to its closest verified neighbour (1 for exact copies)
-    run_id VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS label_events (
-    run_id VARCHAR NOT NULL,            -- the `curator infer` run
-    sample_id VARCHAR NOT NULL,
-    old_origin VARCHAR, old_generation SMALLINT, old_model VARCHAR,
-    old_evidence VARCHAR, old_confidence DOUBLE,
-    new_origin VARCHAR NOT NULL, new_generation SMALLINT, new_model VARCHAR,
-    new_evidence VARCHAR NOT NULL, new_confidence DOUBLE NOT NULL,
-    reason VARCHAR,
-    created_at TIMESTAMPTZ NOT NULL
-);
--- Added with C2PA trust: what the evidence said beyond the label (for C2PA: validation state,
--- trust state of the signer, digital source types, generation), as JSON.
-ALTER TABLE label_events ADD COLUMN IF NOT EXISTS evidence_detail JSON;
-CREATE TABLE IF NOT EXISTS label_conflicts (
-    run_id VARCHAR NOT NULL,            -- the latest `curator infer` run that saw it
-    sample_id VARCHAR NOT NULL,
-    declared_origin VARCHAR NOT NULL,
-    declared_evidence VARCHAR NOT NULL,
-    signal_origin VARCHAR NOT NULL,
-    signal_evidence VARCHAR NOT NULL,
-    confidence DOUBLE NOT NULL,
-    reason VARCHAR,
-    created_at TIMESTAMPTZ NOT NULL
-);
 CREATE OR REPLACE VIEW composition AS
     SELECT c.origin, c.generation, c.source,
            sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes
@@ -282,19 +240,27 @@ def register_shard(
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
-    """Create any table or view a newer curator added to an older catalog (idempotent)."""
+    """Create any table or view a newer curator added to an older catalog, and turn ledger
+    tables into ledger files (:func:`curator.store.ledgers.ensure`; idempotent). Call it under
+    the write lock, with the store as the connection's ``file_search_path``."""
+    from curator.store import ledgers
+
     con.execute(DDL)
+    ledgers.ensure(con)
     con.execute(LINEAGE_VIEW)
 
 
 def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
     """Create the catalog tables and views in an empty database."""
+    from curator.store import ledgers
+
     con.execute(DDL)
     con.execute(
         "INSERT INTO meta VALUES ('catalog_version', ?), ('created_by', ?)",
         [CATALOG_VERSION, f"curator {curator_version}"],
     )
     con.execute(samples_view_sql([]))
+    ledgers.create(con)
     con.execute(LINEAGE_VIEW)
 
 
