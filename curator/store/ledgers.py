@@ -338,7 +338,7 @@ def rebuild_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
         StoreError: a registered path leads out of the store (see
             :func:`curator.store.catalog.store_path`).
     """
-    from curator.store.catalog import store_path
+    from curator.store.paths import store_path
 
     paths = live_paths(con, name)
     root = con.execute("SELECT current_setting('file_search_path')").fetchall()[0][0]
@@ -360,7 +360,7 @@ def query_views(con: duckdb.DuckDBPyConnection, root: str) -> tuple[list[str], l
     """For a connection that attached the catalog and may read only named files: the statements
     that define each ledger as a temporary view over its live files by absolute path, and those
     files. A catalog from before ledger files (tables) needs neither."""
-    from curator.store.catalog import store_path
+    from curator.store.paths import store_path
 
     if not _has_table(con, "ledger_files"):
         return [], []
