@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     from curator.dedup.clusters import DedupResult
     from curator.infer.inference import InferResult
     from curator.ingest.pipeline import TaskResult
-    from curator.lineage.models import LineageNode, Model
+    from curator.lineage.models import Model
+    from curator.lineage.tree import LineageNode
     from curator.store.shards import WrittenShard
 
 CATALOG_FILE = "catalog.duckdb"
@@ -629,7 +630,7 @@ class Store:
     def lineage(self, ident: str, *, max_depth: int = 64) -> LineageNode:
         """Where a sample, model or manifest came from, as a tree (``.to_json()`` for JSON);
         nodes with parents beyond `max_depth` levels are marked ``truncated``."""
-        from curator.lineage.models import lineage_tree
+        from curator.lineage.tree import lineage_tree
 
         return lineage_tree(self, ident, max_depth=max_depth)
 
@@ -637,7 +638,7 @@ class Store:
         """The generation audit of `lineage`: per manifest, in order, the fractions of real,
         fresh real, synthetic by generation and unknown, the deepest generation, and each
         constraint with whether it held and its margin."""
-        from curator.lineage.models import lineage_report
+        from curator.lineage.audit import lineage_report
 
         return lineage_report(self, lineage)
 

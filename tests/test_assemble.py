@@ -586,7 +586,7 @@ def test_without_a_lineage_every_manifest_counts_as_used_and_jsonl_output(tmp_pa
 
 
 def test_shard_quotas_keep_every_group_within_one_row():
-    from curator.assembly.assemble import shard_quotas
+    from curator.assembly.quotas import shard_quotas
 
     # 8 real, 1 synthetic, 1 unknown in shards of 2: no shard may be without real rows
     quotas = shard_quotas([8, 0, 1, 1], 2)
@@ -597,7 +597,7 @@ def test_shard_quotas_keep_every_group_within_one_row():
 
 @given(st.lists(st.integers(0, 50), min_size=4, max_size=4), st.integers(1, 30))
 def test_shard_quotas_add_up_and_hold_each_group_within_one_row(counts, shard_rows):
-    from curator.assembly.assemble import shard_quotas
+    from curator.assembly.quotas import shard_quotas
 
     total = sum(counts)
     quotas = shard_quotas(counts, shard_rows)
@@ -908,6 +908,7 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
     import numpy as np
 
     import curator.assembly.assemble
+    import curator.assembly.quotas
 
     def lopsided(streams, policy, shards, tolerance):
         """Every stream whole into one shard: the first into the first, the rest into the last."""
@@ -917,7 +918,7 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
         cuts[shards] = counts
         return cuts
 
-    monkeypatch.setattr(curator.assembly.assemble, "unit_shard_cuts", lopsided)
+    monkeypatch.setattr(curator.assembly.quotas, "unit_shard_cuts", lopsided)
     store = make_store(tmp_path, {("real", "web"): 50, ("synthetic", "gen"): 50})
     policy = Policy.from_dict(
         {

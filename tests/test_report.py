@@ -14,14 +14,14 @@ from PIL import Image
 
 import curator
 from curator.loop.demo import LOOPS
-from curator.loop.report import (
+from curator.loop.plots import (
     FRESH_FLOOR_COLOUR,
     LINEAGE_COLOURS,
     LOOP_COLOURS,
     NO_FLOOR_COLOUR,
-    build_report,
     lineage_colours,
 )
+from curator.loop.report import build_report
 from curator.loop.report_words import number
 from tests.conftest import DEMO_GENERATIONS, invoke
 from tests.test_assemble import POLICY, make_store

@@ -4,7 +4,8 @@
 the store snapshot it was drawn from (live shards with checksums), the plan, the achieved
 composition (overall and per output shard, by origin, generation, source and freshness, in rows
 and in the policy's unit; each shard with its own constraints report), the constraints with their
-margins, the output files with checksums, and the curator version.
+margins, the output files with checksums, and the curator version. The manifests of a store are
+listed by :func:`manifests_of` and found by id, name or path by :func:`find_manifest`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import CuratorError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from curator.api import Store
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = "1"
@@ -284,3 +291,45 @@ def validate_manifest(data: dict[str, Any], where: str = "manifest") -> None:
 
 if __name__ == "__main__":  # pragma: no cover - regenerates schemas/manifest.schema.json
     print(json.dumps(manifest_json_schema(), indent=2))
+
+
+def manifests_of(store: Store) -> list[dict[str, Any]]:
+    """Every manifest of the store, by lineage and sequence."""
+    return store.sql(
+        "SELECT manifest_id, name, lineage, sequence, created_at, unit, target, rows, units, out_dir "
+        "FROM manifests ORDER BY lineage, sequence"
+    ).to_pylist()
+
+
+def find_manifest(store: Store, ident: str) -> Manifest:
+    """A manifest by id, by name (the latest of that name), or by path."""
+    if os.path.exists(ident):
+        return Manifest.load(ident)
+    for row in reversed(manifests_of(store)):
+        if ident in (row["manifest_id"], row["name"]):
+            return Manifest.load(
+                Path(store.root) / "manifests" / row["manifest_id"] / MANIFEST_FILE
+            )
+    raise CuratorError(
+        f"no manifest `{ident}` in store `{store.root}`", "list them with `curator manifest list`"
+    )
+
+
+def usage_from_selection(
+    con: duckdb.DuckDBPyConnection, manifest_id: str, selection: str
+) -> pa.RecordBatchReader:
+    """The usage ledger rows of manifest `manifest_id` (which content it used, with its labels,
+    and whether as fresh real), read from its selection file `selection`. A selection from
+    before models has no `model` column: it reads as null."""
+    columns = {
+        row[0]
+        for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [selection]).fetchall()
+    }
+    model = "model" if "model" in columns else "NULL::VARCHAR"
+    return con.sql(
+        "SELECT ? AS manifest_id, content_hash, "
+        "CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END AS origin, "
+        f"category = 'fresh_real' AS fresh, sample_id, source, generation, {model} AS model "
+        "FROM read_parquet(?)",
+        params=[manifest_id, selection],
+    ).to_arrow_reader()

@@ -268,7 +268,7 @@ def lineage_show(ident: str, store_path: str | None, depth: int, as_json: bool) 
     from rich.console import Console
 
     from curator.core.output import to_json
-    from curator.lineage.models import render_tree
+    from curator.lineage.tree import render_tree
 
     node = _open(store_path).lineage(ident, max_depth=depth)
     if as_json:

@@ -1,4 +1,4 @@
-"""Models, generation depth and lineage: the self-consuming loop, closed.
+"""Models and generation depth: the self-consuming loop, closed.
 
 A model is registered against the manifest it was trained on. Its generation is the deepest
 generation among that manifest's samples (0 when it saw only real data), and the samples it makes
@@ -6,8 +6,9 @@ are generation + 1 (:meth:`Store.ingest` with ``generated_by``). A model trained
 registered with its generation declared.
 
 The catalog holds ``models`` and the view ``lineage_edges`` (sample → manifest → model → sample,
-and sample → derived sample). :func:`lineage_tree` walks them upstream from a sample, a model or a
-manifest; :func:`lineage_report` audits every manifest of a lineage.
+and sample → derived sample). :mod:`curator.lineage.tree` walks them upstream from a sample, a
+model or a manifest; :mod:`curator.lineage.audit` audits every manifest of a lineage;
+:mod:`curator.lineage.upgrade` brings a catalog from before models up to date.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 from curator.core.errors import CuratorError
 from curator.core.schema import MAX_GENERATION
 from curator.core.version import __version__
+from curator.lineage.upgrade import _upgrade_usage, ensure_current
 from curator.store.catalog import sql_literal, store_path
 
 if TYPE_CHECKING:
-    import duckdb
-
     from curator.api import Store
     from curator.assembly.manifest import Manifest
+
 
 #: Model names: like source names, plus ``/`` and ``:`` (``org/model:tag``).
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/:]{0,127}$"
@@ -74,7 +75,7 @@ class Model:
         return data
 
 
-def _composition_fractions(overall: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+def composition_fractions(overall: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     """(real, fresh_real, used_real, synthetic, unknown) and synthetic by generation, as fractions
     of a manifest's units."""
     total = overall.get("units") or 0
@@ -260,7 +261,7 @@ def register_model(
         if trained_on is not None:
             manifest = _manifest_of_store(store, trained_on)
             overall = manifest.data["composition"]["overall"]
-            fractions, by_generation = _composition_fractions(overall)
+            fractions, by_generation = composition_fractions(overall)
             computed = _deepest_used_generation(store, manifest.manifest_id, overall)
             upstream = _models_upstream(store, manifest.manifest_id)
             if name in upstream:
@@ -441,394 +442,3 @@ def _check_name_is_free(store: Store, name: str) -> None:
         raise ModelError(
             f"`{name}` is already a sample id", f"give the model another name, e.g. {name}-model"
         )
-
-
-def _needs_upgrade(store: Store) -> bool:
-    with store.connect() as con:
-        tables = {
-            row[0]
-            for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        }
-        if "models" not in tables or "lineage_edges" not in tables:
-            return True
-        columns = {
-            row[0]
-            for row in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'usage'"
-            ).fetchall()
-        }
-        if "sample_id" not in columns:
-            return True
-        return bool(_stale_manifests(con, store.root))
-
-
-def _stale_manifests(con: duckdb.DuckDBPyConnection, root: str) -> list[tuple[str, str]]:
-    """Manifests whose usage rows predate generations, with the selection file to fill them."""
-    import os
-
-    stale = []
-    for (manifest_id,) in con.execute(
-        "SELECT DISTINCT manifest_id FROM usage WHERE sample_id IS NULL ORDER BY 1"
-    ).fetchall():
-        selection = os.path.join(
-            store_path(root, f"manifests/{manifest_id}", "manifest"), "selection.parquet"
-        )
-        if os.path.exists(selection):
-            stale.append((manifest_id, selection))
-    return stale
-
-
-def _upgrade_usage(store: Store) -> None:
-    """Under the write lock: add what a catalog from before generations lacks, and fill the
-    usage ledger's sample, source, generation and model from each manifest's selection file: a
-    new usage file per manifest replaces the manifest's old one, in one transaction."""
-    import os
-    import shutil
-    import tempfile
-
-    from curator.store import catalog, ledgers
-
-    with store.connect(read_only=False) as rw:
-        catalog.ensure(rw)
-        stale = _stale_manifests(rw, store.root)
-    if not stale:
-        return
-    staging = os.path.join(store.root, ".staging")
-    os.makedirs(staging, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=ledgers.MIGRATION_PREFIX, dir=staging)
-    try:
-        import duckdb
-
-        staged = []
-        with duckdb.connect() as mem:
-            for manifest_id, selection in stale:
-                columns = {
-                    row[0]
-                    for row in mem.execute(
-                        "DESCRIBE SELECT * FROM read_parquet(?)", [selection]
-                    ).fetchall()
-                }
-                model = "model" if "model" in columns else "NULL::VARCHAR"
-                reader = mem.sql(
-                    "SELECT ? AS manifest_id, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END AS origin, "
-                    f"category = 'fresh_real' AS fresh, sample_id, source, generation, {model} AS model FROM read_parquet(?)",
-                    params=[manifest_id, selection],
-                ).to_arrow_reader()
-                staged.append(
-                    ledgers.write_ledger(
-                        work, "usage", reader, scope=manifest_id, run_id=f"upgraded-{manifest_id}"
-                    )
-                )
-        ledgers.commit_ledgers(store.root, work, staged, lambda: store.connect(read_only=False))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def ensure_current(store: Store, lock_timeout: float | None = None) -> None:
-    """Bring a catalog from before models and lineage up to date (once; a no-op after)."""
-    from curator.store.locking import write_lock
-
-    if _needs_upgrade(store):
-        with write_lock(store.root, "upgrade catalog", lock_timeout):
-            _upgrade_usage(store)
-
-
-# -- lineage ----------------------------------------------------------------------------------
-
-
-@dataclass
-class LineageNode:
-    """One node of a lineage tree; `parents` are where it came from."""
-
-    kind: str  # sample | model | manifest | source
-    id: str
-    label: str
-    details: dict[str, Any] = field(default_factory=dict)
-    parents: list[LineageNode] = field(default_factory=list)
-    repeated: bool = False  # shown in full elsewhere in the tree
-    truncated: bool = False  # has parents beyond the depth limit
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"kind": self.kind, "id": self.id, "label": self.label}
-        data.update(self.details)
-        if self.repeated:
-            data["repeated"] = True
-        if self.truncated:
-            data["truncated"] = True
-        data["parents"] = [p.to_json() for p in self.parents]
-        return data
-
-
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def _sample_rows(store: Store, sample_id: str) -> list[dict[str, Any]]:
-    return store.sql(
-        "SELECT sample_id, origin, generation, source, model, parent_id, origin_evidence, "
-        "origin_confidence, content_hash FROM samples WHERE sample_id = " + sql_literal(sample_id)
-    ).to_pylist()
-
-
-class _Walker:
-    def __init__(self, store: Store, max_depth: int) -> None:
-        self.store = store
-        self.max_depth = max_depth
-        self.seen: set[tuple[str, str]] = set()
-        self.models = {m.name: m for m in list_models(store)}
-
-    def _visit(self, kind: str, ident: str) -> bool:
-        key = (kind, ident)
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-    def sample(self, row: dict[str, Any], depth: int) -> LineageNode:
-        generation = row["generation"]
-        label = (
-            f"sample {row['sample_id']}: {row['origin']}"
-            + (f", generation {generation}" if generation is not None else "")
-            + f", source {row['source']} ({row['origin_evidence']}, confidence {row['origin_confidence']:.2f})"
-        )
-        node = LineageNode(
-            "sample",
-            row["sample_id"],
-            label,
-            {
-                "origin": row["origin"],
-                "generation": generation,
-                "source": row["source"],
-                "model": row["model"],
-                "parent_id": row["parent_id"],
-                "evidence": row["origin_evidence"],
-                "confidence": row["origin_confidence"],
-                "content_hash": row["content_hash"],
-            },
-        )
-        if not self._visit("sample", row["sample_id"]):
-            node.repeated = True
-            return node
-        if depth >= self.max_depth:
-            node.truncated = bool(row["model"] or row["parent_id"])
-            return node
-        if row["model"]:
-            node.parents.append(self.model(row["model"], depth + 1))
-        if row["parent_id"]:
-            parents = _sample_rows(self.store, row["parent_id"])
-            if parents:
-                node.parents.append(self.sample(parents[0], depth + 1))
-            else:
-                node.parents.append(
-                    LineageNode(
-                        "sample",
-                        row["parent_id"],
-                        f"derived from sample {row['parent_id']} (not in the store)",
-                        {"missing": True},
-                    )
-                )
-        return node
-
-    def model(self, name: str, depth: int) -> LineageNode:
-        model = self.models.get(name)
-        if model is None:
-            return LineageNode(
-                "model",
-                name,
-                f"model {name} (not registered: a declared label)",
-                {"registered": False},
-            )
-        label = f"model {name}: generation {model.generation}" + (
-            " (declared)" if model.declared else ""
-        )
-        if model.fractions:
-            label += (
-                f"; trained on {_percent(model.fractions.get('real', 0))} real "
-                f"({_percent(model.fractions.get('fresh_real', 0))} fresh), "
-                f"{_percent(model.fractions.get('synthetic', 0))} synthetic, "
-                f"{_percent(model.fractions.get('unknown', 0))} unknown"
-            )
-        node = LineageNode("model", name, label, {"registered": True, **model.to_json()})
-        if not self._visit("model", name):
-            node.repeated = True
-            return node
-        if model.trained_on and depth < self.max_depth:
-            node.parents.append(self.manifest(model.trained_on, depth + 1))
-        elif model.trained_on:
-            node.truncated = True
-        return node
-
-    def manifest(self, manifest_id: str, depth: int) -> LineageNode:
-        from curator.assembly.manifest import Manifest
-
-        rows = self.store.sql(
-            "SELECT manifest_id, name, lineage, sequence, manifest_path FROM manifests WHERE manifest_id = "
-            + sql_literal(manifest_id)
-        ).to_pylist()
-        if not rows:
-            return LineageNode("manifest", manifest_id, f"manifest {manifest_id} (missing)", {})
-        row = rows[0]
-
-        manifest = Manifest.load(store_path(self.store.root, row["manifest_path"], "manifest"))
-        overall = manifest.data["composition"]["overall"]
-        fractions, by_generation = _composition_fractions(overall)
-        label = (
-            f"manifest {row['name'] or manifest_id} ({manifest_id}, lineage {row['lineage']} "
-            f"#{row['sequence']}): {overall['rows']:,} rows; real {_percent(fractions['real'])} "
-            f"(fresh {_percent(fractions['fresh_real'])}), synthetic {_percent(fractions['synthetic'])}"
-            + (
-                " (" + ", ".join(f"gen {g}: {_percent(f)}" for g, f in by_generation.items()) + ")"
-                if by_generation
-                else ""
-            )
-            + f", unknown {_percent(fractions['unknown'])}"
-        )
-        node = LineageNode(
-            "manifest",
-            manifest_id,
-            label,
-            {
-                "name": row["name"],
-                "lineage": row["lineage"],
-                "sequence": row["sequence"],
-                "rows": overall["rows"],
-                "fractions": fractions,
-                "synthetic_by_generation": by_generation,
-                "deepest_generation": deepest_generation(overall),
-            },
-        )
-        if not self._visit("manifest", manifest_id):
-            node.repeated = True
-            return node
-        if depth >= self.max_depth:
-            node.truncated = True
-            return node
-        with self.store.connect() as con:
-            groups = con.execute(
-                "SELECT source, origin, generation, model, count(*) FROM usage WHERE manifest_id = ? "
-                "GROUP BY ALL ORDER BY generation DESC NULLS LAST, origin, source, model NULLS FIRST",
-                [manifest_id],
-            ).fetchall()
-        for source, origin, generation, model, n in groups:
-            label = f"source {source}: {n:,} rows, {origin}" + (
-                f", generation {generation}" if generation is not None else ""
-            )
-            if model:
-                label += f", by model {model}"
-            child = LineageNode(
-                "source",
-                str(source),
-                label,
-                {"origin": origin, "generation": generation, "model": model, "rows": int(n)},
-            )
-            if model and depth + 1 < self.max_depth:
-                child.parents.append(self.model(model, depth + 2))
-            elif model:
-                child.truncated = True
-            node.parents.append(child)
-        return node
-
-
-DEFAULT_DEPTH = 64
-
-
-def lineage_tree(store: Store, ident: str, *, max_depth: int = DEFAULT_DEPTH) -> LineageNode:
-    """Where `ident` came from: a sample (by ``sample_id``), a model (by name) or a manifest (by
-    id, name or path), walked upstream: sample ← model ← manifest ← its sources and generations ←
-    the models that made them ← …"""
-    walker = _Walker(store, max_depth)
-    if ident in walker.models:
-        return walker.model(ident, 0)
-    rows = _sample_rows(store, ident)
-    if rows:
-        return walker.sample(rows[0], 0)
-    from curator.assembly.assemble import find_manifest
-
-    try:
-        manifest = find_manifest(store, ident)
-    except CuratorError:
-        raise CuratorError(
-            f"`{ident}` is not a sample id, a registered model or a manifest of store `{store.root}`",
-            'sample ids are in `curator sql "SELECT sample_id FROM samples LIMIT 5"`; models in '
-            "`curator model list`; manifests in `curator manifest list`",
-        ) from None
-    return walker.manifest(manifest.manifest_id, 0)
-
-
-def render_tree(node: LineageNode) -> Any:
-    """A :class:`rich.tree.Tree` of the node and its parents."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
-    def label(n: LineageNode) -> str:
-        text = escape(n.label)
-        if n.repeated:
-            text += " [dim](see above)[/dim]"
-        if n.truncated:
-            text += " [dim](… deeper levels cut: raise --depth)[/dim]"
-        return text
-
-    tree = Tree(label(node))
-
-    def add(parent: Any, n: LineageNode) -> None:
-        for p in n.parents:
-            add(parent.add(label(p)), p)
-
-    add(tree, node)
-    return tree
-
-
-# -- the generation audit ------------------------------------------------------------------------
-
-
-def lineage_report(store: Store, lineage: str) -> dict[str, Any]:
-    """For each manifest of `lineage`, in order: the fractions of real, fresh real, synthetic (by
-    generation) and unknown in the policy's unit, the deepest generation, the models trained on
-    it (with the metrics they were registered with), and each policy constraint with its bound,
-    the achieved value, whether it held and the margin (positive: room to spare)."""
-
-    from curator.assembly.manifest import Manifest
-
-    rows = store.sql(
-        "SELECT manifest_id, name, sequence, created_at, manifest_path FROM manifests WHERE lineage = "
-        + sql_literal(lineage)
-        + " ORDER BY sequence"
-    ).to_pylist()
-    if not rows:
-        lineages = sorted(
-            {r["lineage"] for r in store.sql("SELECT DISTINCT lineage FROM manifests").to_pylist()}
-        )
-        raise CuratorError(
-            f"lineage `{lineage}` has no manifest in store `{store.root}`",
-            ("lineages: " + ", ".join(lineages)) if lineages else "assemble a training set first",
-        )
-    models_by_manifest: dict[str, list[Model]] = {}
-    for model in list_models(store):
-        if model.trained_on:
-            models_by_manifest.setdefault(model.trained_on, []).append(model)
-    entries = []
-    for row in rows:
-        manifest = Manifest.load(store_path(store.root, row["manifest_path"], "manifest"))
-        overall = manifest.data["composition"]["overall"]
-        fractions, by_generation = _composition_fractions(overall)
-        entries.append(
-            {
-                "sequence": row["sequence"],
-                "manifest_id": row["manifest_id"],
-                "name": row["name"],
-                "created_at": row["created_at"].isoformat(timespec="seconds"),
-                "unit": manifest.data["policy"]["target"]["unit"],
-                "rows": overall["rows"],
-                "units": overall["units"],
-                "fractions": fractions,
-                "synthetic_by_generation": by_generation,
-                "deepest_generation": deepest_generation(overall),
-                "models": [m.name for m in models_by_manifest.get(row["manifest_id"], [])],
-                "model_metrics": {
-                    m.name: m.metrics for m in models_by_manifest.get(row["manifest_id"], [])
-                },
-                "constraints": manifest.data["constraints"],
-                "all_held": all(c["held"] for c in manifest.data["constraints"]),
-            }
-        )
-    return {"lineage": lineage, "manifests": entries}

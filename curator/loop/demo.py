@@ -39,6 +39,7 @@ from typing import Any
 
 from curator.api import Store, init_store
 from curator.core.errors import InputError
+from curator.loop.demo_names import DIGITS_SOURCE, LOOPS, TEXT_SOURCE
 from curator.loop.textgen import NGramModel, distinct_ngrams
 
 DEMO_MARKER = ".curator-demo"
@@ -54,13 +55,6 @@ STDLIB_MODULES = (
     "threading", "tokenize", "traceback", "typing", "unittest", "urllib.parse", "uuid",
     "warnings", "zipfile",
 )  # fmt: skip
-
-#: The two loops every modality runs (lineage suffixes): without a fresh-real floor, and with
-#: `DemoConfig.floor` from generation 2 on.
-LOOPS = ("no-floor", "fresh-floor")
-
-TEXT_SOURCE = "python-docs"
-DIGITS_SOURCE = "digits"
 
 
 @dataclass(frozen=True)

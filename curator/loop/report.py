@@ -30,11 +30,24 @@ from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import CuratorError
 from curator.core.version import __version__
+from curator.loop.plots import (
+    FRESH_COLOUR,
+    FRESH_FLOOR_COLOUR,
+    LINEAGE_COLOURS,
+    METHOD_COLOURS,
+    NO_FLOOR_COLOUR,
+    UNKNOWN_COLOUR,
+    USED_COLOUR,
+    figure_grid,
+    lineage_colours,
+    lineage_styles,
+    new_figure,
+    save_figure,
+    synthetic_colours,
+)
 from curator.loop.report_words import (
-    DEMO_LOOPS,
     Series,
     demo_html,
-    loop_of,
     metric_label,
     metric_meaning,
     metric_series,
@@ -44,43 +57,10 @@ from curator.loop.report_words import (
 from curator.store.catalog import sql_literal
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from curator.api import Store
     from curator.loop.simulate import SimulationConfig
 
 REPORT_MARKER = ".curator-report"
-
-#: One colour per meaning, in every chart: real data in blues (fresh real dark, used real light),
-#: synthetic generations in a warm ramp (the same generation the same colour everywhere), unknown
-#: in grey. Lineages get colours outside those: the demo's loops by their meaning (every
-#: ``*-no-floor`` lineage magenta, every ``*-fresh-floor`` one green, and the simulation's fully
-#: synthetic and fresh loops likewise), any other lineage the next colour of `LINEAGE_COLOURS`.
-FRESH_COLOUR = "#2b8cbe"
-USED_COLOUR = "#a6bddb"
-UNKNOWN_COLOUR = "#bdbdbd"
-NO_FLOOR_COLOUR = "#d01c8b"
-FRESH_FLOOR_COLOUR = "#1b9e77"
-LINEAGE_COLOURS = ("#7570b3", "#66a61e", "#a6761d", "#e7298a", "#17becf", "#525252")
-#: The demo's loops (`curator.loop.demo.LOOPS`), as lineage-name suffixes, and their colours.
-LOOP_COLOURS = dict(zip(DEMO_LOOPS, (NO_FLOOR_COLOUR, FRESH_FLOOR_COLOUR), strict=True))
-#: The near-duplicate methods, in dark neutrals that mean nothing else.
-METHOD_COLOURS = ("#252525", "#737373")
-
-
-def lineage_colours(lineages: Sequence[str]) -> dict[str, str]:
-    """One colour per lineage meaning: a demo loop's colour for its lineages (text and digits
-    alike), the next colour of `LINEAGE_COLOURS` for each other lineage, in order."""
-    colours: dict[str, str] = {}
-    others = 0
-    for name in lineages:
-        loop = loop_of(name)
-        if loop is not None:
-            colours[name] = LOOP_COLOURS[loop]
-        else:
-            colours[name] = LINEAGE_COLOURS[others % len(LINEAGE_COLOURS)]
-            others += 1
-    return colours
 
 
 class ReportError(CuratorError):
@@ -242,49 +222,6 @@ def _write_html(path: str, text: str) -> None:
         handle.write(text)
 
 
-def _save(figure: Figure, root: str, stem: str) -> bytes:
-    """Write `figure` as STEM.png and STEM.svg in `root`; return the PNG bytes."""
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    png = buffer.getvalue()
-    with open(os.path.join(root, f"{stem}.png"), "wb") as handle:
-        handle.write(png)
-    # SVG without a timestamp, so the same store gives the same file; its words kept as text
-    # (not glyph outlines), so they can be searched and read aloud.
-    import matplotlib
-
-    with matplotlib.rc_context({"svg.fonttype": "none"}):
-        figure.savefig(
-            os.path.join(root, f"{stem}.svg"),
-            format="svg",
-            bbox_inches="tight",
-            metadata={"Date": None},
-        )
-    return png
-
-
-def _figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, Any]:
-    """A figure of rows × columns axes drawn by Agg, without pyplot (so the process's
-    matplotlib backend, a notebook's say, is left alone)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=size)
-    FigureCanvasAgg(figure)
-    return figure, figure.subplots(rows, columns, squeeze=False)
-
-
-def _grid(count: int, width: float = 6.0, height: float = 3.6) -> tuple[Figure, list[Any]]:
-    columns = 1 if count == 1 else 2
-    rows = (count + columns - 1) // columns
-    figure, axes = _figure(rows, columns, (width * columns, height * rows))
-    flat = list(axes.flat)
-    for ax in flat[count:]:
-        ax.set_visible(False)
-    return figure, flat[:count]
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     body = "".join(
@@ -298,15 +235,6 @@ def _pct(value: float | None) -> str:
 
 
 # -- sections --------------------------------------------------------------------------------
-
-
-def synthetic_colours(generations: Sequence[int], deepest: int) -> dict[int, Any]:
-    """The warm ramp's colour of each synthetic generation, spread over 1..`deepest` (the
-    store's deepest generation), so a generation has the same colour in every chart."""
-    import matplotlib
-
-    ramp = matplotlib.colormaps["YlOrRd"]
-    return {g: ramp(0.3 + 0.65 * (g - 1) / max(deepest - 1, 1)) for g in generations}
 
 
 def _deepest_generation(store: Store) -> int:
@@ -332,7 +260,7 @@ def _composition_section(reports: dict[str, dict[str, Any]], deepest: int, root:
         }
     )
     colours = synthetic_colours(generations, deepest)
-    figure, axes = _grid(len(reports))
+    figure, axes = figure_grid(len(reports))
     for ax, (name, report) in zip(axes, reports.items(), strict=True):
         entries = report["manifests"]
         x = list(range(1, len(entries) + 1))
@@ -366,7 +294,7 @@ def _composition_section(reports: dict[str, dict[str, Any]], deepest: int, root:
     figure.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), frameon=False)
     figure.tight_layout(rect=(0, 0, 1, 0.92))
     section.figure = "composition"
-    section.png = _save(figure, root, section.figure)
+    section.png = save_figure(figure, root, section.figure)
     rows = []
     for name, report in reports.items():
         for e in report["manifests"]:
@@ -427,7 +355,7 @@ def _generation_section(
     if None in counts:
         bars.append(("unknown", counts[None], UNKNOWN_COLOUR))
     panels = 2 if reports else 1
-    figure, axes = _figure(1, panels, (6 * panels, 3.6))
+    figure, axes = new_figure(1, panels, (6 * panels, 3.6))
     ax = axes[0][0]
     ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     ax.set_title("samples in the store by generation")
@@ -437,7 +365,7 @@ def _generation_section(
         # Lineages that share a depth would hide each other: shift each a little. The colour
         # says the lineage's meaning; the marker and line its family (text, digits, …).
         by_lineage = lineage_colours(list(reports))
-        styles = _lineage_styles(list(reports))
+        styles = lineage_styles(list(reports))
         spread = 0.12 if len(reports) > 1 else 0.0
         for i, (name, report) in enumerate(reports.items()):
             offset = spread * (i / (len(reports) - 1) - 0.5) if len(reports) > 1 else 0.0
@@ -459,7 +387,7 @@ def _generation_section(
         ax.legend(fontsize="small")
     figure.tight_layout()
     section.figure = "generations"
-    section.png = _save(figure, root, section.figure)
+    section.png = save_figure(figure, root, section.figure)
     section.body = _table(
         ["origin", "generation", "samples"],
         [
@@ -468,20 +396,6 @@ def _generation_section(
         ],
     )
     return section
-
-
-def _lineage_styles(lineages: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """A marker and line style per lineage family (the name without its demo loop suffix:
-    ``text`` for ``text-no-floor``), so a family's lineages share a style."""
-    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
-    families = [
-        name.removesuffix(f"-{loop}") if (loop := loop_of(name)) else name for name in lineages
-    ]
-    order = list(dict.fromkeys(families))
-    return {
-        name: styles[order.index(family) % len(styles)]
-        for name, family in zip(lineages, families, strict=True)
-    }
 
 
 def _mean_generation(entry: dict[str, Any]) -> float | None:
@@ -507,8 +421,8 @@ def _metrics_section(reports: dict[str, dict[str, Any]], series: Series, root: s
         )
         return section
     colours = lineage_colours(list(reports))
-    styles = _lineage_styles(list(reports))
-    figure, axes = _grid(len(series), width=5.5, height=3.6)
+    styles = lineage_styles(list(reports))
+    figure, axes = figure_grid(len(series), width=5.5, height=3.6)
     for ax, (metric, by_lineage) in zip(axes, series.items(), strict=True):
         for name, points in by_lineage.items():
             marker, line = styles[name]
@@ -528,7 +442,7 @@ def _metrics_section(reports: dict[str, dict[str, Any]], series: Series, root: s
         ax.legend(fontsize="small")
     figure.tight_layout()
     section.figure = "metrics"
-    section.png = _save(figure, root, section.figure)
+    section.png = save_figure(figure, root, section.figure)
     section.body = (
         "<p>What each model scored, by the generation it belongs to:</p><ul>"
         + "".join(f"<li>{html.escape(metric_label(m))}</li>" for m in series)
@@ -584,7 +498,7 @@ def _images_section(
         return section
     total_rows = sum(len(rows) for _, rows in grids)
     columns = max(len(images) for _, rows in grids for _, images in rows)
-    figure, axes = _figure(total_rows, columns, (0.75 * columns, 0.75 * total_rows))
+    figure, axes = new_figure(total_rows, columns, (0.75 * columns, 0.75 * total_rows))
     # The axes fill the figure: no title or margin above the first row (a figure title left a
     # blank band there, since without a layout engine the axes keep matplotlib's 12 % top margin).
     figure.subplots_adjust(left=0, right=1, bottom=0, top=1, wspace=0.08, hspace=0.08)
@@ -604,7 +518,7 @@ def _images_section(
             )
             row_index += 1
     section.figure = "images"
-    section.png = _save(figure, root, section.figure)
+    section.png = save_figure(figure, root, section.figure)
     section.caption = (
         "<p>Per lineage (" + ", ".join(html.escape(n) for n, _ in grids) + "): a row of the real "
         "images its first manifest trained on, then a row of samples of each generation's model "
@@ -638,7 +552,7 @@ def _duplicates_section(store: Store, root: str) -> _Section:
         "FROM duplicates d JOIN samples s USING (sample_id) GROUP BY ALL ORDER BY 1, 2"
     ).to_pylist()
     methods = sorted({r["method"] for r in rows})
-    figure, axes = _figure(1, 2, (11, 3.6))
+    figure, axes = new_figure(1, 2, (11, 3.6))
     ax = axes[0][0]
     largest = max(r["size"] for r in rows)
     bins = list(range(2, largest + 2))
@@ -673,7 +587,7 @@ def _duplicates_section(store: Store, root: str) -> _Section:
     ax.legend(fontsize="small")
     figure.tight_layout()
     section.figure = "duplicates"
-    section.png = _save(figure, root, section.figure)
+    section.png = save_figure(figure, root, section.figure)
     in_clusters = sum(r["n"] for r in by_origin)
     total = store.sql("SELECT count(*) AS n FROM samples").to_pylist()[0]["n"]
     section.caption = (
@@ -712,7 +626,7 @@ def _contamination_section(store: Store, deepest: int, root: str) -> _Section:
         {row["generation"] for r in results for row in r["by_generation_and_model"]}
     )
     colours = synthetic_colours(generations, deepest)
-    figure, axes = _figure(1, 1, (max(6.0, 0.9 * len(results) + 2), 3.6))
+    figure, axes = new_figure(1, 1, (max(6.0, 0.9 * len(results) + 2), 3.6))
     ax = axes[0][0]
     bottom = [0.0] * len(results)
     for g in generations:
@@ -729,7 +643,7 @@ def _contamination_section(store: Store, deepest: int, root: str) -> _Section:
         ax.legend(fontsize="small")
     figure.tight_layout()
     section.figure = "contamination"
-    section.png = _save(figure, root, section.figure)
+    section.png = save_figure(figure, root, section.figure)
     section.caption = (
         f"<p>Covers the {len(results)} sources holding samples not known to be synthetic by "
         "declaration or model lineage: for each, the share of its samples that are in a "

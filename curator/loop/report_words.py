@@ -7,13 +7,11 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from curator.loop.demo_names import DIGITS_SOURCE, LOOPS, TEXT_SOURCE
 from curator.store.catalog import sql_literal
 
 if TYPE_CHECKING:
     from curator.api import Store
-
-#: The demo's loops (`curator.loop.demo.LOOPS`), as lineage-name suffixes.
-DEMO_LOOPS = ("no-floor", "fresh-floor")
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def metric_label(name: str) -> str:
 
 def loop_of(lineage: str) -> str | None:
     """The demo loop a lineage runs (``'no-floor'``, ``'fresh-floor'``) by its name, if any."""
-    return next((loop for loop in DEMO_LOOPS if lineage.endswith(f"-{loop}")), None)
+    return next((loop for loop in LOOPS if lineage.endswith(f"-{loop}")), None)
 
 
 #: metric -> lineage -> [(generation, value)], generation being the manifest's place in its lineage.
@@ -236,8 +234,6 @@ def _pair_summary(
 def demo_html(store: Store, reports: dict[str, dict[str, Any]]) -> str | None:
     """What ``curator demo`` did, for a report of its store (the lineages name its loops);
     untitled, so left out, for any other store."""
-    from curator.loop.demo import DIGITS_SOURCE, TEXT_SOURCE
-
     families = {name[: -len(loop) - 1]: name for name in reports if (loop := loop_of(name))}
     if not families:
         return None

@@ -1,0 +1,371 @@
+"""Candidates, pools and freshness: what an assembly can draw from, and the plan over it.
+
+Every live sample becomes a candidate with its category — fresh real, used real, synthetic or
+unknown (a label below `min_origin_confidence` counts as unknown) — its size in the policy's unit,
+and its rank: md5 of the seed, the number of earlier manifests that count as used (so later sets
+of a lineage do not take the same used-real, synthetic and unknown rows again; :func:`_rank_salt`)
+and its `content_hash`, so the selection depends only on the content, the seed and the store's
+manifests (invariant 5). Exact duplicates collapse to the most trustworthy copy; synthetic samples
+deeper than `max_generation` are left out. The candidates, grouped by (category, source,
+generation), are the pools the planner (:mod:`curator.assembly.planner`) gives exact amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from curator.assembly.checks import POOL_LABELS, constraint_report, format_constraint_line
+from curator.assembly.planner import CATEGORIES, Cell, Plan, Pool, plan
+from curator.assembly.policy import Policy, PolicyError, check_sources
+from curator.store.catalog import store_path
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from curator.api import Store
+    from curator.assembly.session import _Session
+
+DEFAULT_LINEAGE = "default"
+TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
+
+
+@dataclass
+class Assembly:
+    """A planned assembly: the plan, and the DuckDB session holding its candidates."""
+
+    policy: Policy
+    lineage: str
+    plan: Plan
+    used_manifests: list[str]
+    snapshot: list[dict[str, Any]]
+    candidates: int
+
+    def describe(self) -> str:
+        """The plan as text: the amounts per pool, what was available, and the constraints."""
+        from curator.core.output import render_table
+
+        p = self.plan
+        rows = []
+        for cell in sorted(set(p.amounts) | set(p.available), key=Cell.key):
+            pool = p.available.get(cell, Pool(0, 0))
+            planned = p.amounts.get(cell, 0)
+            rows.append(
+                (
+                    POOL_LABELS[cell.category],
+                    "0"
+                    if cell.category in ("fresh_real", "used_real")
+                    else "-"
+                    if cell.generation is None
+                    else str(cell.generation),
+                    cell.source,
+                    f"{pool.units:,}",
+                    f"{planned:,}",
+                    f"{100 * planned / p.total:.1f}%" if p.total else "-",
+                )
+            )
+        unit = p.unit
+        lines = [
+            f"lineage {self.lineage}: {len(self.used_manifests)} earlier manifest(s) count as used; {self.candidates:,} candidate samples",
+            f"target {p.target:,} {unit}; planned {p.total:,} {unit}"
+            + (" (shrunk)" if p.shrunk else ""),
+            render_table(
+                ["pool", "generation", "source", f"available {unit}", f"planned {unit}", "share"],
+                rows,
+                right=[False, True, False, True, True, True],
+            ),
+        ]
+        lines += [f"note: {note}" for note in p.notes]
+        lines.append("constraints:")
+        deepest = max(
+            (
+                cell.generation or 0
+                for cell, amount in p.amounts.items()
+                if amount and cell.category != "unknown"
+            ),
+            default=0,
+        )
+        # The lowest confidence among the candidates of the planned pools: the chosen samples'
+        # lowest is at least this (and every one counted as real or synthetic meets the floor).
+        lowest = min(
+            (
+                pool.lowest_confidence
+                for cell, pool in p.available.items()
+                if p.amounts.get(cell) and cell.category != "unknown"
+                if pool.lowest_confidence is not None
+            ),
+            default=1.0,
+        )
+        for item in constraint_report(
+            self.policy,
+            _plan_amounts(p),
+            p.total,
+            deepest_generation=deepest,
+            lowest_confidence=lowest,
+        ):
+            lines.append(format_constraint_line(item))
+        return "\n".join(lines)
+
+
+def _plan_amounts(p: Plan) -> dict[str, int]:
+    amounts: dict[str, int] = {cat: p.category_amount(cat) for cat in CATEGORIES}
+    for cell, value in p.amounts.items():
+        amounts[f"source:{cell.source}"] = amounts.get(f"source:{cell.source}", 0) + value
+    return amounts
+
+
+def _used_manifests(
+    con: duckdb.DuckDBPyConnection, policy: Policy, lineage: str | None
+) -> list[str]:
+    """The earlier manifests whose content counts as used: the policy's explicit list (ids or
+    names); else those of `lineage` (the assembly's, which :func:`resolve_lineage` has made
+    agree with the policy's `freshness.lineage`); with no lineage at all, every manifest in the
+    store (DESIGN.md's default)."""
+    fresh = policy.freshness
+    if fresh.manifests is not None:
+        return resolve_manifests(con, fresh.manifests)
+    if lineage is None:
+        query, params = "SELECT manifest_id FROM cat.manifests ORDER BY created_at, manifest_id", []
+    else:
+        query, params = (
+            "SELECT manifest_id FROM cat.manifests WHERE lineage = ? ORDER BY sequence",
+            [lineage],
+        )
+    return [row[0] for row in con.execute(query, params).fetchall()]
+
+
+def resolve_manifests(con: duckdb.DuckDBPyConnection, idents: tuple[str, ...]) -> list[str]:
+    """The manifest ids `freshness.manifests` names, sorted: each entry is a manifest id or a
+    manifest name. A name resolves as :func:`find_manifest` resolves it, to the latest manifest
+    of that name (the highest sequence); a name used in more than one lineage is ambiguous.
+
+    Raises:
+        PolicyError: an entry names no manifest of the store, or a name is ambiguous (the
+            message lists the candidates).
+    """
+    rows = con.execute("SELECT manifest_id, name, lineage, sequence FROM cat.manifests").fetchall()
+    ids = {row[0] for row in rows}
+    resolved = set()
+    for ident in idents:
+        if ident in ids:
+            resolved.add(ident)
+            continue
+        named = sorted((r for r in rows if r[1] == ident), key=lambda r: (r[2], r[3], r[0]))
+        if not named:
+            raise PolicyError(
+                f"`freshness.manifests` names `{ident}`, which is neither the id nor the name of a manifest of this store",
+                "list them with `curator manifest list`",
+            )
+        if len({r[2] for r in named}) > 1:
+            listed = "; ".join(f"{r[0]} (lineage {r[2]} #{r[3]})" for r in named)
+            raise PolicyError(
+                f"`freshness.manifests` names `{ident}`, which matches {len(named)} manifests: {listed}",
+                "give the manifest ids instead",
+            )
+        resolved.add(named[-1][0])
+    return sorted(resolved)
+
+
+def resolve_lineage(policy: Policy, lineage: str | None) -> str | None:
+    """The lineage of an assembly: the one given (``--lineage``, ``lineage=``) or the policy's
+    `freshness.lineage`, whichever is set; it is both the lineage the manifest is recorded in and
+    the one whose earlier manifests count as used. ``None`` when neither is set.
+
+    Raises:
+        PolicyError: both are set and differ (the manifest would be recorded in one lineage while
+            freshness is judged by the other, and content would be reused as fresh).
+    """
+    declared = policy.freshness.lineage
+    if lineage and declared and lineage != declared:
+        raise PolicyError(
+            f'`--lineage {lineage}` differs from the policy\'s `freshness.lineage = "{declared}"`: '
+            "the manifest would be recorded in one lineage while what is fresh is judged by the other",
+            f"drop one of them, or make them agree (`--lineage {declared}`, or "
+            f'`freshness.lineage = "{lineage}"`)',
+        )
+    return lineage or declared
+
+
+def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session) -> Assembly:
+    """Build the candidate table and plan the assembly."""
+    con = session.con
+    given_lineage = resolve_lineage(policy, lineage)
+    lineage = given_lineage or DEFAULT_LINEAGE
+    if policy.dedup.near:
+        has_clusters = (
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'cat' AND table_name = 'duplicates'"
+            ).fetchall()[0][0]
+            and con.execute(
+                "SELECT count(*) FROM cat.meta WHERE key = 'last_dedup_run'"
+            ).fetchall()[0][0]
+        )
+        if not has_clusters:
+            raise PolicyError(
+                "`dedup.near = true` needs near-duplicate clusters, and `curator dedup` has not run on this store",
+                "run `curator dedup` first, or set `near = false` (exact duplicates are still removed)",
+            )
+    snapshot = [
+        dict(zip(("path", "rows", "sha256"), row, strict=True))
+        for row in con.execute(
+            "SELECT path, rows, sha256 FROM cat.shards WHERE live ORDER BY path"
+        ).fetchall()
+    ]
+    check_sources(
+        policy,
+        [
+            row[0]
+            for row in con.execute("SELECT DISTINCT source FROM cat.shards WHERE live").fetchall()
+        ],
+    )
+    used = _used_manifests(con, policy, given_lineage)
+    c = policy.constraints
+    if used:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE used AS SELECT DISTINCT content_hash FROM cat.usage WHERE manifest_id IN (SELECT unnest(?::VARCHAR[]))",
+            [used],
+        )
+    else:  # nothing used yet: no need to scan the ledger
+        con.execute("CREATE OR REPLACE TEMP TABLE used (content_hash VARCHAR)")
+    paths = [store_path(store.root, s["path"]) for s in snapshot]
+    # Only a confidence floor needs each chosen sample's confidence (for the manifest's report).
+    confidence_column = " origin_confidence," if c.min_origin_confidence > 0 else ""
+    if not paths:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE pool AS SELECT NULL::VARCHAR AS sample_id, NULL::VARCHAR AS content_hash, NULL::VARCHAR AS category, NULL::VARCHAR AS origin, NULL::SMALLINT AS generation, NULL::VARCHAR AS model, NULL::VARCHAR AS source, NULL::BIGINT AS shard, NULL::BIGINT AS row, NULL::BIGINT AS size,"
+            f"{' NULL::DOUBLE AS origin_confidence,' if confidence_column else ''} NULL::UHUGEINT AS rank WHERE false"
+        )
+    else:
+        columns = {
+            row[0]
+            for row in con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [paths]
+            ).fetchall()
+        }
+        unit = policy.target.unit
+        if unit == "rows":
+            size = "1"
+        elif unit == "bytes":
+            parts = []
+            if "text" in columns:
+                parts.append("strlen(text)")
+            if "image" in columns:
+                parts.append("octet_length(image)")
+            size = f"coalesce({', '.join(parts)}, 0)" if parts else "0"
+        else:
+            token_column = policy.target.token_column or ""
+            if token_column not in columns:
+                raise PolicyError(
+                    f"`target.token_column` {token_column!r} is not a column of the store",
+                    "ingest samples with a token-count column, or use `rows` or `bytes`",
+                )
+            size = f'greatest(coalesce(TRY_CAST("{token_column}" AS BIGINT), 0), 0)'
+        fresh_after = policy.freshness.fresh_after
+        fresh_clause = (
+            "TRUE"
+            if fresh_after is None
+            else "(collected_at IS NOT NULL AND collected_at >= $fresh_after::TIMESTAMPTZ)"
+        )
+        params: dict[str, Any] = {"paths": paths, "confidence": c.min_origin_confidence}
+        if fresh_after is not None:
+            params["fresh_after"] = fresh_after
+        max_generation = (
+            "TRUE"
+            if c.max_generation is None
+            else f"NOT (category = 'synthetic' AND generation > {int(c.max_generation)})"
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE raw AS
+            SELECT sample_id, content_hash, origin, generation, model, origin_confidence, collected_at, source,
+                   file_index AS shard, file_row_number AS row, {size}::BIGINT AS size
+            FROM read_parquet($paths, file_row_number = true, union_by_name = true)
+            """,
+            {"paths": paths},
+        )
+        if policy.dedup.exact:
+            # Only contents with more than one copy need the (costly) ranking of their copies.
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE repeated AS SELECT content_hash FROM raw GROUP BY 1 HAVING count(*) > 1"
+            )
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP VIEW kept_exact AS
+                SELECT * FROM raw ANTI JOIN repeated USING (content_hash)
+                UNION ALL
+                SELECT * FROM (
+                    SELECT * FROM raw SEMI JOIN repeated USING (content_hash)
+                    QUALIFY row_number() OVER (PARTITION BY content_hash ORDER BY {TRUST_ORDER}) = 1
+                )
+                """
+            )
+        else:
+            con.execute("CREATE OR REPLACE TEMP VIEW kept_exact AS SELECT * FROM raw")
+        if not policy.dedup.near:
+            con.execute("CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact")
+        else:
+            # One sample per near-duplicate cluster, the most trustworthy by the labels as they
+            # are now (`infer` may have relabelled members since `curator dedup` ran). Samples
+            # ingested after that run are in no cluster yet.
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP VIEW kept AS SELECT * FROM kept_exact ANTI JOIN (
+                    SELECT sample_id FROM (
+                        SELECT r.sample_id, row_number() OVER (
+                            PARTITION BY d.cluster_id ORDER BY {TRUST_ORDER}
+                        ) AS place
+                        FROM cat.duplicates d JOIN raw r USING (sample_id)
+                    ) WHERE place > 1
+                ) USING (sample_id)
+                """
+            )
+        params.pop("paths")
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE pool AS
+            SELECT * FROM (
+                SELECT sample_id, content_hash, origin, generation, model, source, shard, row, size,{confidence_column}
+                       CASE WHEN origin_confidence < $confidence THEN 'unknown'
+                            WHEN origin = 'real' AND content_hash NOT IN (SELECT content_hash FROM used) AND {fresh_clause} THEN 'fresh_real'
+                            WHEN origin = 'real' THEN 'used_real'
+                            WHEN origin = 'synthetic' THEN 'synthetic'
+                            ELSE 'unknown' END AS category,
+                       md5_number('{_rank_salt(policy.seed, len(used))}' || content_hash) AS rank
+                FROM kept
+            ) WHERE {max_generation}
+            """,
+            params,
+        )
+        con.execute("DROP VIEW kept")
+        con.execute("DROP VIEW kept_exact")
+        if policy.dedup.exact:
+            con.execute("DROP TABLE repeated")
+        con.execute("DROP TABLE raw")
+    available: dict[Cell, Pool] = {}
+    least = "min(origin_confidence)" if confidence_column else "NULL::DOUBLE"
+    for category, source, generation, rows, units, lowest in con.execute(
+        "SELECT category, source, CASE WHEN category = 'synthetic' THEN generation END AS g, count(*), sum(size), "
+        f"{least} FROM pool GROUP BY category, source, g ORDER BY ALL"
+    ).fetchall():
+        available[Cell(category, source, None if generation is None else int(generation))] = Pool(
+            int(rows), int(units or 0), None if lowest is None else float(lowest)
+        )
+    candidates = sum(p.rows for p in available.values())
+    result = plan(policy, available)
+    return Assembly(
+        policy=policy,
+        lineage=lineage,
+        plan=result,
+        used_manifests=used,
+        snapshot=snapshot,
+        candidates=candidates,
+    )
+
+
+def _rank_salt(seed: int, earlier: int) -> str:
+    """What the content hash is ranked with: the seed, and the number of earlier manifests that
+    count as used. Without the count, every set of a lineage would take the same used-real,
+    synthetic and unknown rows (the first by rank); with it, each set draws them afresh, and the
+    same store, policy and seed still give the same selection (the count is part of the store's
+    state). The first set of a lineage ranks by the seed alone."""
+    return f"{int(seed)}:" if earlier == 0 else f"{int(seed)}:{earlier}:"
