@@ -281,3 +281,36 @@ def test_ledger_files_carry_the_ledger_schema(tmp_path):
         json.loads(json.dumps(pq.read_table(staged.path).to_pylist(), default=str))[0]["confidence"]
         == 1.0
     )
+
+
+def test_an_assembly_records_its_usage_as_one_file(tmp_path, write_jsonl):
+    store = curator.init_store(tmp_path / "store")
+    texts = [{"text": f"document number {i} " + "word " * (i % 7)} for i in range(40)]
+    store.ingest([write_jsonl("a.jsonl", texts)], source="web", origin="real")
+    policy = tmp_path / "p.toml"
+    policy.write_text('name = "p"\nseed = 1\n[target]\nrows = 20\n[output]\nshard_rows = 20\n')
+    first = store.assemble(policy, tmp_path / "m1", lineage="a")
+    second = store.assemble(policy, tmp_path / "m2", lineage="a")
+    with store.connect() as con:
+        assert con.execute(
+            "SELECT path, scope, rows, live FROM ledger_files ORDER BY path"
+        ).fetchall() == sorted(
+            (f"ledgers/usage/{m.manifest_id}.parquet", m.manifest_id, 20, True)
+            for m in (first, second)
+        )
+    # the view holds what the old table got: the selection's rows, by the same query
+    with store.connect() as con:
+        for manifest in (first, second):
+            selection = Path(store.root) / "manifests" / manifest.manifest_id / "selection.parquet"
+            assert (
+                con.execute(
+                    "SELECT * FROM usage WHERE manifest_id = ? ORDER BY ALL", [manifest.manifest_id]
+                ).fetchall()
+                == con.execute(
+                    "SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') "
+                    "THEN 'real' ELSE category END, category = 'fresh_real', sample_id, source, "
+                    "generation, model FROM read_parquet(?) ORDER BY ALL",
+                    [manifest.manifest_id, str(selection)],
+                ).fetchall()
+            )
+    assert store.sql("SELECT count(*) AS n FROM usage").to_pylist() == [{"n": 40}]
