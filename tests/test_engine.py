@@ -105,10 +105,11 @@ def test_in_process_and_two_workers_give_the_same_store(tmp_path, parallel):
     assert found == workers.sql(clusters).to_pylist()
 
 
-def test_a_second_dedup_computes_only_new_signatures_on_workers(tmp_path, parallel):
+def test_a_second_dedup_computes_only_new_signatures_on_workers(tmp_path, parallel, monkeypatch):
     inputs = _inputs(tmp_path)
     with LocalEngine(jobs=2) as two:
         store = _ingest_and_dedup(tmp_path / "store", inputs, two)
+        monkeypatch.setattr(curator.store.base, "new_run_id", lambda: "20250101T000001-again")
         again = store.dedup(engine=two)
     assert [m.computed for m in again.methods] == [0, 0]
 

@@ -544,8 +544,13 @@ def test_a_catalog_from_before_generations_is_upgraded(tmp_path):
     with store.connect(read_only=False) as con:  # what an older curator left
         con.execute("DROP VIEW lineage_edges")
         con.execute("DROP TABLE models")
-        for column in ("sample_id", "source", "generation", "model"):
-            con.execute(f"ALTER TABLE usage DROP COLUMN {column}")
+        # the usage ledger as the table it was, without the columns added with models
+        con.execute(
+            "CREATE TABLE legacy_usage AS SELECT manifest_id, content_hash, origin, fresh FROM usage"
+        )
+        con.execute("DROP VIEW usage")
+        con.execute("ALTER TABLE legacy_usage RENAME TO usage")
+        con.execute("DELETE FROM ledger_files WHERE ledger = 'usage'")
     tree = store.lineage("m1").to_json()
     assert [(p["id"], p["rows"]) for p in tree["parents"]] == [("web", 60)]
     assert store.sql(

@@ -196,7 +196,7 @@ def assemble(
             # The catalog first, then the files: a failure (or a kill) before the commit leaves
             # no set in `out`; one after it leaves `.tmp-<id>/`, which the same command then
             # completes, so content is never wrongly fresh and a recorded set is never lost.
-            _record(store, policy, data, manifest_dir, selection_path)
+            _record(store, policy, data, manifest_dir, selection_path, work)
             committed = True
             _crash_point("assemble-committed")
             place_files(manifest, out_dir, tmp_out)
@@ -257,32 +257,47 @@ def _manifest_data(
 
 
 def _record(
-    store: Store, policy: Policy, data: dict[str, Any], manifest_dir: Path, selection_path: Path
+    store: Store,
+    policy: Policy,
+    data: dict[str, Any],
+    manifest_dir: Path,
+    selection_path: Path,
+    work: str,
 ) -> None:
     """Record the set in the catalog, in one transaction: its manifest, and the usage ledger of
-    its selection (which content it used, and whether as fresh real)."""
-    from curator.store import catalog
+    its selection (which content it used, and whether as fresh real) as one ledger file."""
+    import duckdb
+
+    from curator.assembly.manifest import usage_from_selection
+    from curator.store import catalog, ledgers
     from curator.store.commit import transaction
 
     overall = data["composition"]["overall"]
+    manifest_id = data["manifest_id"]
+    with duckdb.connect() as mem:
+        usage = ledgers.write_ledger(
+            work,
+            "usage",
+            usage_from_selection(mem, manifest_id, str(selection_path)),
+            scope=manifest_id,
+            run_id=manifest_id,
+        )
     with store.connect(read_only=False) as rw:
         catalog.ensure(rw)
-    with transaction(store) as rw:
-        rw.execute(
-            "INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                data["manifest_id"], data["name"], data["lineage"], data["sequence"], datetime.now(UTC), policy.seed,
-                policy.target.unit, policy.target.amount, overall["rows"], overall["units"], data["out_dir"],
-                str((manifest_dir / MANIFEST_FILE).relative_to(store.root)), json.dumps(data["policy"]),
-                json.dumps(overall), __version__,
-            ],
-        )  # fmt: skip
-        rw.execute(
-            "INSERT INTO usage (manifest_id, content_hash, origin, fresh, sample_id, source, generation, model) "
-            "SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END, "
-            "category = 'fresh_real', sample_id, source, generation, model FROM read_parquet(?)",
-            [data["manifest_id"], str(selection_path)],
-        )
+    ledgers.place_ledgers(store.root, work, [usage])
+    with ledgers.withdrawn_unless_committed(store.root, work) as registration:
+        with transaction(store) as rw:
+            rw.execute(
+                "INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    manifest_id, data["name"], data["lineage"], data["sequence"], datetime.now(UTC), policy.seed,
+                    policy.target.unit, policy.target.amount, overall["rows"], overall["units"], data["out_dir"],
+                    str((manifest_dir / MANIFEST_FILE).relative_to(store.root)), json.dumps(data["policy"]),
+                    json.dumps(overall), __version__,
+                ],
+            )  # fmt: skip
+            ledgers.register_ledger(rw, usage)
+        registration.committed = True
 
 
 def plan_only(store: Store, policy: Policy, *, lineage: str | None = None) -> Assembly:

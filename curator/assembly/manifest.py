@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 from curator.core.errors import CuratorError
 
 if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
     from curator.store.base import StoreBase as Store
 
 MANIFEST_FILE = "manifest.json"
@@ -311,3 +314,23 @@ def find_manifest(store: Store, ident: str) -> Manifest:
         f"no manifest `{ident}` in store `{store.root}`",
         "list them with `curator manifest list` (Python: `store.manifests()`)",
     )
+
+
+def usage_from_selection(
+    con: duckdb.DuckDBPyConnection, manifest_id: str, selection: str
+) -> pa.RecordBatchReader:
+    """The usage ledger rows of manifest `manifest_id` (which content it used, with its labels,
+    and whether as fresh real), read from its selection file `selection`. A selection from
+    before models has no `model` column: it reads as null."""
+    columns = {
+        row[0]
+        for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [selection]).fetchall()
+    }
+    model = "model" if "model" in columns else "NULL::VARCHAR"
+    return con.sql(
+        "SELECT ? AS manifest_id, content_hash, "
+        "CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END AS origin, "
+        f"category = 'fresh_real' AS fresh, sample_id, source, generation, {model} AS model "
+        "FROM read_parquet(?)",
+        params=[manifest_id, selection],
+    ).to_arrow_reader()

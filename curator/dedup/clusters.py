@@ -13,8 +13,9 @@
    samples). In each cluster one sample is kept by the provenance-aware rule: real before
    synthetic, lower generation, higher confidence, earlier, smaller id.
 
-The catalog table ``duplicates`` (sample_id, cluster_id, cluster_size, kept, method, similarity,
-run_id) holds every sample that has a copy; it is replaced per method by each run, in one
+The ledger ``duplicates`` (sample_id, cluster_id, cluster_size, kept, method, similarity,
+run_id; a view over Parquet files, :mod:`curator.store.ledgers`) holds every sample that has a
+copy; each run writes one file per method, which replaces the method's earlier file in one
 transaction.
 """
 
@@ -565,7 +566,7 @@ def dedup(
     progress: bool = False,
     engine: str | Engine | None = None,
 ) -> DedupResult:
-    """Find near-duplicate clusters and record them in the catalog table `duplicates`.
+    """Find near-duplicate clusters and record them in the ledger `duplicates` (a view).
 
     `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`."""
@@ -651,7 +652,7 @@ def dedup(
             for method, method_result in zip(methods, result.methods, strict=True):
                 _members(con, store, method, method_result, run_id)
             session.detach()
-            _commit(store, con, methods, run_id)
+            _commit(store, con, methods, run_id, work.path)
         finally:
             session.close()
     result.seconds = time.monotonic() - clock
@@ -704,17 +705,31 @@ def _members(
     )
 
 
-def _commit(store: Store, con: duckdb.DuckDBPyConnection, methods: list[str], run_id: str) -> None:
-    tables = {m: con.sql(f"SELECT * FROM dup_{m}").to_arrow_table() for m in methods}
+def _commit(
+    store: Store, con: duckdb.DuckDBPyConnection, methods: list[str], run_id: str, work: str
+) -> None:
+    """Write each method's clusters as a `duplicates` ledger file (replacing the method's
+    earlier file), place them and register them in one transaction."""
+    from curator.store import ledgers
     from curator.store.commit import transaction
 
-    with transaction(store) as rw:
-        for method, table in tables.items():
-            rw.execute("DELETE FROM duplicates WHERE method = ?", [method])
-            rw.register("new_duplicates", table)
-            rw.execute("INSERT INTO duplicates SELECT * FROM new_duplicates")
-            rw.unregister("new_duplicates")
-        rw.execute(
-            "INSERT INTO meta VALUES ('last_dedup_run', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [f"{run_id} {datetime.now(UTC).isoformat(timespec='seconds')}"],
+    staged = [
+        ledgers.write_ledger(
+            work,
+            "duplicates",
+            con.sql(f"SELECT * FROM dup_{m}").to_arrow_reader(),
+            scope=m,
+            run_id=run_id,
         )
+        for m in methods
+    ]
+    ledgers.place_ledgers(store.root, work, staged)
+    with ledgers.withdrawn_unless_committed(store.root, work) as registration:
+        with transaction(store) as rw:
+            for ledger in staged:
+                ledgers.register_ledger(rw, ledger)
+            rw.execute(
+                "INSERT INTO meta VALUES ('last_dedup_run', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [f"{run_id} {datetime.now(UTC).isoformat(timespec='seconds')}"],
+            )
+        registration.committed = True

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from curator.infer.signals import Signal
     from curator.store.base import StoreBase as Store
     from curator.store.commit import WorkDir
+    from curator.store.ledgers import StagedLedger
 
 DEFAULT_CUTOFF = date(2022, 11, 30)
 DEFAULT_TIME_PRIOR_CONFIDENCE = 0.6
@@ -555,7 +556,7 @@ def _apply(
 ) -> None:
     """New shards for every shard with a change, then one transaction switches them."""
     from curator.core.version import __version__
-    from curator.store import catalog
+    from curator.store import catalog, ledgers
     from curator.store.base import crash_point as _crash_point
     from curator.store.commit import transaction
     from curator.store.shards import (
@@ -626,57 +627,27 @@ def _apply(
             written.append((old_relative, new_relative, shard))
         _crash_point("infer-written")
         now = datetime.now(UTC)
-        with transaction(store) as con:
-            for old_relative, new_relative, shard in written:
-                old = con.execute(
-                    "SELECT source, run_id FROM shards WHERE path = ?", [old_relative]
-                ).fetchall()[0]
-                con.execute("UPDATE shards SET live = false WHERE path = ?", [old_relative])
-                catalog.register_shard(con, shard, new_relative, old[0], result.run_id, now)
-            events = pa.table(
-                {
-                    "run_id": [result.run_id] * len(result.changes),
-                    "sample_id": [c["sample_id"] for c in result.changes],
-                    **{
-                        f"{side}_{key}": [c[side][key] for c in result.changes]
-                        for side in ("old", "new")
-                        for key in ("origin", "generation", "model", "evidence", "confidence")
-                    },
-                    "reason": [c["reason"] for c in result.changes],
-                    "evidence_detail": pa.array(
-                        [
-                            json.dumps(c["detail"], sort_keys=True) if c["detail"] else None
-                            for c in result.changes
-                        ],
-                        pa.string(),
-                    ),
-                }
-            )
-            con.register("new_events", events)
-            con.execute(
-                "INSERT INTO label_events (run_id, sample_id, old_origin, old_generation, "
-                "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
-                "new_evidence, new_confidence, reason, created_at, evidence_detail) "
-                "SELECT run_id, sample_id, old_origin, old_generation, "
-                "old_model, old_evidence, old_confidence, new_origin, new_generation, new_model, "
-                "new_evidence, new_confidence, reason, ?, evidence_detail::JSON FROM new_events",
-                [now],
-            )
-            con.unregister("new_events")
-            con.execute("DELETE FROM label_conflicts")
-            for conflict in result.conflicts:
+        staged = _stage_ledgers(work.path, result, now)
+        ledgers.place_ledgers(store.root, work.path, staged)
+        with ledgers.withdrawn_unless_committed(store.root, work.path) as registration:
+            with transaction(store) as con:
+                for old_relative, new_relative, shard in written:
+                    old = con.execute(
+                        "SELECT source, run_id FROM shards WHERE path = ?", [old_relative]
+                    ).fetchall()[0]
+                    con.execute("UPDATE shards SET live = false WHERE path = ?", [old_relative])
+                    catalog.register_shard(con, shard, new_relative, old[0], result.run_id, now)
+                for ledger in staged:
+                    ledgers.register_ledger(con, ledger, created_at=now)
+                if not result.conflicts:  # this run's list replaces the last, even when empty
+                    ledgers.retire_scope(con, "label_conflicts", CONFLICTS_SCOPE)
                 con.execute(
-                    "INSERT INTO label_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [result.run_id, conflict["sample_id"], conflict["declared_origin"],
-                     conflict["declared_evidence"], conflict["signal_origin"], conflict["signal_evidence"],
-                     conflict["confidence"], conflict["reason"], now],
+                    "INSERT INTO runs VALUES (?, 'infer', 'committed', ?, ?, 0, NULL, NULL, ?, ?, 0, 0, 0, ?, NULL, ?, ?)",
+                    [result.run_id, now, now, result.examined, result.relabelled, len(written), __version__,
+                     f"{result.relabelled} relabelled, {len(result.conflicts)} conflicts"],
                 )  # fmt: skip
-            con.execute(
-                "INSERT INTO runs VALUES (?, 'infer', 'committed', ?, ?, 0, NULL, NULL, ?, ?, 0, 0, 0, ?, NULL, ?, ?)",
-                [result.run_id, now, now, result.examined, result.relabelled, len(written), __version__,
-                 f"{result.relabelled} relabelled, {len(result.conflicts)} conflicts"],
-            )  # fmt: skip
-            catalog.rebuild_samples_view(con)
+                catalog.rebuild_samples_view(con)
+            registration.committed = True
         _crash_point("infer-committed")
         result.shards_rewritten = len(written)
     except BaseException:
@@ -685,6 +656,58 @@ def _apply(
             work.take_back(store.registered_paths())
         raise
     work.committed()
+
+
+#: The scope of the `label_conflicts` ledger's file: each run's list replaces the last.
+CONFLICTS_SCOPE = "all"
+
+
+def _stage_ledgers(work: str, result: InferResult, now: datetime) -> list[StagedLedger]:
+    """This run's `label_events` (its changes) and `label_conflicts` (the conflicts it saw) as
+    ledger files in the work directory; none for an empty list."""
+    from curator.store.ledgers import write_ledger
+
+    staged = []
+    if result.changes:
+        events = pa.table(
+            {
+                "run_id": [result.run_id] * len(result.changes),
+                "sample_id": [c["sample_id"] for c in result.changes],
+                **{
+                    f"{side}_{key}": [c[side][key] for c in result.changes]
+                    for side in ("old", "new")
+                    for key in ("origin", "generation", "model", "evidence", "confidence")
+                },
+                "reason": [c["reason"] for c in result.changes],
+                "created_at": pa.array([now] * len(result.changes), pa.timestamp("us", tz="UTC")),
+                "evidence_detail": pa.array(
+                    [
+                        json.dumps(c["detail"], sort_keys=True) if c["detail"] else None
+                        for c in result.changes
+                    ],
+                    pa.string(),
+                ),
+            }
+        )
+        staged.append(
+            write_ledger(work, "label_events", events, scope=result.run_id, run_id=result.run_id)
+        )
+    if result.conflicts:
+        keys = ("sample_id", "declared_origin", "declared_evidence", "signal_origin",
+                "signal_evidence", "confidence", "reason")  # fmt: skip
+        conflicts = pa.table(
+            {
+                "run_id": [result.run_id] * len(result.conflicts),
+                **{key: [c[key] for c in result.conflicts] for key in keys},
+                "created_at": pa.array([now] * len(result.conflicts), pa.timestamp("us", tz="UTC")),
+            }
+        )
+        staged.append(
+            write_ledger(
+                work, "label_conflicts", conflicts, scope=CONFLICTS_SCOPE, run_id=result.run_id
+            )
+        )
+    return staged
 
 
 def _relabel(table: pa.Table, hits: dict[int, Label]) -> pa.Table:

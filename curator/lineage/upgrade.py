@@ -52,32 +52,38 @@ def _stale_manifests(con: duckdb.DuckDBPyConnection, root: str) -> list[tuple[st
 
 def _upgrade_usage(store: Store) -> None:
     """Under the write lock: add what a catalog from before generations lacks, and fill the
-    usage ledger's sample, source, generation and model from each manifest's selection file."""
-    from curator.store import catalog
+    usage ledger's sample, source, generation and model from each manifest's selection file: a
+    new usage file per manifest replaces the manifest's old one, in one transaction."""
+    import os
+    import shutil
+    import tempfile
+
+    from curator.assembly.manifest import usage_from_selection
+    from curator.store import catalog, ledgers
 
     with store.connect(read_only=False) as rw:
         catalog.ensure(rw)
-        for manifest_id, selection in _stale_manifests(rw, store.root):
-            columns = {
-                row[0]
-                for row in rw.execute(
-                    "DESCRIBE SELECT * FROM read_parquet(?)", [selection]
-                ).fetchall()
-            }
-            model = "model" if "model" in columns else "NULL::VARCHAR"
-            rw.execute("BEGIN TRANSACTION")
-            try:
-                rw.execute("DELETE FROM usage WHERE manifest_id = ?", [manifest_id])
-                rw.execute(
-                    "INSERT INTO usage (manifest_id, content_hash, origin, fresh, sample_id, source, generation, model) "
-                    "SELECT ?, content_hash, CASE WHEN category IN ('fresh_real', 'used_real') THEN 'real' ELSE category END, "
-                    f"category = 'fresh_real', sample_id, source, generation, {model} FROM read_parquet(?)",
-                    [manifest_id, selection],
+        stale = _stale_manifests(rw, store.root)
+    if not stale:
+        return
+    staging = os.path.join(store.root, ".staging")
+    os.makedirs(staging, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=ledgers.MIGRATION_PREFIX, dir=staging)
+    try:
+        import duckdb
+
+        staged = []
+        with duckdb.connect() as mem:
+            for manifest_id, selection in stale:
+                reader = usage_from_selection(mem, manifest_id, selection)
+                staged.append(
+                    ledgers.write_ledger(
+                        work, "usage", reader, scope=manifest_id, run_id=f"upgraded-{manifest_id}"
+                    )
                 )
-                rw.execute("COMMIT")
-            except BaseException:
-                rw.execute("ROLLBACK")
-                raise
+        ledgers.commit_ledgers(store.root, work, staged, lambda: store.connect(read_only=False))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def ensure_current(store: Store, lock_timeout: float | None = None) -> None:

@@ -220,6 +220,8 @@ class StoreBase:
         """
         import duckdb
 
+        from curator.store import ledgers
+
         def open_catalog() -> duckdb.DuckDBPyConnection:
             con = duckdb.connect(":memory:")
             try:
@@ -249,9 +251,13 @@ class StoreBase:
             prefix = "CREATE OR REPLACE VIEW samples AS "
             assert view.startswith(prefix), view
             con.execute("CREATE TEMP VIEW samples AS " + view[len(prefix) :])
+            # The ledgers likewise: temporary views over their live files by absolute path.
+            ledger_views, ledger_files = ledgers.query_views(con, self.root)
+            for statement in ledger_views:
+                con.execute(statement)
             con.execute(
                 "SET allowed_paths = ["
-                + ", ".join(catalog.sql_literal(path) for path in shard_files)
+                + ", ".join(catalog.sql_literal(path) for path in shard_files + ledger_files)
                 + "]"
             )
             con.execute("SET enable_external_access = false")
@@ -368,10 +374,13 @@ class StoreBase:
         return Stats(tuple(StatsRow(o, g, s, int(r), int(b)) for o, g, s, r, b in rows))
 
     def registered_paths(self, timeout: float | None = None) -> set[str]:
-        """Every shard path the catalog knows (live or not), relative to the store: what
-        recovery must never remove."""
+        """Every shard and ledger file path the catalog knows (live or not), relative to the
+        store: what recovery must never remove."""
+        from curator.store import ledgers
+
         with self.connect(read_only=True, timeout=timeout) as con:
-            return {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
+            shards = {row[0] for row in con.execute("SELECT path FROM shards").fetchall()}
+            return shards | ledgers.registered_paths(con)
 
     def live_shards(self) -> list[dict[str, Any]]:
         """The live shards: path (relative to the store), rows, bytes, sha256."""

@@ -1,9 +1,11 @@
 """The catalog: an embedded DuckDB database beside the shards.
 
 Tables: ``meta``, ``runs``, ``shards``, ``shard_composition``, ``columns``, ``manifests``,
-``usage`` (which samples each manifest used) and ``models``; views: ``samples`` (every row of every
-live shard), ``composition`` and ``lineage_edges`` (how data flows: sample → manifest → model →
-sample). Shard paths are relative to the store directory, so
+``models`` and ``ledger_files``; views: ``samples`` (every row of every live shard), the row-level
+ledgers ``usage`` (which samples each manifest used), ``duplicates``, ``label_events`` and
+``label_conflicts`` over their Parquet files (:mod:`curator.store.ledgers`), ``composition`` and
+``lineage_edges`` (how data flows: sample → manifest → model → sample). Shard and ledger paths are
+relative to the store directory, so
 ``duckdb catalog.duckdb`` started inside the store answers queries on ``samples`` with no
 curator code involved.
 """
@@ -14,6 +16,8 @@ import os
 from typing import TYPE_CHECKING
 
 from curator.core.schema import PROVENANCE_COLUMNS
+from curator.store.paths import sql_literal as sql_literal  # re-exported: callers use catalog's
+from curator.store.paths import store_path as store_path
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -91,17 +95,6 @@ CREATE TABLE IF NOT EXISTS manifests (
     composition JSON NOT NULL,
     curator_version VARCHAR NOT NULL
 );
-CREATE TABLE IF NOT EXISTS usage (
-    manifest_id VARCHAR NOT NULL,
-    content_hash VARCHAR NOT NULL,
-    origin VARCHAR NOT NULL,
-    fresh BOOLEAN NOT NULL
-);
--- Added with models: which sample was used, with its labels at the time.
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS sample_id VARCHAR;
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS source VARCHAR;
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS generation SMALLINT;
-ALTER TABLE usage ADD COLUMN IF NOT EXISTS model VARCHAR;
 CREATE TABLE IF NOT EXISTS models (
     name VARCHAR PRIMARY KEY,
     generation SMALLINT NOT NULL,       -- its samples are generation + 1
@@ -122,39 +115,6 @@ CREATE TABLE IF NOT EXISTS models (
 );
 -- Added with reports: what the model scored when it was evaluated ({"perplexity": 41.2, …}).
 ALTER TABLE models ADD COLUMN IF NOT EXISTS metrics JSON;
-CREATE TABLE IF NOT EXISTS duplicates (
-    sample_id VARCHAR NOT NULL,         -- a live sample that has a copy
-    cluster_id VARCHAR NOT NULL,        -- '<method>:<smallest content_hash of the cluster>'
-    cluster_size BIGINT NOT NULL,       -- samples in the cluster
-    kept BOOLEAN NOT NULL,              -- the one kept by the provenance-aware rule
-    method VARCHAR NOT NULL,            -- minhash | phash
-    similarity DOUBLE NOT NULL,         -- to its closest verified neighbour (1 for exact copies)
-    run_id VARCHAR NOT NULL
-);
-CREATE TABLE IF NOT EXISTS label_events (
-    run_id VARCHAR NOT NULL,            -- the `curator infer` run
-    sample_id VARCHAR NOT NULL,
-    old_origin VARCHAR, old_generation SMALLINT, old_model VARCHAR,
-    old_evidence VARCHAR, old_confidence DOUBLE,
-    new_origin VARCHAR NOT NULL, new_generation SMALLINT, new_model VARCHAR,
-    new_evidence VARCHAR NOT NULL, new_confidence DOUBLE NOT NULL,
-    reason VARCHAR,
-    created_at TIMESTAMPTZ NOT NULL
-);
--- Added with C2PA trust: what the evidence said beyond the label (for C2PA: validation state,
--- trust state of the signer, digital source types, generation), as JSON.
-ALTER TABLE label_events ADD COLUMN IF NOT EXISTS evidence_detail JSON;
-CREATE TABLE IF NOT EXISTS label_conflicts (
-    run_id VARCHAR NOT NULL,            -- the latest `curator infer` run that saw it
-    sample_id VARCHAR NOT NULL,
-    declared_origin VARCHAR NOT NULL,
-    declared_evidence VARCHAR NOT NULL,
-    signal_origin VARCHAR NOT NULL,
-    signal_evidence VARCHAR NOT NULL,
-    confidence DOUBLE NOT NULL,
-    reason VARCHAR,
-    created_at TIMESTAMPTZ NOT NULL
-);
 CREATE OR REPLACE VIEW composition AS
     SELECT c.origin, c.generation, c.source,
            sum(c.rows)::BIGINT AS rows, sum(c.content_bytes)::BIGINT AS content_bytes
@@ -169,51 +129,6 @@ _SQL_TYPES = {
     "float": "FLOAT",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
 }
-
-
-def sql_literal(value: str) -> str:
-    """`value` as a SQL string literal (single quotes doubled), for queries built as text.
-
-    >>> sql_literal("it's")
-    "'it''s'"
-    """
-    return "'" + value.replace("'", "''") + "'"
-
-
-def store_path(root: str, relative: str, what: str = "shard") -> str:
-    """The filesystem path of `relative`, a path read from the catalog (a shard, a manifest),
-    resolved inside the store at `root`. Every path taken from the catalog goes through here
-    before it is read or written: a catalog is a file anyone can edit, and a shard path such as
-    ``../outside/x.parquet`` or ``/etc/x.parquet`` would make `infer` write outside the store.
-
-    The check is on the path as written (normalised, not following symlinks), so a store whose
-    ``shards/`` is a symlink to another disk still works.
-
-    Raises:
-        StoreError: the path is absolute, empty, or leads out of the store.
-
-    >>> store_path("/data/store", "shards/web/a.parquet")
-    '/data/store/shards/web/a.parquet'
-    """
-    from curator.core.errors import StoreError
-
-    root = os.path.normpath(root)
-    normal = os.path.normpath(os.path.join(root, relative)) if relative else root
-    if (
-        not relative
-        or "\0" in relative
-        or os.path.isabs(relative)
-        or os.path.splitdrive(relative)[0]
-        or normal == root
-        or not normal.startswith(root.rstrip(os.sep) + os.sep)
-    ):
-        raise StoreError(
-            f"the catalog of store `{root}` names the {what} path `{relative}`, which is not "
-            "inside the store: the catalog looks tampered with",
-            "nothing was read or written there; restore `catalog.duckdb` from a backup, or "
-            "check how that row got into the catalog",
-        )
-    return normal
 
 
 def empty_samples_select() -> str:
@@ -282,19 +197,27 @@ def register_shard(
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
-    """Create any table or view a newer curator added to an older catalog (idempotent)."""
+    """Create any table or view a newer curator added to an older catalog, and turn ledger
+    tables into ledger files (:func:`curator.store.ledgers.ensure`; idempotent). Call it under
+    the write lock, with the store as the connection's ``file_search_path``."""
+    from curator.store import ledgers
+
     con.execute(DDL)
+    ledgers.ensure(con)
     con.execute(LINEAGE_VIEW)
 
 
 def create(con: duckdb.DuckDBPyConnection, curator_version: str) -> None:
     """Create the catalog tables and views in an empty database."""
+    from curator.store import ledgers
+
     con.execute(DDL)
     con.execute(
         "INSERT INTO meta VALUES ('catalog_version', ?), ('created_by', ?)",
         [CATALOG_VERSION, f"curator {curator_version}"],
     )
     con.execute(samples_view_sql([]))
+    ledgers.create(con)
     con.execute(LINEAGE_VIEW)
 
 

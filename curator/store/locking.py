@@ -122,11 +122,15 @@ def record_placement(directory: str, relative_paths: Iterable[str]) -> None:
 
     The record is written aside, flushed to disk and renamed, so it is complete or absent. After a
     crash, :func:`recover_work_dir` removes exactly these paths when the catalog does not know
-    them. Infer, dedup or any other run that moves files into the store uses the same record.
+    them. Infer, dedup or any other run that moves files into the store uses the same record; a
+    second call adds its paths to those already recorded.
 
     >>> record_placement(work, ["shards/web/20261125T031500Z-1a2b3c-00000-000.parquet"])  # doctest: +SKIP
     """
     paths = [_checked_relative(path) for path in relative_paths]
+    # A run may record more than once (shards, then ledger files): the record only grows.
+    earlier = recorded_placement(directory)
+    paths = earlier + [path for path in paths if path not in set(earlier)]
     target = os.path.join(directory, PLACEMENT_FILE)
     with open(target + ".tmp", "w", encoding="utf-8") as handle:
         json.dump({"paths": paths}, handle)
