@@ -18,6 +18,7 @@ bench:
 	$(PY) bench/ingest.py
 	$(PY) bench/assemble.py
 	$(PY) bench/dedup.py
+	$(PY) bench/ledger.py
 
 demo:
 	$(PY) -m curator demo
