@@ -3,8 +3,9 @@
 The story, one module per step:
 
 1. Candidates and pools (:mod:`curator.assembly.pools`, in a DuckDB session with the catalog
-   attached, :mod:`curator.assembly.session`): every live sample with its category, its size in
-   the policy's unit and its seeded rank; exact (and near) duplicates collapsed.
+   attached, :class:`curator.store.session.CatalogSession`): every live sample with its
+   category, its size in the policy's unit and its seeded rank; exact (and near) duplicates
+   collapsed.
 2. The plan (:mod:`curator.assembly.planner`): exact amounts per (category, source, generation).
 3. Selection (:mod:`curator.assembly.selection`): in each cell, the first samples by rank until
    the cell's amount is reached (with bytes or tokens, whether each cell keeps the sample that
@@ -64,11 +65,11 @@ from curator.assembly.recovery import (
     place_files,
 )
 from curator.assembly.selection import pick_rows
-from curator.assembly.session import _Session
 from curator.assembly.writer import write_outputs
 from curator.core.errors import InputError
 from curator.core.version import __version__
 from curator.store.catalog import store_path
+from curator.store.session import CatalogSession
 
 if TYPE_CHECKING:
     from curator.assembly.policy import Policy
@@ -80,7 +81,6 @@ __all__ = [
     "POOL_LABELS",
     "Assembly",
     "AssemblyError",
-    "_Session",
     "assemble",
     "cell_quotas",
     "constraint_report",
@@ -138,7 +138,7 @@ def assemble(
         if out_dir.exists() and any(out_dir.iterdir()):
             raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
         work = WorkDir.create(store.root, new_run_id(), prefix=WORK_PREFIX).path
-        session = _Session(store, os.path.join(work, "duckdb"))
+        session = CatalogSession(store, os.path.join(work, "duckdb"))
         created_dir = not out_dir.exists()
         tmp_out = None
         committed = False
@@ -303,7 +303,7 @@ def _record(
 def plan_only(store: Store, policy: Policy, *, lineage: str | None = None) -> Assembly:
     """Plan without writing anything (``--dry-run``, ``policy check``)."""
     work = tempfile.mkdtemp(prefix="curator-plan-")
-    session = _Session(store, work)
+    session = CatalogSession(store, work)
     try:
         return prepare(store, policy, lineage, session)
     finally:

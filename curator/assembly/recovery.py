@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from curator.assembly.checks import AssemblyError
 from curator.assembly.manifest import MANIFEST_FILE, Manifest
 from curator.assembly.pools import DEFAULT_LINEAGE, resolve_lineage
-from curator.assembly.session import DUCKDB_MEMORY_LIMIT
 from curator.assembly.writer import write_outputs
 from curator.store.catalog import store_path
+from curator.store.session import DUCKDB_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     from curator.assembly.policy import Policy
