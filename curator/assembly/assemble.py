@@ -73,6 +73,7 @@ from curator.store.session import CatalogSession
 
 if TYPE_CHECKING:
     from curator.assembly.policy import Policy
+    from curator.engine.base import Engine
     from curator.store.base import StoreBase as Store
 
 #: Names the CLI, the facade, the tests and other operations import from here.
@@ -104,9 +105,13 @@ def assemble(
     lineage: str | None = None,
     name: str | None = None,
     lock_timeout: float | None = None,
+    engine: str | Engine | None = None,
 ) -> Manifest:
     """Assemble a training set into `out` (see the module docstring). Holds the store's write
     lock throughout, so assemblies of one lineage see each other's usage in order.
+
+    `engine` writes the output shards: ``local`` (default; env `CURATOR_ENGINE`) or an
+    :class:`~curator.engine.base.Engine`. The set is byte for byte the same on every engine.
 
     A run that was killed is picked up by running the same call again: one killed before its
     catalog commit left nothing recorded, and its leftovers (`OUT/.tmp-<id>/`, an unrecorded
@@ -115,17 +120,19 @@ def assemble(
     set is byte for byte what an uninterrupted run writes (:func:`complete_interrupted`).
 
     Raises:
+        EngineError: `engine` is unknown or not available (before anything is written).
         InputError: `out` holds anything but what an interrupted assembly left.
         AssemblyError: `out` holds the unfinished set of another command (policy, lineage or
             name differ), or a recorded set cannot be completed.
     """
+    from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import crash_point as _crash_point
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
 
     out_dir = Path(out).resolve()
-    with writing(store, "assemble", lock_timeout):
+    with using_engine(engine) as runner, writing(store, "assemble", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
         temp_root = os.path.join(store.root, ".staging")
@@ -133,7 +140,7 @@ def assemble(
         interrupted = clear_leftovers(store, out_dir, temp_root)
         if interrupted is not None:
             return complete_interrupted(
-                store, policy, lineage, name, out_dir, interrupted, temp_root
+                store, policy, lineage, name, out_dir, interrupted, engine=runner
             )
         if out_dir.exists() and any(out_dir.iterdir()):
             raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
@@ -157,7 +164,9 @@ def assemble(
             snapshot_paths = [store_path(store.root, s["path"]) for s in assembly.snapshot]
             spill_dir = os.path.join(work, "spill")
             os.makedirs(spill_dir)
-            outputs = write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir, starts)
+            outputs = write_outputs(
+                con, policy, snapshot_paths, str(tmp_out), spill_dir, starts, engine=runner
+            )
             _crash_point("assemble-written")
             sequence = 1 + int(
                 con.execute(
