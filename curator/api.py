@@ -150,6 +150,7 @@ class Store(StoreBase):
         lineage: str | None = None,
         name: str | None = None,
         lock_timeout: float | None = None,
+        engine: str | Engine | None = None,
     ) -> Manifest:
         """Assemble a training set under `policy` into the new or empty directory `out`;
         see :func:`curator.assembly.assemble.assemble`.
@@ -157,7 +158,13 @@ class Store(StoreBase):
         >>> manifest = store.assemble("gen-2.toml", "train/gen-2", lineage="main")  # doctest: +SKIP
         """
         return _assembly.assemble(
-            self, _policy(policy), out, lineage=lineage, name=name, lock_timeout=lock_timeout
+            self,
+            _policy(policy),
+            out,
+            lineage=lineage,
+            name=name,
+            lock_timeout=lock_timeout,
+            engine=engine,
         )
 
     def manifests(self) -> list[dict[str, Any]]:

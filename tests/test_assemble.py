@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import curator
+import curator.assembly.writer
 from curator.assembly.manifest import Manifest, manifest_json_schema
 from curator.assembly.planner import Cell, Pool, ShortfallError, plan
 from curator.assembly.policy import EXAMPLE_POLICY, Policy, PolicyError, policy_json_schema
+from curator.engine.local import LocalEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -335,6 +337,41 @@ def test_same_store_policy_and_seed_give_byte_identical_shards(tmp_path):
         Policy.from_dict({**POLICY, "seed": 8}), tmp_path / "c", lineage="z"
     )
     assert [o["sha256"] for o in other_seed.outputs] != [o["sha256"] for o in a.outputs]
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "jsonl"])
+def test_one_or_two_worker_processes_write_byte_identical_shards(
+    tmp_path, monkeypatch, output_format
+):
+    # Every shard goes to the engine's workers, however small the set.
+    monkeypatch.setattr(curator.assembly.writer, "SMALL_WRITE_BYTES", 0)
+    store = make_store(
+        tmp_path,
+        {("real", "web"): 90, ("real", "books"): 40, ("synthetic", "gen"): 60, ("unknown", "crawl"): 30},
+    )  # fmt: skip
+    policy = Policy.from_dict({**POLICY, "output": {"shard_rows": 30, "format": output_format}})
+    with LocalEngine(jobs=1) as one, LocalEngine(jobs=2) as two:
+        here = store.assemble(policy, tmp_path / "one", lineage="one", engine=one)
+        assert one._workers == []
+        workers = store.assemble(policy, tmp_path / "two", lineage="two", engine=two)
+        assert len(two._workers) == 2
+
+    def files(directory: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+    shards = files(tmp_path / "one")
+    del shards["manifest.json"]
+    assert sorted(shards) == [f"part-0000{n}.{output_format}" for n in range(4)]
+    assert shards == {k: v for k, v in files(tmp_path / "two").items() if k != "manifest.json"}
+    # The two manifests differ only in what names the run (id, time, place) and in the lineage
+    # (each its own, so that the second set does not see the first's usage).
+    volatile = {"manifest_id", "created_at", "lineage", "out_dir", "selection"}
+    assert {k: v for k, v in here.data.items() if k not in volatile} == {
+        k: v for k, v in workers.data.items() if k not in volatile
+    }
+    assert pq.read_table(Path(store.root) / here.data["selection"]).equals(
+        pq.read_table(Path(store.root) / workers.data["selection"])
+    )
 
 
 def test_output_rows_are_in_selection_order_across_shards(tmp_path):

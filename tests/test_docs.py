@@ -135,3 +135,22 @@ def test_init_takes_the_store_as_its_argument():
     (argument,) = [p for p in cli.commands["init"].params if isinstance(p, click.Argument)]
     assert argument.envvar == "CURATOR_STORE"
     assert _options(cli.commands["init"]) == []
+
+
+def test_the_commands_that_run_tasks_take_the_same_engine_options():
+    def engine_options(command: click.Command) -> list[tuple[object, ...]]:
+        found = [o for o in _options(command) if {"--engine", "--ray-address"} & set(o.opts)]
+        return [
+            (o.opts, o.metavar, o.envvar, o.get_default(_context(command), call=False), o.help)
+            for o in found
+        ]
+
+    taking = {name: engine_options(c) for name, c in all_commands() if engine_options(c)}
+    assert sorted(taking) == ["assemble", "dedup", "infer", "ingest", "tag"]
+    (first, *others) = taking.values()
+    assert all(options == first for options in others)
+    assert [option[:4] for option in first] == [
+        (["--engine"], "NAME", "CURATOR_ENGINE", "local"),
+        (["--ray-address"], "ADDRESS", "RAY_ADDRESS", getattr(click.core, "UNSET", None)),
+    ]
+    assert "`pip install 'curator[ray]'`" in str(first[0][4])

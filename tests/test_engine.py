@@ -18,11 +18,13 @@ import pytest
 
 import curator
 import curator.api
+import curator.assembly.writer
 import curator.dedup.clusters
 import curator.ingest.commit
 import curator.ingest.pipeline
 import curator.ingest.readers
 import curator.store.base
+from curator.assembly.policy import Policy
 from curator.engine.base import Engine, EngineError
 from curator.engine.local import LocalEngine
 from curator.engine.registry import get_engine, using_engine
@@ -277,3 +279,46 @@ def test_an_engine_passed_in_is_left_open_and_a_named_one_is_closed():
             made.map(math.sqrt, [1, 4])
             assert isinstance(made, LocalEngine) and len(made._workers) == 2
         assert made._workers == []
+
+
+def test_an_address_needs_the_ray_engine(monkeypatch):
+    monkeypatch.delenv("CURATOR_ENGINE", raising=False)
+    for name in ("local", None):
+        with pytest.raises(EngineError) as caught:
+            get_engine(name, address="ray://head:10001")
+        assert str(caught.value) == (
+            "`--ray-address` needs `--engine ray`\n"
+            "Hint: pass --engine ray, or drop --ray-address (Python: `address`)"
+        )
+
+
+_ASSEMBLY_POLICY = Policy.from_dict(
+    {
+        "name": "set",
+        "seed": 3,
+        "target": {"rows": 60},
+        "constraints": {"min_real_fraction": 0.5},
+        "output": {"shard_rows": 20},
+    }
+)
+
+
+def test_assembly_writes_its_shards_as_tasks_without_the_store(tmp_path, monkeypatch):
+    monkeypatch.setattr(curator.assembly.writer, "SMALL_WRITE_BYTES", 0)
+    store = curator.init_store(tmp_path / "store")
+    store.ingest(_inputs(tmp_path), source="web", origin="real", id_column="id")
+    engine = _Watching()
+    manifest = store.assemble(_ASSEMBLY_POLICY, tmp_path / "set", engine=engine)
+    assert engine.sent == len(manifest.outputs) == 3
+    assert [o["path"] for o in manifest.outputs] == [f"part-0000{n}.parquet" for n in range(3)]
+
+
+def test_an_unknown_engine_fails_an_assembly_before_anything_is_written(tmp_path):
+    store = curator.init_store(tmp_path / "store")
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps({"text": f"sample {i}"}) + "\n" for i in range(80)))
+    store.ingest([path], source="s", origin="real")
+    with pytest.raises(EngineError, match="unknown engine `nosuch`"):
+        store.assemble(_ASSEMBLY_POLICY, tmp_path / "set", engine="nosuch")
+    assert not (tmp_path / "set").exists()
+    assert store.sql("SELECT count(*) AS n FROM manifests").to_pylist() == [{"n": 0}]

@@ -3,8 +3,9 @@
 The story, one module per step:
 
 1. Candidates and pools (:mod:`curator.assembly.pools`, in a DuckDB session with the catalog
-   attached, :mod:`curator.assembly.session`): every live sample with its category, its size in
-   the policy's unit and its seeded rank; exact (and near) duplicates collapsed.
+   attached, :class:`curator.store.session.CatalogSession`): every live sample with its
+   category, its size in the policy's unit and its seeded rank; exact (and near) duplicates
+   collapsed.
 2. The plan (:mod:`curator.assembly.planner`): exact amounts per (category, source, generation).
 3. Selection (:mod:`curator.assembly.selection`): in each cell, the first samples by rank until
    the cell's amount is reached (with bytes or tokens, whether each cell keeps the sample that
@@ -64,14 +65,15 @@ from curator.assembly.recovery import (
     place_files,
 )
 from curator.assembly.selection import pick_rows
-from curator.assembly.session import _Session
 from curator.assembly.writer import write_outputs
 from curator.core.errors import InputError
 from curator.core.version import __version__
 from curator.store.catalog import store_path
+from curator.store.session import CatalogSession
 
 if TYPE_CHECKING:
     from curator.assembly.policy import Policy
+    from curator.engine.base import Engine
     from curator.store.base import StoreBase as Store
 
 #: Names the CLI, the facade, the tests and other operations import from here.
@@ -80,7 +82,6 @@ __all__ = [
     "POOL_LABELS",
     "Assembly",
     "AssemblyError",
-    "_Session",
     "assemble",
     "cell_quotas",
     "constraint_report",
@@ -104,9 +105,13 @@ def assemble(
     lineage: str | None = None,
     name: str | None = None,
     lock_timeout: float | None = None,
+    engine: str | Engine | None = None,
 ) -> Manifest:
     """Assemble a training set into `out` (see the module docstring). Holds the store's write
     lock throughout, so assemblies of one lineage see each other's usage in order.
+
+    `engine` writes the output shards: ``local`` (default; env `CURATOR_ENGINE`) or an
+    :class:`~curator.engine.base.Engine`. The set is byte for byte the same on every engine.
 
     A run that was killed is picked up by running the same call again: one killed before its
     catalog commit left nothing recorded, and its leftovers (`OUT/.tmp-<id>/`, an unrecorded
@@ -115,17 +120,19 @@ def assemble(
     set is byte for byte what an uninterrupted run writes (:func:`complete_interrupted`).
 
     Raises:
+        EngineError: `engine` is unknown or not available (before anything is written).
         InputError: `out` holds anything but what an interrupted assembly left.
         AssemblyError: `out` holds the unfinished set of another command (policy, lineage or
             name differ), or a recorded set cannot be completed.
     """
+    from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import crash_point as _crash_point
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
 
     out_dir = Path(out).resolve()
-    with writing(store, "assemble", lock_timeout):
+    with using_engine(engine) as runner, writing(store, "assemble", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
         temp_root = os.path.join(store.root, ".staging")
@@ -133,12 +140,12 @@ def assemble(
         interrupted = clear_leftovers(store, out_dir, temp_root)
         if interrupted is not None:
             return complete_interrupted(
-                store, policy, lineage, name, out_dir, interrupted, temp_root
+                store, policy, lineage, name, out_dir, interrupted, engine=runner
             )
         if out_dir.exists() and any(out_dir.iterdir()):
             raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
         work = WorkDir.create(store.root, new_run_id(), prefix=WORK_PREFIX).path
-        session = _Session(store, os.path.join(work, "duckdb"))
+        session = CatalogSession(store, os.path.join(work, "duckdb"))
         created_dir = not out_dir.exists()
         tmp_out = None
         committed = False
@@ -157,7 +164,9 @@ def assemble(
             snapshot_paths = [store_path(store.root, s["path"]) for s in assembly.snapshot]
             spill_dir = os.path.join(work, "spill")
             os.makedirs(spill_dir)
-            outputs = write_outputs(con, policy, snapshot_paths, str(tmp_out), spill_dir, starts)
+            outputs = write_outputs(
+                con, policy, snapshot_paths, str(tmp_out), spill_dir, starts, engine=runner
+            )
             _crash_point("assemble-written")
             sequence = 1 + int(
                 con.execute(
@@ -303,7 +312,7 @@ def _record(
 def plan_only(store: Store, policy: Policy, *, lineage: str | None = None) -> Assembly:
     """Plan without writing anything (``--dry-run``, ``policy check``)."""
     work = tempfile.mkdtemp(prefix="curator-plan-")
-    session = _Session(store, work)
+    session = CatalogSession(store, work)
     try:
         return prepare(store, policy, lineage, session)
     finally:

@@ -23,8 +23,8 @@ from curator.store.catalog import store_path
 if TYPE_CHECKING:
     import duckdb
 
-    from curator.assembly.session import _Session
     from curator.store.base import StoreBase as Store
+    from curator.store.session import CatalogSession
 
 DEFAULT_LINEAGE = "default"
 TRUST_ORDER = "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, origin_confidence DESC, collected_at NULLS LAST, sample_id"
@@ -186,7 +186,7 @@ def resolve_lineage(policy: Policy, lineage: str | None) -> str | None:
     return lineage or declared
 
 
-def prepare(store: Store, policy: Policy, lineage: str | None, session: _Session) -> Assembly:
+def prepare(store: Store, policy: Policy, lineage: str | None, session: CatalogSession) -> Assembly:
     """Build the candidate table and plan the assembly."""
     con = session.con
     given_lineage = resolve_lineage(policy, lineage)

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from curator.assembly.checks import AssemblyError
 from curator.assembly.manifest import MANIFEST_FILE, Manifest
 from curator.assembly.pools import DEFAULT_LINEAGE, resolve_lineage
-from curator.assembly.session import DUCKDB_MEMORY_LIMIT
 from curator.assembly.writer import write_outputs
 from curator.store.catalog import store_path
+from curator.store.session import DUCKDB_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     from curator.assembly.policy import Policy
+    from curator.engine.base import Engine
     from curator.store.base import StoreBase as Store
 
 
@@ -84,7 +85,8 @@ def complete_interrupted(
     name: str | None,
     out_dir: Path,
     manifest_id: str,
-    temp_root: str,
+    *,
+    engine: Engine,
 ) -> Manifest:
     """Finish the set of `manifest_id`, recorded in the catalog by an assembly killed before it
     had placed its files, when this call is the same command (policy, lineage, name): the files
@@ -124,7 +126,7 @@ def complete_interrupted(
         tmp_out.mkdir()
         for output in recorded.outputs:
             (out_dir / output["path"]).unlink(missing_ok=True)
-        _rewrite_outputs(store, policy, data, tmp_out, temp_root)
+        _rewrite_outputs(store, policy, data, tmp_out, engine)
         changed = [
             o["path"]
             for o in recorded.outputs
@@ -147,7 +149,7 @@ def complete_interrupted(
 
 
 def _rewrite_outputs(
-    store: Store, policy: Policy, data: dict[str, Any], tmp_out: Path, temp_root: str
+    store: Store, policy: Policy, data: dict[str, Any], tmp_out: Path, engine: Engine
 ) -> None:
     """Write a recorded set's files again, from its selection and its snapshot's shards."""
     import duckdb
@@ -180,7 +182,7 @@ def _rewrite_outputs(
             starts.append(starts[-1] + int(output["rows"]))
         spill_dir = os.path.join(work, "spill")
         os.makedirs(spill_dir)
-        write_outputs(con, policy, paths, str(tmp_out), spill_dir, starts)
+        write_outputs(con, policy, paths, str(tmp_out), spill_dir, starts, engine=engine)
     finally:
         con.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,15 +1,17 @@
 """Writing a set: routing the chosen rows to their output shards and writing the output files.
 
 The wide rows are never sorted whole: DuckDB reads them in storage order, each batch is split by
-output shard into uncompressed Arrow spill files, and each shard is then ordered on its own and
-compressed (Parquet) or written as JSON Lines. Nothing run-specific goes into the files, so the
-same store, policy and seed give byte-identical shards.
+output shard into uncompressed Arrow spill files (in the driver, which holds the DuckDB session),
+and each shard is then ordered on its own and compressed (Parquet) or written as JSON Lines by
+:func:`write_shard`, a pure task run on the engine. Nothing run-specific goes into the files, so
+the same store, policy and seed give byte-identical shards on any engine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +23,48 @@ if TYPE_CHECKING:
     import duckdb
 
     from curator.assembly.policy import Policy
+    from curator.engine.base import Engine
 
-#: While the output is written, DuckDB streams the chosen rows and two shards are compressed here.
+#: While the output is written, DuckDB streams the chosen rows here.
 DUCKDB_WRITE_MEMORY_LIMIT = "512MB"
 #: Rows per batch of the read that feeds the spill files: small batches stay in cache (8192 read
 #: and routed 1.4x faster than 131072 in bench/assemble.py).
 _READ_BATCH_ROWS = 8192
 #: The output position carried through the spill files (dropped before writing).
 _POSITION = "__curator_out_pos"
+#: Spill files smaller than this in all are written in this process: starting workers would
+#: cost more than compressing them.
+SMALL_WRITE_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class ShardWriteTask:
+    """One output shard to write: its spill file (the shard's rows with their output positions,
+    in any order), where the shard goes, its format and its Parquet footer metadata."""
+
+    spill_path: str
+    out_path: str
+    extension: str
+    metadata: tuple[tuple[bytes, bytes], ...]
+
+    @property
+    def label(self) -> str:
+        return f"output shard `{os.path.basename(self.out_path)}`"
+
+
+def write_shard(task: ShardWriteTask) -> dict[str, Any]:
+    """Order one shard's spill file by output position and write it as the output shard (pure:
+    reads the spill file, writes the shard, removes the spill file). Returns what the manifest
+    records of it: its file name, rows, bytes and sha256."""
+    import pyarrow.compute as pc
+
+    with pa.memory_map(task.spill_path) as source:
+        table = pa.ipc.open_file(source).read_all()
+        table = table.take(pc.sort_indices(table.column(_POSITION)))
+    table = table.drop_columns([_POSITION])
+    table = table.replace_schema_metadata(dict(task.metadata))
+    os.remove(task.spill_path)
+    return _write_shard(task.out_path, table, task.extension)
 
 
 def write_outputs(
@@ -38,18 +74,20 @@ def write_outputs(
     tmp_dir: str,
     spill_dir: str,
     starts: list[int],
+    *,
+    engine: Engine,
 ) -> list[dict[str, Any]]:
     """Write the chosen rows, in output order, as shards starting at the positions `starts`.
 
     Sorting the wide rows is what costs, so they are not sorted whole: DuckDB streams the chosen
     rows in whatever order it reads them, each with its output position; each batch is split by
-    output shard into one uncompressed Arrow spill file per shard. Then each shard's spill file is
-    memory-mapped, ordered by position and compressed, two shards at a time. Memory stays at
-    DuckDB's read buffers plus two shards."""
-    from concurrent.futures import ThreadPoolExecutor
+    output shard into one uncompressed Arrow spill file per shard. Then `engine` runs
+    :func:`write_shard` over the shards: each spill file is memory-mapped, ordered by position
+    and compressed. Memory stays at DuckDB's read buffers plus one shard per worker.
 
+    Returns:
+        What the manifest records of each shard, in shard order."""
     import numpy as np
-    import pyarrow.compute as pc
 
     first_positions = np.asarray(starts, dtype=np.int64)
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
@@ -90,25 +128,22 @@ def write_outputs(
             writer.close()
     # Nothing run-specific (ids, times) goes into the files: the same store, policy and seed
     # give byte-identical shards.
-    metadata = {
-        b"curator.version": __version__.encode(),
-        b"curator.seed": str(policy.seed).encode(),
-    }
+    metadata = (
+        (b"curator.version", __version__.encode()),
+        (b"curator.seed", str(policy.seed).encode()),
+    )
     extension = "parquet" if policy.output.format == "parquet" else "jsonl"
-
-    def finish(shard_no: int) -> dict[str, Any]:
-        spill = os.path.join(spill_dir, f"{shard_no}.arrow")
-        with pa.memory_map(spill) as source:
-            table = pa.ipc.open_file(source).read_all()
-            table = table.take(pc.sort_indices(table.column(_POSITION)))
-        table = table.drop_columns([_POSITION])
-        table = table.replace_schema_metadata(metadata)
-        os.remove(spill)
-        path = os.path.join(tmp_dir, f"part-{shard_no:05d}.{extension}")
-        return _write_shard(path, table, extension)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(finish, sorted(writers)))
+    tasks = [
+        ShardWriteTask(
+            spill_path=os.path.join(spill_dir, f"{shard_no}.arrow"),
+            out_path=os.path.join(tmp_dir, f"part-{shard_no:05d}.{extension}"),
+            extension=extension,
+            metadata=metadata,
+        )
+        for shard_no in sorted(writers)
+    ]
+    spilled = sum(os.path.getsize(task.spill_path) for task in tasks)
+    return engine.map(write_shard, tasks, small=spilled < SMALL_WRITE_BYTES)
 
 
 def _write_shard(path: str, table: pa.Table, extension: str) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def cli() -> None:
     """Dataset curation with provenance: real or generated, how many generations deep, and
     training sets with a guaranteed share of fresh real data.
 
-    Every command that uses a store takes --store DIR (env CURATOR_STORE).
+    Every command that uses a store takes --store DIR (env CURATOR_STORE); ingest, tag, dedup,
+    infer and assemble run their work on --engine NAME (env CURATOR_ENGINE; default local).
 
     \b
     Examples:

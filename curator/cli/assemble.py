@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from curator.cli.app import cli
-from curator.cli.options import json_option, lock_timeout_option, open_store_at, store_option
+from curator.cli.options import (
+    engine_for,
+    engine_options,
+    json_option,
+    lock_timeout_option,
+    open_store_at,
+    store_option,
+)
 
 
 @cli.command("assemble")
@@ -35,6 +42,7 @@ from curator.cli.options import json_option, lock_timeout_option, open_store_at,
 )
 @click.option("--name", show_default="the policy's name", help="Name of the manifest.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@engine_options
 @lock_timeout_option
 @json_option("Print the manifest (or, with --dry-run, the plan) as JSON.")
 def assemble_command(
@@ -44,6 +52,8 @@ def assemble_command(
     lineage: str | None,
     name: str | None,
     dry_run: bool,
+    engine: str,
+    ray_address: str | None,
     lock_timeout: float | None,
     as_json: bool,
 ) -> None:
@@ -64,6 +74,7 @@ def assemble_command(
     store = open_store_at(store_path)
     policy = Policy.from_toml(policy_path)
     if dry_run:
+        # Planning runs no tasks: no engine is made (a Ray engine would start Ray for nothing).
         assembly = store.plan(policy, lineage=lineage)
         if as_json:
             click.echo(json.dumps(assembly.plan.to_json(), indent=2))
@@ -71,7 +82,10 @@ def assemble_command(
             click.echo(assembly.describe())
             click.echo("(dry run: nothing written)")
         return
-    manifest = store.assemble(policy, out, lineage=lineage, name=name, lock_timeout=lock_timeout)
+    with engine_for(engine, ray_address) as runner:
+        manifest = store.assemble(
+            policy, out, lineage=lineage, name=name, lock_timeout=lock_timeout, engine=runner
+        )
     if as_json:
         click.echo(json.dumps(manifest.data, indent=2))
         return

@@ -6,6 +6,8 @@ import click
 
 from curator.cli.app import cli
 from curator.cli.options import (
+    engine_for,
+    engine_options,
     json_option,
     lock_timeout_option,
     open_store_at,
@@ -43,6 +45,7 @@ from curator.cli.options import (
     default=8,
     help="Images: pHashes within this many differing bits (of 64) are copies.",
 )
+@engine_options
 @lock_timeout_option
 @progress_option
 @json_option("Print the summary as JSON.")
@@ -54,6 +57,8 @@ def dedup_command(
     num_perm: int,
     shingling: str,
     hamming: int,
+    engine: str,
+    ray_address: str | None,
     lock_timeout: float | None,
     progress: bool,
     as_json: bool,
@@ -75,16 +80,19 @@ def dedup_command(
     """
     from curator.core.output import to_json
 
-    result = open_store_at(store_path).dedup(
-        text=text,
-        images=images,
-        threshold=threshold,
-        num_perm=num_perm,
-        shingling=shingling,
-        hamming=hamming,
-        lock_timeout=lock_timeout,
-        progress=progress,
-    )
+    store = open_store_at(store_path)
+    with engine_for(engine, ray_address) as runner:
+        result = store.dedup(
+            text=text,
+            images=images,
+            threshold=threshold,
+            num_perm=num_perm,
+            shingling=shingling,
+            hamming=hamming,
+            lock_timeout=lock_timeout,
+            progress=progress,
+            engine=runner,
+        )
     if as_json:
         click.echo(to_json(result.to_json()))
         return

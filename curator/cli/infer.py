@@ -7,6 +7,8 @@ import click
 from curator.cli.app import cli
 from curator.cli.options import (
     DateType,
+    engine_for,
+    engine_options,
     json_option,
     lock_timeout_option,
     open_store_at,
@@ -54,6 +56,7 @@ from curator.cli.options import (
     help="PEM file of CA certificates whose C2PA signers are trusted. Without a trusted signer a C2PA claim of real counts as "
     "unsigned IPTC metadata; a claim of generated counts in full.",
 )
+@engine_options
 @lock_timeout_option
 @json_option("Print the result as JSON.")
 def infer_command(
@@ -64,6 +67,8 @@ def infer_command(
     detector: str | None,
     detector_threshold: float,
     c2pa_trust_anchors: str | None,
+    engine: str,
+    ray_address: str | None,
     lock_timeout: float | None,
     as_json: bool,
 ) -> None:
@@ -85,15 +90,18 @@ def infer_command(
     """
     from curator.core.output import render_table, to_json
 
-    result = open_store_at(store_path).infer(
-        cutoff=cutoff,
-        time_prior_confidence=time_prior_confidence,
-        detector=detector,
-        detector_threshold=detector_threshold,
-        apply=not report,
-        lock_timeout=lock_timeout,
-        c2pa_trust_anchors=c2pa_trust_anchors,
-    )
+    store = open_store_at(store_path)
+    with engine_for(engine, ray_address) as runner:
+        result = store.infer(
+            cutoff=cutoff,
+            time_prior_confidence=time_prior_confidence,
+            detector=detector,
+            detector_threshold=detector_threshold,
+            apply=not report,
+            lock_timeout=lock_timeout,
+            c2pa_trust_anchors=c2pa_trust_anchors,
+            engine=runner,
+        )
     if as_json:
         click.echo(to_json(result.to_json()))
         return

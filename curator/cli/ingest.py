@@ -8,6 +8,8 @@ import click
 
 from curator.cli.app import cli
 from curator.cli.options import (
+    engine_for,
+    engine_options,
     json_option,
     lock_timeout_option,
     open_store_at,
@@ -23,6 +25,7 @@ from curator.cli.output import first_reject_lines, input_output_lines, plural, r
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @store_option
 @provenance_options(generated_by=True)
+@engine_options
 @lock_timeout_option
 @progress_option
 @json_option("Print the summary as JSON.")
@@ -33,6 +36,8 @@ def ingest_command(
     lock_timeout: float | None,
     progress: bool,
     generated_by: str | None,
+    engine: str,
+    ray_address: str | None,
     **kwargs: Any,
 ) -> None:
     """Add input records to the store, tagged with provenance.
@@ -52,13 +57,15 @@ def ingest_command(
     from curator.core.output import human_bytes, to_json
 
     store = open_store_at(store_path)
-    result = store.ingest(
-        list(inputs),
-        lock_timeout=lock_timeout,
-        progress=progress,
-        generated_by=generated_by,
-        **provenance_kwargs(kwargs),
-    )
+    with engine_for(engine, ray_address, jobs=kwargs["jobs"]) as runner:
+        result = store.ingest(
+            list(inputs),
+            lock_timeout=lock_timeout,
+            progress=progress,
+            generated_by=generated_by,
+            engine=runner,
+            **provenance_kwargs(kwargs),
+        )
     if as_json:
         click.echo(to_json(result.to_json()))
         return
@@ -95,10 +102,17 @@ def ingest_command(
     help="Directory for the tagged shards (new or empty).",
 )
 @provenance_options(generated_by=False)
+@engine_options
 @progress_option
 @json_option("Print the summary as JSON.")
 def tag_command(
-    inputs: tuple[str, ...], out: str, as_json: bool, progress: bool, **kwargs: Any
+    inputs: tuple[str, ...],
+    out: str,
+    as_json: bool,
+    progress: bool,
+    engine: str,
+    ray_address: str | None,
+    **kwargs: Any,
 ) -> None:
     """Write inputs as Parquet with provenance columns, without a store.
 
@@ -116,7 +130,10 @@ def tag_command(
 
     if kwargs["origin"] is None:
         raise ProvenanceError("no origin given", "pass --origin real, synthetic or unknown")
-    result = tag(list(inputs), out, progress=progress, **provenance_kwargs(kwargs))
+    with engine_for(engine, ray_address, jobs=kwargs["jobs"]) as runner:
+        result = tag(
+            list(inputs), out, progress=progress, engine=runner, **provenance_kwargs(kwargs)
+        )
     if as_json:
         click.echo(to_json(result.to_json()))
         return

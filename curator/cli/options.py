@@ -2,20 +2,26 @@
 
 A shared option is a decorator: ``@store_option`` goes first among a command's options (right
 after its arguments), so ``--store`` sits in the same place in every ``--help``. A new shared option
-(say ``--engine``) is one more function here, applied in each command that takes it.
+is one more function here, applied in each command that takes it (as ``@engine_options`` is on
+ingest, tag, dedup, infer and assemble).
 
 Nothing here imports pyarrow, numpy, duckdb or polars: ``curator --help`` must stay fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from curator.engine.base import DEFAULT_ENGINE, ENGINE_ENV
 from curator.store.locking import DEFAULT_LOCK_TIMEOUT
+
+if TYPE_CHECKING:
+    from curator.engine.base import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +63,61 @@ def progress_option(f: F) -> F:
     return click.option(
         "--progress/--no-progress", default=True, help="Progress bar on a terminal."
     )(f)
+
+
+#: The environment variable of ``--ray-address``: Ray's own, which Ray's tools read too.
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+
+
+def engine_options(f: F) -> F:
+    """``--engine NAME`` (env CURATOR_ENGINE, default ``local``) and ``--ray-address ADDRESS``
+    (env RAY_ADDRESS), passed as ``engine`` and ``ray_address``; :func:`engine_for` makes the
+    engine they name."""
+    f = click.option(
+        "--ray-address",
+        metavar="ADDRESS",
+        envvar=RAY_ADDRESS_ENV,
+        show_envvar=True,
+        help="Join an existing Ray cluster; without it --engine ray starts a local Ray for the "
+        "command with this machine's cores.",
+    )(f)
+    return click.option(
+        "--engine",
+        metavar="NAME",
+        envvar=ENGINE_ENV,
+        show_envvar=True,
+        default=DEFAULT_ENGINE,
+        help="Where the work runs: `local` (worker processes on this machine) or `ray` (with "
+        "`pip install 'curator[ray]'`).",
+    )(f)
+
+
+@contextmanager
+def engine_for(
+    engine: str, ray_address: str | None, *, jobs: int | None = None
+) -> Iterator[Engine]:
+    """The engine that :func:`engine_options` name, closed when the command is done.
+
+    A name that came from CURATOR_ENGINE is left for :func:`curator.engine.registry.get_engine`
+    to read, so that its error says where the name came from. RAY_ADDRESS is Ray's own variable,
+    often set for other tools: it counts only with ``--engine ray`` (an explicit
+    ``--ray-address`` with another engine is an error).
+
+    Raises:
+        EngineError: an unknown engine, one that is not available, or ``--ray-address``
+            without ``--engine ray``.
+    """
+    from click.core import ParameterSource
+
+    from curator.engine.registry import get_engine
+
+    ctx = click.get_current_context()
+    from_env = ParameterSource.ENVIRONMENT
+    name = None if ctx.get_parameter_source("engine") is from_env else engine
+    if ctx.get_parameter_source("ray_address") is from_env and engine.strip().lower() != "ray":
+        ray_address = None
+    with get_engine(name, jobs=jobs, address=ray_address) as made:
+        yield made
 
 
 def json_option(help: str = "Print JSON.") -> Callable[[F], F]:

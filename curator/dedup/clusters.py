@@ -570,13 +570,13 @@ def dedup(
 
     `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`."""
-    from curator.assembly.session import _Session
     from curator.core.progress import Progress
     from curator.dedup.minhash import Shingling
     from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
+    from curator.store.session import CatalogSession
 
     if not 0 < threshold <= 1:
         raise DedupError(
@@ -611,7 +611,7 @@ def dedup(
     ):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
-        session = _Session(store, os.path.join(work.path, "duckdb"))
+        session = CatalogSession(store, os.path.join(work.path, "duckdb"))
         con = session.con
         # The signatures live in numpy beside DuckDB: keep DuckDB's share small (it spills).
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")

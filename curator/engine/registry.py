@@ -10,15 +10,19 @@ from curator.engine.base import DEFAULT_ENGINE, ENGINE_ENV, ENGINES, NOT_YET, En
 from curator.engine.local import LocalEngine
 
 
-def get_engine(name: str | None = None, *, jobs: int | None = None) -> Engine:
+def get_engine(
+    name: str | None = None, *, jobs: int | None = None, address: str | None = None
+) -> Engine:
     """The engine called `name` (default: env `CURATOR_ENGINE`, else ``local``).
 
     Args:
         name: ``local`` (a process pool on this machine).
         jobs: worker processes of the local engine (default: all cores).
+        address: the Ray cluster to join (``--ray-address``, env `RAY_ADDRESS`); only with ``ray``.
 
     Raises:
-        EngineError: an unknown name, or an engine that is not available yet (``ray``).
+        EngineError: an unknown name, an engine that is not available yet (``ray``), or an
+            `address` with the local engine.
 
     >>> get_engine("local", jobs=2)  # doctest: +SKIP
     LocalEngine(jobs=2)
@@ -26,6 +30,11 @@ def get_engine(name: str | None = None, *, jobs: int | None = None) -> Engine:
     chosen = name if name is not None else os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
     chosen = chosen.strip().lower()
     if chosen == "local":
+        if address is not None:
+            raise EngineError(
+                "`--ray-address` needs `--engine ray`",
+                "pass --engine ray, or drop --ray-address (Python: `address`)",
+            )
         return LocalEngine(jobs=jobs)
     if chosen in NOT_YET:
         raise EngineError(NOT_YET[chosen], "use --engine local (the default)")

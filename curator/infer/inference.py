@@ -203,11 +203,11 @@ def infer(
 
     `engine` reads the file signals: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`."""
-    from curator.assembly.session import _Session
     from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
+    from curator.store.session import CatalogSession
 
     if not 0 <= time_prior_confidence <= 1:
         raise InferError(
@@ -229,7 +229,7 @@ def infer(
     ):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
-        session = _Session(store, os.path.join(work.path, "duckdb"))
+        session = CatalogSession(store, os.path.join(work.path, "duckdb"))
         try:
             con = session.con
             snapshot = [
