@@ -10,7 +10,9 @@ from curator.engine.base import DEFAULT_ENGINE, ENGINE_ENV, ENGINES, NOT_YET, En
 from curator.engine.local import LocalEngine
 
 
-def get_engine(name: str | None = None, *, jobs: int | None = None) -> Engine:
+def get_engine(
+    name: str | None = None, *, jobs: int | None = None, address: str | None = None
+) -> Engine:
     """The engine called `name` (default: env `CURATOR_ENGINE`, else ``local``).
 
     Args:
@@ -27,6 +29,11 @@ def get_engine(name: str | None = None, *, jobs: int | None = None) -> Engine:
     chosen = chosen.strip().lower()
     if chosen == "local":
         return LocalEngine(jobs=jobs)
+    if chosen == "ray":
+        # a local Ray, when one is started, gets `jobs` CPUs
+        from curator.engine.ray import RayEngine
+
+        return RayEngine(address=address, num_cpus=jobs)
     if chosen in NOT_YET:
         raise EngineError(NOT_YET[chosen], "use --engine local (the default)")
     source = f" (from {ENGINE_ENV})" if name is None else ""
