@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import curator
+import curator.dedup.candidates
 import curator.dedup.clusters
 import curator.infer.inference
 import curator.ingest.commit
@@ -98,6 +99,9 @@ def parallel(monkeypatch):
     monkeypatch.setattr(curator.ingest.pipeline, "INLINE_BYTES", 0)
     monkeypatch.setattr(curator.dedup.clusters, "SMALL_WORK_BYTES", 0)
     monkeypatch.setattr(curator.infer.inference, "SMALL_WORK_BYTES", 0)
+    # band rows in several files and partitions
+    monkeypatch.setattr(curator.dedup.candidates, "BAND_FILE_ROWS", 1000)
+    monkeypatch.setattr(curator.dedup.candidates, "BAND_PARTITION_ROWS", 500)
     counter = [itertools.count()]
 
     def fixed() -> str:
@@ -112,7 +116,8 @@ def parallel(monkeypatch):
     return restart
 
 
-def _build_with_api(root: Path, inputs: dict[str, list[Path]], engine: Any) -> curator.Store:
+def _build_with_api(root: Path, inputs: dict[str, list[Path]], engine: Any) -> list[tuple]:
+    """Build a store and a set; returns what dedup counted, per method."""
     store = curator.init_store(root / "store")
     store.ingest(inputs["web"], source="web", origin="real", id_column="id", engine=engine)
     store.ingest(inputs["crawl"], source="crawl", origin="unknown", id_column="id", engine=engine)
@@ -120,11 +125,14 @@ def _build_with_api(root: Path, inputs: dict[str, list[Path]], engine: Any) -> c
         inputs["images"], source="img", origin="unknown", collected_at=date(2019, 1, 1),
         engine=engine,
     )  # fmt: skip
-    store.dedup(engine=engine)
+    found = store.dedup(engine=engine)
     store.infer(engine=engine)
     (root / "policy.toml").write_text(POLICY)
     store.assemble(root / "policy.toml", root / "out", lineage="main")
-    return store
+    return [
+        (m.method, m.contents, m.candidate_pairs, m.verified_pairs, m.clusters, m.duplicate_samples)
+        for m in found.methods
+    ]
 
 
 def _build_with_cli(root: Path, inputs: dict[str, list[Path]], env: dict[str, str]) -> None:
@@ -193,7 +201,7 @@ def _state(root: Path) -> dict[str, Any]:
 def test_local_and_ray_give_the_same_store_and_set(tmp_path, parallel):
     inputs = _inputs(tmp_path)
     with LocalEngine(jobs=2) as local:
-        _build_with_api(tmp_path / "local", inputs, local)
+        counted = _build_with_api(tmp_path / "local", inputs, local)
     expected = _state(tmp_path / "local")
     # the comparison is not vacuous
     assert len(expected["samples"]) > 100
@@ -209,7 +217,8 @@ def test_local_and_ray_give_the_same_store_and_set(tmp_path, parallel):
 
     parallel()
     with RayEngine() as engine:
-        _build_with_api(tmp_path / "ray", inputs, engine)
+        # on Ray, the bands go through the exchange and are grouped and verified in tasks
+        assert _build_with_api(tmp_path / "ray", inputs, engine) == counted
     assert _state(tmp_path / "ray") == expected
 
     # the CLI, with the engine chosen by the environment (`--engine ray` is the same setting)
@@ -313,3 +322,53 @@ def test_a_killed_ray_driver_leaves_what_a_killed_local_one_does(tmp_path, ray_c
     assert len(shards) == 3 and staged == []
     live = sorted(p["path"] for p in curator.open_store(ray_root).live_shards())
     assert sorted(str(p.relative_to(ray_root)) for p in ray_root.glob("shards/*/*")) == live
+
+
+def test_bands_exchanged_and_grouped_in_tasks_give_duckdbs_pairs(tmp_path, monkeypatch):
+    import duckdb
+    import numpy as np
+
+    from curator.dedup import candidates
+
+    monkeypatch.setattr(candidates, "BAND_FILE_ROWS", 700)
+    monkeypatch.setattr(candidates, "BAND_PARTITION_ROWS", 400)
+    rng = np.random.default_rng(0)
+    # 600 contents, 4 bands of few values: buckets small and large (> SMALL_BUCKET)
+    bands = rng.integers(0, 40, size=(600, 4)) * np.array([1, 1, 1, 1000])
+    hashes = rng.integers(0, 2**63, size=600).astype(np.uint64)
+    verify = candidates.PHashVerifier(hashes, 30)
+    table = candidates.band_rows(bands, np.flatnonzero(np.arange(600) % 7))
+    with duckdb.connect() as con:
+        a, b = candidates.pairs_in_duckdb(con, table)
+    keep, similarity = verify(a, b)
+    assert len(a) > 10_000 and 0 < keep.sum() < len(a)
+    with RayEngine() as engine:
+        got_a, got_b, got_similarity, found = candidates.pairs_on_engine(
+            engine, str(tmp_path), table, verify
+        )
+    assert len(list((tmp_path / "exchanged").iterdir())) == 6  # partitions
+    assert found == len(a)
+    expected = sorted(
+        zip(a[keep].tolist(), b[keep].tolist(), similarity[keep].tolist(), strict=True)
+    )
+    assert (
+        sorted(zip(got_a.tolist(), got_b.tolist(), got_similarity.tolist(), strict=True))
+        == expected
+    )
+
+
+def test_too_many_candidate_pairs_is_a_clear_error(tmp_path, monkeypatch):
+    import numpy as np
+
+    from curator.dedup import candidates
+
+    monkeypatch.setattr(candidates, "MAX_PAIRS", 5)
+    table = candidates.band_rows(np.zeros((4, 2), np.int64), np.arange(4))
+    verify = candidates.PHashVerifier(np.zeros(4, np.uint64), 8)
+    with RayEngine() as engine, pytest.raises(candidates.DedupError) as caught:
+        candidates.pairs_on_engine(engine, str(tmp_path), table, verify)
+    assert str(caught.value) == (
+        "6 near-duplicate candidate pairs: more than the 5 that dedup holds in memory to take "
+        "their connected components\n"
+        "Hint: raise the threshold (e.g. --threshold 0.9), or dedup a smaller store"
+    )
