@@ -5,9 +5,10 @@
    ``STORE/indexes/`` keyed by content, so a later run computes only new content.
 2. Candidates. Text signatures are cut into LSH bands (b × r chosen for the threshold); images'
    64-bit hashes into k + 1 bands (two hashes within Hamming distance k agree on at least one).
-   DuckDB groups equal bands out of core; every bucket links its members to its smallest one, and
-   small buckets (≤ 32) link all pairs.
-3. Verification. A text pair is kept when the signatures' estimated Jaccard similarity reaches the
+   Equal bands are grouped — by DuckDB out of core on the local engine, by a keyed exchange and
+   one task per partition on another engine (:mod:`curator.dedup.candidates`); every bucket links
+   its members to its smallest one, and small buckets (≤ 32) link all pairs.
+3. Verification (in those tasks on another engine). A text pair is kept when the signatures' estimated Jaccard similarity reaches the
    threshold; an image pair when the Hamming distance is at most k.
 4. Clusters: connected components of the verified pairs, plus exact copies (one content, several
    samples). In each cluster one sample is kept by the provenance-aware rule: real before
