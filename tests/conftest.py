@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +110,27 @@ def invoke(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> 
     from curator.cli import cli
 
     return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One local Ray (2 CPUs) for the whole run, started when the first ray test asks for it and
+    shut down at the end; its address (for subprocesses that join it). The engine uses a Ray
+    already initialised in the process, and leaves it running."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        if started:
+            ray.shutdown()

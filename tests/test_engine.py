@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import random
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -240,19 +241,20 @@ def test_engines_by_name_and_environment(monkeypatch):
     with pytest.raises(EngineError) as caught:
         get_engine(None)
     assert str(caught.value) == (
-        "unknown engine `nosuch` (from CURATOR_ENGINE); the engines are: local\n"
+        "unknown engine `nosuch` (from CURATOR_ENGINE); the engines are: local, ray\n"
         "Hint: use --engine local (the default), or unset CURATOR_ENGINE"
     )
     with pytest.raises(EngineError) as caught:
         get_engine("spark")
     assert str(caught.value) == (
-        "unknown engine `spark`; the engines are: local\nHint: use --engine local (the default)"
+        "unknown engine `spark`; the engines are: local, ray\n"
+        "Hint: use --engine local (the default)"
     )
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(EngineError) as caught:
         get_engine("ray")
     assert str(caught.value) == (
-        "the `ray` engine comes with the next release of curator; it is not available yet\n"
-        "Hint: use --engine local (the default)"
+        "the `ray` engine needs Ray, which is not installed\nHint: pip install 'curator[ray]'"
     )
 
 

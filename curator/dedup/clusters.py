@@ -5,9 +5,10 @@
    ``STORE/indexes/`` keyed by content, so a later run computes only new content.
 2. Candidates. Text signatures are cut into LSH bands (b × r chosen for the threshold); images'
    64-bit hashes into k + 1 bands (two hashes within Hamming distance k agree on at least one).
-   DuckDB groups equal bands out of core; every bucket links its members to its smallest one, and
-   small buckets (≤ 32) link all pairs.
-3. Verification. A text pair is kept when the signatures' estimated Jaccard similarity reaches the
+   Equal bands are grouped — by DuckDB out of core on the local engine, by a keyed exchange and
+   one task per partition on another engine (:mod:`curator.dedup.candidates`); every bucket links
+   its members to its smallest one, and small buckets (≤ 32) link all pairs.
+3. Verification (in those tasks on another engine). A text pair is kept when the signatures' estimated Jaccard similarity reaches the
    threshold; an image pair when the Hamming distance is at most k.
 4. Clusters: connected components of the verified pairs, plus exact copies (one content, several
    samples). In each cluster one sample is kept by the provenance-aware rule: real before
@@ -24,7 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curator.core.errors import CuratorError
+from curator.dedup.candidates import (
+    DedupError,
+    MinHashVerifier,
+    PHashVerifier,
+    Verifier,
+    index_batches,
+    index_files,
+)
 from curator.store.base import STAGING_DIR
 from curator.store.catalog import store_path
 from curator.store.locking import place_file
@@ -51,7 +59,6 @@ DEFAULT_SHINGLING = "word:5"
 #: brightening stay within it on bench/dedup.py's ground truth; see the README.
 DEFAULT_HAMMING = 8
 MINHASH_SEED = 1
-SMALL_BUCKET = 32
 DUCKDB_MEMORY_LIMIT = "512MB"
 _WORK_PREFIX = "dedup-"
 BATCH_ROWS = 8192
@@ -63,10 +70,6 @@ TRUST_ORDER = (
     "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, "
     "origin_confidence DESC, collected_at NULLS LAST, sample_id"
 )
-
-
-class DedupError(CuratorError):
-    """Near-duplicate detection cannot run as asked."""
 
 
 @dataclass
@@ -105,14 +108,6 @@ def _work_path(index_dir: str, run_id: str) -> str:
     of the store's index directories (``STORE/indexes/<name>``)."""
     root = os.path.dirname(os.path.dirname(index_dir))
     return os.path.join(root, STAGING_DIR, _WORK_PREFIX + run_id)
-
-
-def _index_files(directory: str) -> list[str]:
-    if not os.path.isdir(directory):
-        return []
-    return sorted(
-        os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".parquet")
-    )
 
 
 def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[str]:
@@ -220,7 +215,7 @@ def _compute_missing(
     The driver picks the first sample (in shard order) of every content the index lacks; one
     task per shard computes those samples' signatures; their files, joined in shard order, are
     the new index file, so that it does not depend on the engine or on timing."""
-    existing = _index_files(index_dir)
+    existing = index_files(index_dir)
     known = (
         "SELECT content_hash FROM read_parquet($index)"
         if existing
@@ -294,52 +289,45 @@ def _compute_missing(
 
 def _cluster(
     con: duckdb.DuckDBPyConnection,
+    engine: Engine,
+    work: str,
     method: str,
     bands: np.ndarray,
     keys: pa.Array,
-    verify: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    verify: Verifier,
     result: MethodResult,
     live: np.ndarray | None = None,
 ) -> None:
-    """Candidates from equal bands, verified pairs, components → temp table `clusters_<method>`
-    (content_hash, cluster, similarity to the cluster's root)."""
+    """Candidates from equal bands, verified pairs, components → temp table `near_<method>`
+    (content_hash, component, similarity to its closest verified neighbour).
+
+    On the local engine DuckDB groups the bands here; on another engine they are exchanged by
+    band and grouped and verified in tasks (:mod:`curator.dedup.candidates`): the same pairs."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    n, b = bands.shape
+    from curator.dedup import candidates
+
+    n, _b = bands.shape
     rows = np.arange(n, dtype=np.int64) if live is None else np.flatnonzero(live)
-    ids = np.repeat(rows, b)
-    band_no = np.tile(np.arange(b, dtype=np.int16), len(rows))
-    table = pa.table({"id": ids, "band": band_no, "h": bands[rows].reshape(-1)})
-    del ids, band_no
-    con.register("band_rows", table)
-    pairs = con.execute(
-        f"""
-        WITH g AS (
-            SELECT band, h, id, min(id) OVER w AS root, count(*) OVER w AS size
-            FROM band_rows WINDOW w AS (PARTITION BY band, h)
-        ), multi AS (SELECT * FROM g WHERE size > 1)
-        SELECT DISTINCT a, b FROM (
-            SELECT root AS a, id AS b FROM multi WHERE id <> root
-            UNION ALL
-            SELECT x.id, y.id FROM multi x JOIN multi y
-              ON x.band = y.band AND x.h = y.h AND x.id < y.id
-            WHERE x.size <= {SMALL_BUCKET} AND x.id <> x.root
+    table = candidates.band_rows(bands, rows)
+    if engine.name == "local":
+        a, b_ = candidates.pairs_in_duckdb(con, table)
+        if len(a) > candidates.MAX_PAIRS:
+            raise candidates.too_many_pairs(len(a))
+        result.candidate_pairs = len(a)
+        keep, similarity = verify(a, b_)
+        a, b_, similarity = a[keep], b_[keep], similarity[keep]
+    else:
+        a, b_, similarity, result.candidate_pairs = candidates.pairs_on_engine(
+            engine, os.path.join(work, f"candidates-{method}"), table, verify
         )
-        """
-    ).fetchnumpy()
-    con.unregister("band_rows")
-    a = np.asarray(pairs["a"], np.int64)
-    b_ = np.asarray(pairs["b"], np.int64)
-    result.candidate_pairs = len(a)
-    keep, similarity = verify(a, b_)
-    a, b_, similarity = a[keep], b_[keep], similarity[keep]
+    del table
     result.verified_pairs = len(a)
     if len(a):
         nodes = np.unique(np.concatenate([a, b_]))
-        local = {int(v): i for i, v in enumerate(nodes)}
-        la = np.fromiter((local[int(v)] for v in a), np.int64, len(a))
-        lb = np.fromiter((local[int(v)] for v in b_), np.int64, len(b_))
+        la = np.searchsorted(nodes, a)
+        lb = np.searchsorted(nodes, b_)
         graph = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes)))
         _count, labels = connected_components(graph, directed=False)
         # similarity of each member to its best verified neighbour
@@ -367,7 +355,7 @@ def _load_index(
     con: duckdb.DuckDBPyConnection, paths: list[str], column: str, index_dir: str
 ) -> pa.Table:
     """content_hash and value of every live content with a signature."""
-    files = _index_files(index_dir)
+    files = index_files(index_dir)
     if not files or not paths:
         return pa.table({"content_hash": pa.array([], pa.string()), "value": pa.array([])})
     return con.sql(
@@ -376,26 +364,6 @@ def _load_index(
         "USING (content_hash) GROUP BY i.content_hash ORDER BY i.content_hash",
         params={"index": files, "paths": paths},
     ).to_arrow_table()
-
-
-def _index_batches(index_dir: str, num_perm: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
-    """(content hashes, signature matrix view) per batch of the MinHash index, in a fixed order."""
-    width = 4 * num_perm
-    for path in _index_files(index_dir):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-            values = batch.column("value")
-            if values.type != pa.binary(width):
-                raise DedupError(
-                    f"the MinHash index file `{path}` holds signatures of another size",
-                    "delete STORE/indexes/minhash-* and run again",
-                )
-            data = np.frombuffer(values.buffers()[1], np.uint8)[
-                values.offset * width : (values.offset + len(values)) * width
-            ]
-            yield (
-                batch.column("content_hash").cast(pa.string()),
-                data.view(np.uint32).reshape(-1, num_perm),
-            )
 
 
 def _load_bands(
@@ -416,7 +384,7 @@ def _load_bands(
     keys: list[pa.Array] = []
     parts: list[np.ndarray] = []
     empty: list[np.ndarray] = []
-    for key, sigs in _index_batches(index_dir, num_perm):
+    for key, sigs in index_batches(index_dir, num_perm):
         keys.append(key)
         parts.append(minhash.band_hashes(np.ascontiguousarray(sigs), bands, rows))
         empty.append((sigs == np.uint32(0xFFFFFFFF)).all(axis=1))  # no shingle
@@ -437,19 +405,6 @@ def _load_bands(
     if empty:
         live &= ~np.concatenate(empty)
     return key_array, band_matrix, live
-
-
-def _gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
-    """The signatures at the given (sorted, unique) positions of the index."""
-    out = np.empty((len(positions), num_perm), np.uint32)
-    start = 0
-    for _key, sigs in _index_batches(index_dir, num_perm):
-        stop = start + len(sigs)
-        lo, hi = np.searchsorted(positions, [start, stop])
-        if hi > lo:
-            out[lo:hi] = sigs[positions[lo:hi] - start]
-        start = stop
-    return out
 
 
 def _text_method(
@@ -477,8 +432,9 @@ def _text_method(
     )
     paths = _live_paths(con, store.root, "text")
     if not paths:
-        _cluster(con, "minhash", np.zeros((0, 1), np.int64), pa.array([], pa.string()),
-                 lambda a, b: (np.zeros(0, bool), np.zeros(0)), result)  # fmt: skip
+        _cluster(con, engine, work, "minhash", np.zeros((0, 1), np.int64),
+                 pa.array([], pa.string()), MinHashVerifier(index_dir, num_perm, threshold),
+                 result)  # fmt: skip
         return result
 
     result.computed = _compute_missing(
@@ -490,22 +446,9 @@ def _text_method(
     )
     result.contents = int(live.sum())
 
-    def verify(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not len(a):
-            return np.zeros(0, bool), np.zeros(0)
-        # only the signatures of candidate pairs are read back
-        needed = np.unique(np.concatenate([a, b]))
-        gathered = _gather(index_dir, num_perm, needed)
-        a = np.searchsorted(needed, a)
-        b = np.searchsorted(needed, b)
-        sigs = gathered
-        sim = np.empty(len(a))
-        for start in range(0, len(a), 65536):
-            stop = start + 65536
-            sim[start:stop] = (sigs[a[start:stop]] == sigs[b[start:stop]]).mean(axis=1)
-        return sim >= threshold, sim
-
-    _cluster(con, "minhash", bands, keys, verify, result, live)
+    # only the signatures of candidate pairs are read back
+    verify = MinHashVerifier(index_dir, num_perm, threshold)
+    _cluster(con, engine, work, "minhash", bands, keys, verify, result, live)
     result.seconds = time.monotonic() - started
     return result
 
@@ -541,12 +484,9 @@ def _image_method(
     result.contents = int(informative.sum())
     bands = phash.band_values(hashes, hamming + 1)
 
-    def verify(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        distance = np.bitwise_count(hashes[a] ^ hashes[b]).astype(np.int64)
-        return distance <= hamming, 1.0 - distance / 64.0
-
+    verify = PHashVerifier(hashes, hamming)
     _cluster(
-        con, "phash", bands, index.column("content_hash").combine_chunks(), verify, result,
+        con, engine, work, "phash", bands, index.column("content_hash").combine_chunks(), verify, result,
         informative,
     )  # fmt: skip
     result.seconds = time.monotonic() - started

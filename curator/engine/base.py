@@ -42,11 +42,10 @@ R = TypeVar("R")
 #: The environment variable that names the engine when no `engine` argument (or `--engine`) does.
 ENGINE_ENV = "CURATOR_ENGINE"
 DEFAULT_ENGINE = "local"
-#: Engine names a user can give, with what each is; `ray` comes with the next release.
-ENGINES = ("local",)
-NOT_YET = {
-    "ray": "the `ray` engine comes with the next release of curator; it is not available yet"
-}
+#: Engine names a user can give.
+ENGINES = ("local", "ray")
+#: Engine names that are known but not available yet, with what to tell the user.
+NOT_YET: dict[str, str] = {}
 
 
 class EngineError(CuratorError):

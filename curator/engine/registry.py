@@ -36,6 +36,11 @@ def get_engine(
                 "pass --engine ray, or drop --ray-address (Python: `address`)",
             )
         return LocalEngine(jobs=jobs)
+    if chosen == "ray":
+        # a local Ray, when one is started, gets `jobs` CPUs
+        from curator.engine.ray import RayEngine
+
+        return RayEngine(address=address, num_cpus=jobs)
     if chosen in NOT_YET:
         raise EngineError(NOT_YET[chosen], "use --engine local (the default)")
     source = f" (from {ENGINE_ENV})" if name is None else ""

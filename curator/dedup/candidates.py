@@ -1,0 +1,241 @@
+"""Candidate pairs of near duplicates, and their verification: in DuckDB on the driver, or as
+tasks on an engine.
+
+Every content's signature is cut into bands; two contents that agree on one band are a
+candidate. Rows ``(id, band, h)`` — `id` the content's position in the index, `h` the band's
+hash — are grouped on ``(band, h)``; in every bucket of more than one member, each member is
+linked to the smallest (`root`), and in buckets of at most :data:`SMALL_BUCKET` members every
+pair is linked. A verifier keeps the pairs whose signatures really are close.
+
+- On the local engine, DuckDB groups all band rows at once (out of core) and the driver
+  verifies the pairs.
+- On another engine (Ray), the band rows are written to Parquet and routed by
+  :meth:`~curator.engine.base.Engine.exchange` on ``(band, h)``, so that each partition holds
+  whole buckets; one task per partition groups its buckets with the same query and verifies its
+  pairs. A pair found in several partitions (two contents sharing several bands) is verified
+  in each and kept once. Either way the set of verified pairs, and so the clusters, are the same.
+
+The driver then takes the connected components of the verified pairs, holding every candidate
+pair in memory once: up to :data:`MAX_PAIRS` (100 million; about 24 bytes each, 2.4 GB at the
+limit). Past it dedup stops with a :class:`DedupError` before writing anything, on either engine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curator.core.errors import CuratorError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from curator.engine.base import Engine
+
+SMALL_BUCKET = 32
+#: Band rows per Parquet file that the driver writes for the exchange, and per partition.
+BAND_FILE_ROWS = 1 << 21
+BAND_PARTITION_ROWS = 1 << 22
+#: The most candidate pairs the driver holds (to verify them, or to take the components of the
+#: verified ones): about 24 bytes each, 2.4 GB at the limit.
+MAX_PAIRS = 100_000_000
+
+PAIRS_SQL = f"""
+WITH g AS (
+    SELECT band, h, id, min(id) OVER w AS root, count(*) OVER w AS size
+    FROM band_rows WINDOW w AS (PARTITION BY band, h)
+), multi AS (SELECT * FROM g WHERE size > 1)
+SELECT DISTINCT a, b FROM (
+    SELECT root AS a, id AS b FROM multi WHERE id <> root
+    UNION ALL
+    SELECT x.id, y.id FROM multi x JOIN multi y
+      ON x.band = y.band AND x.h = y.h AND x.id < y.id
+    WHERE x.size <= {SMALL_BUCKET} AND x.id <> x.root
+)
+"""
+
+
+class DedupError(CuratorError):
+    """Near-duplicate detection cannot run as asked."""
+
+
+def index_files(directory: str) -> list[str]:
+    """The Parquet files of an index directory, in their fixed order."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        os.path.join(directory, f) for f in os.listdir(directory) if f.endswith(".parquet")
+    )
+
+
+def index_batches(index_dir: str, num_perm: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
+    """(content hashes, signature matrix view) per batch of the MinHash index, in a fixed order."""
+    width = 4 * num_perm
+    for path in index_files(index_dir):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+            values = batch.column("value")
+            if values.type != pa.binary(width):
+                raise DedupError(
+                    f"the MinHash index file `{path}` holds signatures of another size",
+                    "delete STORE/indexes/minhash-* and run again",
+                )
+            data = np.frombuffer(values.buffers()[1], np.uint8)[
+                values.offset * width : (values.offset + len(values)) * width
+            ]
+            yield (
+                batch.column("content_hash").cast(pa.string()),
+                data.view(np.uint32).reshape(-1, num_perm),
+            )
+
+
+def gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
+    """The signatures at the given (sorted, unique) positions of the index."""
+    out = np.empty((len(positions), num_perm), np.uint32)
+    start = 0
+    for _key, sigs in index_batches(index_dir, num_perm):
+        stop = start + len(sigs)
+        lo, hi = np.searchsorted(positions, [start, stop])
+        if hi > lo:
+            out[lo:hi] = sigs[positions[lo:hi] - start]
+        start = stop
+    return out
+
+
+@dataclass(frozen=True)
+class MinHashVerifier:
+    """Keeps a pair when the estimated Jaccard similarity of its MinHash signatures (read back
+    from the index, only those of the pairs) reaches `threshold`."""
+
+    index_dir: str
+    num_perm: int
+    threshold: float
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(a):
+            return np.zeros(0, bool), np.zeros(0)
+        needed = np.unique(np.concatenate([a, b]))
+        sigs = gather(self.index_dir, self.num_perm, needed)
+        a = np.searchsorted(needed, a)
+        b = np.searchsorted(needed, b)
+        sim = np.empty(len(a))
+        for start in range(0, len(a), 65536):
+            stop = start + 65536
+            sim[start:stop] = (sigs[a[start:stop]] == sigs[b[start:stop]]).mean(axis=1)
+        return sim >= self.threshold, sim
+
+
+@dataclass(frozen=True)
+class PHashVerifier:
+    """Keeps a pair when its 64-bit perceptual hashes differ in at most `hamming` bits."""
+
+    hashes: np.ndarray  # uint64, by index position
+    hamming: int
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        distance = np.bitwise_count(self.hashes[a] ^ self.hashes[b]).astype(np.int64)
+        return distance <= self.hamming, 1.0 - distance / 64.0
+
+
+Verifier = MinHashVerifier | PHashVerifier
+
+
+def band_rows(bands: np.ndarray, rows: np.ndarray) -> pa.Table:
+    """``(id, band, h)`` for every band of the given rows of the band matrix."""
+    b = bands.shape[1]
+    return pa.table(
+        {
+            "id": np.repeat(rows, b),
+            "band": np.tile(np.arange(b, dtype=np.int16), len(rows)),
+            "h": bands[rows].reshape(-1),
+        }
+    )
+
+
+def pairs_in_duckdb(con: duckdb.DuckDBPyConnection, table: pa.Table) -> tuple[Any, Any]:
+    """The candidate pairs ``(a, b)`` of all band rows, grouped by DuckDB (out of core)."""
+    con.register("band_rows", table)
+    try:
+        pairs = con.execute(PAIRS_SQL).fetchnumpy()
+    finally:
+        con.unregister("band_rows")
+    return np.asarray(pairs["a"], np.int64), np.asarray(pairs["b"], np.int64)
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """Group the buckets of one partition of band rows and verify its candidate pairs (a pure
+    task: reads the partition's Parquet files, writes one of verified pairs)."""
+
+    index: int
+    files: tuple[str, ...]
+    verifier: Verifier
+    out_path: str
+
+    @property
+    def label(self) -> str:
+        return f"near-duplicate candidates of band partition {self.index}"
+
+
+def verify_partition(task: PartitionTask) -> int:
+    """Run one :class:`PartitionTask`; returns its number of candidate pairs."""
+    import duckdb
+
+    table = pa.concat_tables(pq.read_table(path) for path in task.files)
+    with duckdb.connect() as con:
+        con.execute("SET threads = 1")
+        a, b = pairs_in_duckdb(con, table)
+    keep, similarity = task.verifier(a, b)
+    pq.write_table(
+        pa.table({"a": a, "b": b, "verified": keep, "similarity": similarity}), task.out_path
+    )
+    return len(a)
+
+
+def pairs_on_engine(
+    engine: Engine, work: str, table: pa.Table, verifier: Verifier
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Verified pairs ``(a, b, similarity)`` and the number of candidates, with the band rows
+    exchanged by ``(band, h)`` and each partition grouped and verified in a task."""
+    os.makedirs(work, exist_ok=True)
+    files = []
+    for number, start in enumerate(range(0, table.num_rows, BAND_FILE_ROWS)):
+        path = os.path.join(work, f"bands-{number:05d}.parquet")
+        pq.write_table(table.slice(start, BAND_FILE_ROWS), path)
+        files.append(path)
+    partitions = max(1, math.ceil(table.num_rows / BAND_PARTITION_ROWS))
+    routed = engine.exchange(
+        files, key=["band", "h"], partitions=partitions, out_dir=os.path.join(work, "exchanged")
+    )
+    tasks = [
+        PartitionTask(k, tuple(parts), verifier, os.path.join(work, f"pairs-{k:05d}.parquet"))
+        for k, parts in enumerate(routed)
+        if parts
+    ]
+    found = sum(engine.map(verify_partition, tasks))
+    if found > MAX_PAIRS:
+        raise too_many_pairs(found)
+    if not tasks:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
+    pairs = pa.concat_tables(pq.read_table(task.out_path) for task in tasks)
+    a = pairs.column("a").to_numpy()
+    b = pairs.column("b").to_numpy()
+    # a pair found in several partitions (sharing several bands) is one candidate
+    unique = np.unique(np.stack([a, b], axis=1), axis=0, return_index=True)[1]
+    verified = unique[pairs.column("verified").to_numpy(zero_copy_only=False)[unique]]
+    similarity = pairs.column("similarity").to_numpy()
+    return a[verified], b[verified], similarity[verified], len(unique)
+
+
+def too_many_pairs(count: int) -> DedupError:
+    return DedupError(
+        f"{count:,} near-duplicate candidate pairs: more than the {MAX_PAIRS:,} that dedup "
+        "holds in memory to take their connected components",
+        "raise the threshold (e.g. --threshold 0.9), or dedup a smaller store",
+    )
