@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 import curator
 from curator.assembly.manifest import Manifest
@@ -37,6 +38,7 @@ INPUTS = {
     "a.jsonl": b'{"text": "hello world"}\n{bad\n{"text": "third line"}\n',
     "c.parquet": _parquet_bytes(pa.table({"text": ["row zero", "row one"], "n": [1, 2]})),
     "sub/b.jsonl.gz": gzip.compress(b'{"text": "compressed"}\n'),
+    "sub/d.jsonl.zst": zstandard.ZstdCompressor().compress(b'{"text": "zstd"}\n'),
     ".hidden/x.jsonl": b'{"text": "never read"}\n',
 }
 
@@ -62,13 +64,14 @@ def test_ingest_from_a_prefix_gives_what_the_same_files_give_locally(tmp_path, s
     local = curator.init_store(tmp_path / "local")
     local.ingest([str(tmp_path / "in")], source="web", origin="real")
 
-    assert (result.files, result.ingested, result.rejected) == (3, 5, 1)
+    assert (result.files, result.ingested, result.rejected) == (4, 6, 1)
     assert [s["sample_id"] for s in _samples(remote)] == [
         "web/a.jsonl:1",
         "web/a.jsonl:3",
         "web/c.parquet:0",
         "web/c.parquet:1",
         "web/sub/b.jsonl.gz:1",
+        "web/sub/d.jsonl.zst:1",
     ]
     assert _samples(remote) == _samples(local)
     rejects = [json.loads(line) for line in Path(result.rejects_path).read_text().splitlines()]
@@ -80,6 +83,32 @@ def test_ingest_from_a_prefix_gives_what_the_same_files_give_locally(tmp_path, s
     )
 
 
+def test_worker_processes_read_the_urls_their_tasks_carry(tmp_path, s3_bucket, monkeypatch):
+    """Tasks are plain data (the URL as a string): worker processes of the local engine open the
+    objects themselves, and the store is the one an in-process run makes."""
+    import pickle
+
+    from curator.ingest import pipeline
+    from curator.ingest.readers import discover, plan_tasks
+
+    _upload_inputs(s3_bucket, tmp_path / "in")
+    tasks = plan_tasks(discover([f"s3://{s3_bucket}/in/"])[0])
+    assert pickle.loads(pickle.dumps(tasks)) == tasks
+    assert [file.path for task in tasks for file in task.files] == [
+        f"s3://{s3_bucket}/in/a.jsonl",
+        f"s3://{s3_bucket}/in/c.parquet",
+        f"s3://{s3_bucket}/in/sub/b.jsonl.gz",
+        f"s3://{s3_bucket}/in/sub/d.jsonl.zst",
+    ]
+    inline = curator.init_store(tmp_path / "inline")
+    inline.ingest([f"s3://{s3_bucket}/in/"], source="web", origin="real", jobs=2)
+    monkeypatch.setattr(pipeline, "INLINE_BYTES", 0)
+    pooled = curator.init_store(tmp_path / "pooled")
+    result = pooled.ingest([f"s3://{s3_bucket}/in/"], source="web", origin="real", jobs=2)
+    assert (result.ingested, result.rejected) == (6, 1)
+    assert _samples(pooled) == _samples(inline)
+
+
 def test_ingest_from_a_glob_and_from_one_object(tmp_path, s3_bucket):
     _upload_inputs(s3_bucket, tmp_path / "in")
     store = curator.init_store(tmp_path / "store")
@@ -89,6 +118,7 @@ def test_ingest_from_a_glob_and_from_one_object(tmp_path, s3_bucket):
         "g/a.jsonl:1",
         "g/a.jsonl:3",
         "g/sub/b.jsonl.gz:1",
+        "g/sub/d.jsonl.zst:1",
         "p/c.parquet:0",
         "p/c.parquet:1",
     ]
