@@ -16,7 +16,7 @@ import pytest
 import zstandard
 
 import curator
-from curator.assembly.manifest import Manifest
+from curator.assembly.manifest import Manifest, ManifestError
 from curator.assembly.policy import Policy
 from tests.conftest import invoke
 from tests.test_assemble import PARTS, POLICY, POLICY_TOML, make_store
@@ -107,6 +107,19 @@ def test_worker_processes_read_the_urls_their_tasks_carry(tmp_path, s3_bucket, m
     result = pooled.ingest([f"s3://{s3_bucket}/in/"], source="web", origin="real", jobs=2)
     assert (result.ingested, result.rejected) == (6, 1)
     assert _samples(pooled) == _samples(inline)
+
+
+def test_an_object_gone_after_discovery_is_a_reject_as_a_local_file_is(tmp_path, s3_bucket):
+    from curator.ingest.readers import ReaderOptions, discover, plan_tasks, read_task
+
+    _upload_inputs(s3_bucket, tmp_path / "in")
+    tasks = plan_tasks(discover([f"s3://{s3_bucket}/in/a.jsonl"])[0])
+    _s3().rm(f"{s3_bucket}/in/a.jsonl")
+    batches = list(read_task(tasks[0], ReaderOptions(), {}, frozenset()))
+    rejects = [reject for batch in batches for reject in batch.rejects]
+    assert [(r.file, r.code) for r in rejects] == [
+        (f"s3://{s3_bucket}/in/a.jsonl", "unreadable_file")
+    ]
 
 
 def test_ingest_from_a_glob_and_from_one_object(tmp_path, s3_bucket):
@@ -213,6 +226,11 @@ def test_assemble_to_a_prefix_and_verify_it_there(tmp_path, s3_bucket, runner):
 
     with pytest.raises(curator.InputError, match=f"`{url}` is not empty"):
         store.assemble(policy, url, lineage="again")
+    with pytest.raises(ManifestError) as missing:
+        Manifest.load(f"s3://{s3_bucket}/sets/none")
+    assert missing.value.message == (
+        f"cannot read manifest `s3://{s3_bucket}/sets/none/manifest.json`: no such object"
+    )
 
 
 def test_an_assembly_killed_while_uploading_is_completed_by_the_same_command(tmp_path, s3_bucket):

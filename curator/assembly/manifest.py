@@ -272,6 +272,11 @@ class Manifest:
         try:
             with open_binary(target) as handle:
                 data = json.loads(handle.read().decode("utf-8"))
+        except FileNotFoundError as exc:
+            raise ManifestError(
+                f"cannot read manifest `{target}`: no such object",
+                "pass the URL of a set's prefix or of its manifest.json",
+            ) from exc
         except CuratorError as exc:
             raise ManifestError(
                 f"cannot read manifest `{target}`: {exc.message}",

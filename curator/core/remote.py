@@ -93,11 +93,11 @@ def url_of(fs: AbstractFileSystem, path: str, like: str) -> str:
     return f"{protocol_of(like)}://{fs._strip_protocol(path)}"
 
 
-def access_error(url: str, exc: BaseException) -> InputError | None:
-    """The user-facing error for a failure to reach `url` (missing object or bucket, missing or
-    refused credentials), or None when `exc` is not one of those."""
+def access_error(url: str, exc: BaseException, missing: bool = True) -> InputError | None:
+    """The user-facing error for a failure to reach `url` (missing or refused credentials, and,
+    with `missing`, a missing object or bucket), or None when `exc` is not one of those."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if isinstance(exc, FileNotFoundError):
+    if missing and isinstance(exc, FileNotFoundError):
         return InputError(f"`{url}` does not exist", "check the URL (bucket, prefix and key)")
     if isinstance(exc, PermissionError) or names & {
         "NoCredentialsError",
@@ -112,28 +112,34 @@ def access_error(url: str, exc: BaseException) -> InputError | None:
 
 
 @contextlib.contextmanager
-def reaching(url: str) -> Iterator[None]:
+def reaching(url: str, missing: bool = True) -> Iterator[None]:
     """Turn a failure to reach `url` into an :class:`InputError` naming it (and the environment
-    variables to set, for missing credentials)."""
+    variables to set, for missing credentials); without `missing`, a missing object stays a
+    ``FileNotFoundError``."""
     try:
         yield
     except InputError:
         raise
     except Exception as exc:
-        error = access_error(url, exc)
+        error = access_error(url, exc, missing)
         if error is None:
             raise
         raise error from exc
 
 
 def open_binary(path: str) -> BinaryIO:
-    """Open a local path or a URL for streamed binary reading (buffered, with ``peek``)."""
+    """Open a local path or a URL for streamed binary reading (buffered, with ``peek``).
+
+    Raises:
+        FileNotFoundError: nothing is there (as for a local path: a reader makes it a reject).
+        InputError: missing or refused credentials, or no backend for the protocol.
+    """
     if not is_url(path):
         return open(path, "rb")
     import io
 
     fs, inner = filesystem(path)
-    with reaching(path):
+    with reaching(path, missing=False):
         handle = fs.open(inner, "rb")
     return cast(BinaryIO, io.BufferedReader(handle, buffer_size=1 << 20))
 

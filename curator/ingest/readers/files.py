@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
-from curator.core.errors import InputError
 from curator.core.remote import open_binary
 from curator.ingest.readers.base import InputFile, ReadBatch, ReaderOptions, Reject
 from curator.ingest.readers.images import ImageRejected, inspect_image
@@ -21,8 +20,8 @@ def _read_file(file: InputFile, rejects: list[Reject]) -> bytes | None:
     try:
         with open_binary(file.path) as handle:
             return handle.read()
-    except (OSError, InputError) as exc:
-        reason = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+    except OSError as exc:
+        reason = f"cannot read: {exc.strerror or exc}"
         rejects.append(Reject(file.location, None, "file", "unreadable_file", reason))
         return None
 
