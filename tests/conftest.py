@@ -134,3 +134,44 @@ def ray_cluster() -> Iterator[str]:
     finally:
         if started:
             ray.shutdown()
+
+
+# -- object storage: one local S3-compatible server for the run ---------------------------------
+
+#: What s3fs and boto read to reach the local server; nothing leaves the machine.
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterable[str]:
+    """One moto server (S3 API) on 127.0.0.1, on a free port, for the whole run: its URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
+    """A new, empty bucket on the local server (named after the test), with the environment set
+    so that `s3://` URLs reach it: ``AWS_ENDPOINT_URL`` and test credentials."""
+    import re
+
+    import s3fs
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    for name, value in S3_ENV.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    bucket = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:50].strip("-")
+    s3fs.S3FileSystem().mkdir(bucket)
+    return bucket

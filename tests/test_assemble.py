@@ -1143,3 +1143,18 @@ def test_later_sets_of_a_lineage_draw_used_and_synthetic_rows_afresh(tmp_path):
     store.assemble(policy, tmp_path / "h1", lineage="other")
     again = store.assemble(policy, tmp_path / "h2", lineage="other")
     assert [o["sha256"] for o in again.outputs] == [o["sha256"] for o in second.outputs]
+
+
+def test_a_recorded_set_whose_out_was_removed_is_completed_by_the_same_command(tmp_path):
+    import shutil
+
+    store, _args = _kill_assembly(tmp_path, "assemble-committed")
+    (tmp,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
+    manifest_id = tmp.name[len(".tmp-") :]
+    shutil.rmtree(tmp_path / "out")  # what a user may do after the kill
+    manifest = store.assemble(Policy.from_dict(POLICY), tmp_path / "out", lineage="main")
+    assert manifest.manifest_id == manifest_id  # completed, not assembled anew
+    assert manifest.note is not None and manifest.note.endswith(
+        "its files were rewritten from the recorded selection"
+    )
+    _assert_same_as_an_uninterrupted_run(store, tmp_path)

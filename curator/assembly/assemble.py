@@ -62,11 +62,12 @@ from curator.assembly.recovery import (
     WORK_PREFIX,
     clear_leftovers,
     complete_interrupted,
+    output_target,
     place_files,
+    require_empty,
 )
 from curator.assembly.selection import pick_rows
 from curator.assembly.writer import write_outputs
-from curator.core.errors import InputError
 from curator.core.version import __version__
 from curator.store.catalog import store_path
 from curator.store.session import CatalogSession
@@ -108,7 +109,9 @@ def assemble(
     engine: str | Engine | None = None,
 ) -> Manifest:
     """Assemble a training set into `out` (see the module docstring). Holds the store's write
-    lock throughout, so assemblies of one lineage see each other's usage in order.
+    lock throughout, so assemblies of one lineage see each other's usage in order. `out` may be
+    a URL (``s3://bucket/prefix``): the set is written under the store's `.staging/`, then
+    uploaded there, `manifest.json` last (:func:`curator.assembly.recovery.upload_set`).
 
     `engine` writes the output shards: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`. The set is byte for byte the same on every engine.
@@ -131,19 +134,18 @@ def assemble(
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
 
-    out_dir = Path(out).resolve()
+    out_dir, out_url = output_target(store, out)
     with using_engine(engine) as runner, writing(store, "assemble", lock_timeout):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
         temp_root = os.path.join(store.root, ".staging")
         os.makedirs(temp_root, exist_ok=True)
-        interrupted = clear_leftovers(store, out_dir, temp_root)
+        interrupted = clear_leftovers(store, out_dir, temp_root, out_url)
         if interrupted is not None:
             return complete_interrupted(
                 store, policy, lineage, name, out_dir, interrupted, engine=runner
             )
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
+        require_empty(out_dir, out_url)
         work = WorkDir.create(store.root, new_run_id(), prefix=WORK_PREFIX).path
         session = CatalogSession(store, os.path.join(work, "duckdb"))
         created_dir = not out_dir.exists()
@@ -194,7 +196,7 @@ def assemble(
                 sequence=sequence,
                 composition={"overall": overall, "shards": per_shard},
                 constraints=constraints,
-                out_dir=out_dir,
+                out_dir=out_url or out_dir,
                 selection_path=selection_path,
                 outputs=outputs,
             )
@@ -215,7 +217,7 @@ def assemble(
                 if isinstance(exc, Exception):
                     raise AssemblyError(
                         f"manifest `{manifest_id}` was recorded, but placing its files in "
-                        f"`{out_dir}` failed: {exc}",
+                        f"`{out_url or out_dir}` failed: {exc}",
                         "fix the cause and run the same command again: it completes the set",
                     ) from exc
                 raise
@@ -239,7 +241,7 @@ def _manifest_data(
     sequence: int,
     composition: dict[str, Any],
     constraints: list[dict[str, Any]],
-    out_dir: Path,
+    out_dir: Path | str,
     selection_path: Path,
     outputs: list[dict[str, Any]],
 ) -> dict[str, Any]:

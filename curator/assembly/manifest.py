@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import CuratorError
+from curator.core.remote import is_url, join_url
 
 if TYPE_CHECKING:
     import duckdb
@@ -222,16 +223,32 @@ class Manifest:
     def out_dir(self) -> Path:
         return Path(self.data["out_dir"])
 
+    @property
+    def out_url(self) -> str | None:
+        """The URL the set was assembled to (``s3://bucket/prefix``), or None for a directory."""
+        out = str(self.data["out_dir"])
+        return out if is_url(out) else None
+
     def output_paths(self) -> list[Path]:
+        """The output files of a set in a directory (see :meth:`output_locations` for a URL)."""
         return [self.out_dir / o["path"] for o in self.outputs]
+
+    def output_locations(self) -> list[str]:
+        """The output files as paths, or as URLs for a set assembled to a URL."""
+        if self.out_url is not None:
+            return [join_url(self.out_url, o["path"]) for o in self.outputs]
+        return [str(path) for path in self.output_paths()]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Manifest:
-        """Read a manifest from a `manifest.json` file or from a directory holding one.
+        """Read a manifest from a `manifest.json` file or from a directory holding one, or from
+        a URL (``s3://bucket/prefix`` or ``…/manifest.json``), streamed through fsspec.
 
         Raises:
             ManifestError: no such file, or not a valid manifest.
         """
+        if is_url(os.fspath(path)):
+            return cls._load_url(os.fspath(path))
         target = Path(path)
         if target.is_dir():
             target = target / MANIFEST_FILE
@@ -247,6 +264,29 @@ class Manifest:
         validate_manifest(data, str(target))
         return cls(data, target)
 
+    @classmethod
+    def _load_url(cls, url: str) -> Manifest:
+        from curator.core.remote import open_binary
+
+        target = url if url.endswith("/" + MANIFEST_FILE) else join_url(url, MANIFEST_FILE)
+        try:
+            with open_binary(target) as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+        except FileNotFoundError as exc:
+            raise ManifestError(
+                f"cannot read manifest `{target}`: no such object",
+                "pass the URL of a set's prefix or of its manifest.json",
+            ) from exc
+        except CuratorError as exc:
+            raise ManifestError(
+                f"cannot read manifest `{target}`: {exc.message}",
+                exc.hint or "pass the URL of a set's prefix or of its manifest.json",
+            ) from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"`{target}` is not JSON: {exc}") from exc
+        validate_manifest(data, target)
+        return cls(data, None)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (temporary name, then rename)."""
         target = Path(path)
@@ -255,10 +295,13 @@ class Manifest:
         os.replace(tmp, target)
 
     def verify(self) -> list[str]:
-        """Recompute every output file's checksum. Returns one line per file that is missing or
-        changed (empty when all are intact)."""
+        """Recompute every output file's checksum (streaming the objects of a set assembled to
+        a URL). Returns one line per file that is missing or changed (empty when all are
+        intact)."""
         from curator.store.shards import sha256_file
 
+        if self.out_url is not None:
+            return self._verify_url(self.out_url)
         problems = []
         for output in self.outputs:
             path = self.out_dir / output["path"]
@@ -273,6 +316,29 @@ class Manifest:
                 continue
             if sha256_file(str(path)) != output["sha256"]:
                 problems.append(f"changed: {path} (sha256 differs)")
+        return problems
+
+    def _verify_url(self, url: str) -> list[str]:
+        from curator.core.remote import filesystem, reaching, sha256_url
+
+        fs, _ = filesystem(url)
+        fs.invalidate_cache()  # objects may have changed since this process listed them
+        problems = []
+        for output in self.outputs:
+            location = join_url(url, output["path"])
+            inner = filesystem(location)[1]
+            with reaching(location):
+                if not fs.exists(inner):
+                    problems.append(f"missing: {location}")
+                    continue
+                size = int(fs.size(inner))
+            if size != output["bytes"]:
+                problems.append(
+                    f"changed: {location} ({size:,} bytes, manifest says {output['bytes']:,})"
+                )
+                continue
+            if sha256_url(location) != output["sha256"]:
+                problems.append(f"changed: {location} (sha256 differs)")
         return problems
 
 
@@ -302,8 +368,8 @@ def manifests_of(store: Store) -> list[dict[str, Any]]:
 
 
 def find_manifest(store: Store, ident: str) -> Manifest:
-    """A manifest by id, by name (the latest of that name), or by path."""
-    if os.path.exists(ident):
+    """A manifest by id, by name (the latest of that name), or by path or URL."""
+    if os.path.exists(ident) or is_url(ident):
         return Manifest.load(ident)
     for row in reversed(manifests_of(store)):
         if ident in (row["manifest_id"], row["name"]):

@@ -6,10 +6,17 @@ store's `.staging/`, an unrecorded `manifests/<id>/`, `OUT/.tmp-<id>/`) are remo
 (:func:`clear_leftovers`). One killed after it is completed by the same command
 (:func:`complete_interrupted`): its files are placed, or rewritten from the recorded selection, so
 the set is byte for byte what an uninterrupted run writes.
+
+A set assembled to a URL (``s3://bucket/prefix``, :func:`output_target`) is written the same way
+into a directory of its own under the store's `.staging/`, then uploaded, the shards first and
+`manifest.json` last (:func:`upload_set`), so a reader that sees the manifest sees the whole set.
+A run killed before the upload is done left that directory with the placed set: the same command
+completes the upload.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +26,9 @@ from curator.assembly.checks import AssemblyError
 from curator.assembly.manifest import MANIFEST_FILE, Manifest
 from curator.assembly.pools import DEFAULT_LINEAGE, resolve_lineage
 from curator.assembly.writer import write_outputs
+from curator.core.errors import InputError
+from curator.core.remote import is_url, join_url, listing, upload
+from curator.store.base import STAGING_DIR
 from curator.store.catalog import store_path
 from curator.store.session import DUCKDB_MEMORY_LIMIT
 
@@ -32,11 +42,55 @@ if TYPE_CHECKING:
 #: `.staging/`, and its output directory inside `out`.
 WORK_PREFIX = "assemble-"
 TMP_PREFIX = ".tmp-"
+#: Prefix of the local directory (under the store's `.staging/`) of a set assembled to a URL; it
+#: carries no owner mark, so the store's recovery leaves it for the command that completes it.
+REMOTE_PREFIX = "remote-out-"
+
+
+def output_target(store: Store, out: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """Where a set is written on this machine, and the URL it is then uploaded to (``None`` for
+    a local `out`). A URL's local directory is named by the URL, so the same command run again
+    finds what a killed run left."""
+    text = os.fspath(out)
+    if not is_url(text):
+        return Path(text).resolve(), None
+    url = text.rstrip("/")
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    return Path(store.root) / STAGING_DIR / f"{REMOTE_PREFIX}{digest}", url
+
+
+def require_empty(out_dir: Path, url: str | None) -> None:
+    """Refuse to assemble into a directory (or a URL prefix) that holds anything.
+
+    Raises:
+        InputError: `out_dir` (or, for a URL, the prefix) is not empty.
+    """
+    if url is not None:
+        if listing(url):
+            raise InputError(f"`{url}` is not empty", "assemble into a new or empty prefix")
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise InputError(f"`{out_dir}` is not empty", "assemble into a new or empty directory")
+
+
+def upload_set(manifest: Manifest, out_dir: Path) -> None:
+    """Upload a placed set from `out_dir` to its URL (the manifest's `out_dir`): each output
+    file, then `manifest.json` last; then remove the local copy."""
+    from curator.store.base import crash_point as _crash_point
+
+    url = str(manifest.data["out_dir"])
+    for index, output in enumerate(manifest.outputs):
+        upload(str(out_dir / output["path"]), join_url(url, output["path"]))
+        if index == 0:
+            _crash_point("assemble-uploading")
+    upload(str(out_dir / MANIFEST_FILE), join_url(url, MANIFEST_FILE))
+    shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def place_files(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
     """Move the output files from `tmp_out` into `out_dir` (those already there stay), then
-    write `manifest.json` last and remove `tmp_out`: a set is complete when its manifest is."""
+    write `manifest.json` last and remove `tmp_out`: a set is complete when its manifest is.
+    A set whose `out_dir` is a URL is then uploaded there (:func:`upload_set`)."""
     from curator.store.base import crash_point as _crash_point
 
     for index, output in enumerate(manifest.outputs):
@@ -47,14 +101,20 @@ def place_files(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
             _crash_point("assemble-placing")
     manifest.save(out_dir / MANIFEST_FILE)
     shutil.rmtree(tmp_out, ignore_errors=True)
+    if is_url(manifest.data["out_dir"]):
+        upload_set(manifest, out_dir)
 
 
-def clear_leftovers(store: Store, out_dir: Path, temp_root: str) -> str | None:
+def clear_leftovers(
+    store: Store, out_dir: Path, temp_root: str, url: str | None = None
+) -> str | None:
     """Under the write lock, after the store's recovery (:func:`curator.store.commit.recover`
     removed the work directories of killed runs), remove what killed assemblies left: every
     `manifests/<id>/` the catalog does not record, and each `out/.tmp-<id>/` of an unrecorded
     manifest. Returns the id of a recorded manifest whose `out/.tmp-<id>/` is still there: its
-    assembly was killed after the catalog commit."""
+    assembly was killed after the catalog commit. For a set assembled to `url` (written locally
+    in `out_dir` first), also the id of a recorded set placed in `out_dir` whose upload was not
+    done. When `out_dir` is missing or empty, the latest set the catalog records there."""
     with store.connect(read_only=True) as con:
         recorded = {
             row[0]: row[1]
@@ -66,15 +126,28 @@ def clear_leftovers(store: Store, out_dir: Path, temp_root: str) -> str | None:
             if directory.is_dir() and directory.name not in recorded:
                 shutil.rmtree(directory, ignore_errors=True)
     unfinished = None
+    recorded_as = url if url is not None else str(out_dir)
+    placed = out_dir / MANIFEST_FILE
+    if url is not None and placed.is_file():
+        manifest_id = Manifest.load(placed).manifest_id
+        if recorded.get(manifest_id) == url:
+            unfinished = manifest_id
     if out_dir.is_dir():
         for entry in sorted(out_dir.iterdir()):
             if not (entry.is_dir() and entry.name.startswith(TMP_PREFIX)):
                 continue
             manifest_id = entry.name[len(TMP_PREFIX) :]
-            if recorded.get(manifest_id) == str(out_dir):
+            if recorded.get(manifest_id) == recorded_as:
                 unfinished = manifest_id
             else:
                 shutil.rmtree(entry, ignore_errors=True)
+    if unfinished is None and url is None and not (out_dir.is_dir() and any(out_dir.iterdir())):
+        # `out` is gone or empty, but the catalog records a set there (say, `out` removed by hand
+        # after a kill past the catalog commit): its usage stands, so the set is completed
+        # (rewritten from its selection), never assembled anew over content it already used.
+        mine = sorted(m for m, where in recorded.items() if where == recorded_as)
+        if mine:
+            unfinished = mine[-1]
     return unfinished
 
 
@@ -105,7 +178,7 @@ def complete_interrupted(
     differing = [key for key, value in asked.items() if data[key] != value]
     if differing:
         raise AssemblyError(
-            f"`{out_dir}` holds the unfinished set of manifest `{manifest_id}` "
+            f"`{data['out_dir']}` holds the unfinished set of manifest `{manifest_id}` "
             f"({data['lineage']} #{data['sequence']}), recorded by an assembly that was "
             f"interrupted after its catalog commit; this command's {' and '.join(differing)} "
             f"{'differs' if len(differing) == 1 else 'differ'} from that assembly's",
@@ -123,7 +196,7 @@ def complete_interrupted(
     if not all(intact(output) for output in recorded.outputs):
         how = "its files were rewritten from the recorded selection"
         shutil.rmtree(tmp_out, ignore_errors=True)
-        tmp_out.mkdir()
+        tmp_out.mkdir(parents=True)
         for output in recorded.outputs:
             (out_dir / output["path"]).unlink(missing_ok=True)
         _rewrite_outputs(store, policy, data, tmp_out, engine)

@@ -298,13 +298,14 @@ def manifest_verify(ident: str, store_path: str | None) -> None:
     \b
     Examples:
       curator manifest verify train/gen-2
+      curator manifest verify s3://bucket/sets/gen-2
     """
     from curator.assembly.manifest import Manifest
     from curator.core.errors import CuratorError
+    from curator.core.remote import is_url
 
-    manifest = (
-        Manifest.load(ident) if os.path.exists(ident) else open_store_at(store_path).manifest(ident)
-    )
+    by_path = os.path.exists(ident) or is_url(ident)
+    manifest = Manifest.load(ident) if by_path else open_store_at(store_path).manifest(ident)
     problems = manifest.verify()
     if problems:
         for line in problems:

@@ -127,7 +127,7 @@ def _row_record(table: pa.Table, index: int) -> str:
 
 def _reject_all(batch: ReadBatch, code: str, reason: str) -> list[Reject]:
     return [
-        Reject(batch.file.relpath, position, batch.kind, code, reason)
+        Reject(batch.file.location, position, batch.kind, code, reason)
         for position in batch.positions
     ]
 
@@ -371,7 +371,7 @@ def prepare_batch(
             keep[i] = False
             rejects.append(
                 Reject(
-                    batch.file.relpath,
+                    batch.file.location,
                     batch.positions[i],
                     batch.kind,
                     code,
@@ -513,7 +513,7 @@ def _input_bytes(tasks: list[ReadTask]) -> int:
     for task in tasks:
         for file in task.files:
             with contextlib.suppress(OSError):
-                total += os.path.getsize(file.path)
+                total += file.size if file.size is not None else os.path.getsize(file.path)
     return total
 
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 
 from curator.core.errors import InputError
+from curator.core.remote import is_url
 from curator.ingest.readers.base import (
     INPUT_FORMATS,
     InputFile,
@@ -21,6 +22,7 @@ from curator.ingest.readers.base import (
     Reject,
 )
 from curator.ingest.readers.images import IMAGE_EXTENSIONS
+from curator.ingest.readers.urls import expand_url
 
 __all__ = [
     "INPUT_FORMATS",
@@ -153,6 +155,10 @@ def discover(
 ) -> tuple[list[InputFile], list[str]]:
     """Expand files, directories and globs into input files with stable relative names.
 
+    An input may also be a URL (``s3://bucket/in/``, ``gs://…``, ``hf://…``, any fsspec
+    protocol): an object, a prefix (walked as a directory is) or a glob; see
+    :func:`curator.ingest.readers.urls.expand_url`.
+
     Returns:
         ``(files, ignored)``: the input files in a deterministic order, and the files found in
         directories whose format could not be told from their name (skipped, and reported).
@@ -171,7 +177,7 @@ def discover(
     found: list[InputFile] = []
     ignored: list[str] = []
 
-    def add(path: str, relpath: str, named: bool) -> None:
+    def add(path: str, relpath: str, named: bool, size: int | None = None) -> None:
         fmt = input_format if input_format != "auto" else detect_format(path)
         if fmt is None:
             if named:
@@ -180,6 +186,9 @@ def discover(
                     f"pass --format (Python: `input_format=`) with one of: {', '.join(INPUT_FORMATS)}",
                 )
             ignored.append(path)
+            return
+        if size is not None:  # an object at a URL
+            found.append(InputFile(path, relpath, fmt, size))
             return
         found.append(InputFile(os.path.abspath(path), relpath.replace(os.sep, "/"), fmt))
 
@@ -194,7 +203,11 @@ def discover(
 
     for item in inputs:
         item = os.fspath(item)
-        if glob.has_magic(item) and not os.path.exists(item):
+        if is_url(item):
+            for found_object in expand_url(item):
+                size = found_object.size if found_object.size is not None else 0
+                add(found_object.url, found_object.relpath, found_object.named, size)
+        elif glob.has_magic(item) and not os.path.exists(item):
             matches = sorted(set(_glob(item)))
             if not matches:
                 raise InputError(f"`{item}` matches no file", "check the pattern and quote it")
@@ -245,7 +258,7 @@ def plan_tasks(files: Sequence[InputFile]) -> list[ReadTask]:
 
     for file in files:
         try:
-            size = os.path.getsize(file.path)
+            size = file.size if file.size is not None else os.path.getsize(file.path)
         except OSError:
             size = 0
         if file.format == "parquet" and size > TASK_BYTES:
@@ -325,5 +338,5 @@ def read_task(
                 [],
                 [],
                 "file",
-                [Reject(file.relpath, None, "file", "unreadable_file", reason)],
+                [Reject(file.location, None, "file", "unreadable_file", reason)],
             )

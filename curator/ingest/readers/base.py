@@ -8,6 +8,7 @@ from typing import BinaryIO, Literal
 import pyarrow as pa
 
 from curator.core.errors import InputError
+from curator.core.remote import is_url
 
 InputFormat = Literal["jsonl", "parquet", "csv", "text", "image", "webdataset"]
 INPUT_FORMATS: tuple[str, ...] = ("jsonl", "parquet", "csv", "text", "image", "webdataset")
@@ -21,13 +22,21 @@ RowKind = Literal["line", "row", "sample", "file"]
 class InputFile:
     """One input file, with the stable name its sample ids are built from.
 
-    ``relpath`` is the path relative to the directory or glob root the user named (the file name
-    when a file was named directly), so ingesting the same input again gives the same ids.
+    ``relpath`` is the path relative to the directory, prefix or glob root the user named (the
+    file name when a file was named directly), so ingesting the same input again gives the same
+    ids. ``path`` is an absolute local path or a URL (``s3://bucket/key``), opened through fsspec
+    inside the task; ``size`` is known for objects listed at a URL.
     """
 
     path: str
     relpath: str
     format: str
+    size: int | None = None
+
+    @property
+    def location(self) -> str:
+        """How rejects name the file: its relative path, or its URL when it is remote."""
+        return self.path if is_url(self.path) else self.relpath
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ def record_too_large(file: InputFile, line: int, size: int, limit: int, head: by
     """The reject for a line (or CSV record) longer than `limit` bytes, of which only the first
     bytes (`head`) were kept in memory."""
     return Reject(
-        file.relpath,
+        file.location,
         line,
         "line",
         "record_too_large",
@@ -140,7 +149,7 @@ def read_failure(file: InputFile, line: int, exc: BaseException) -> Reject:
     truncated = isinstance(exc, EOFError)
     what = "is truncated" if truncated else "cannot be read"
     return Reject(
-        file.relpath,
+        file.location,
         line,
         "line",
         "truncated_file" if truncated else "unreadable_file",

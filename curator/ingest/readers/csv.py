@@ -135,7 +135,7 @@ def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
             elif len(record) != width:
                 rejects.append(
                     Reject(
-                        file.relpath,
+                        file.location,
                         line,
                         "line",
                         "ragged_row",
@@ -146,7 +146,7 @@ def read_csv(file: InputFile, options: ReaderOptions) -> Iterator[ReadBatch]:
             elif _has_surrogates(record):
                 rejects.append(
                     Reject(
-                        file.relpath,
+                        file.location,
                         line,
                         "line",
                         "invalid_utf8",

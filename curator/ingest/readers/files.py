@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
+from curator.core.remote import open_binary
 from curator.ingest.readers.base import InputFile, ReadBatch, ReaderOptions, Reject
 from curator.ingest.readers.images import ImageRejected, inspect_image
 from curator.ingest.readers.tables import may_overflow, string_array
@@ -17,11 +18,11 @@ IMAGE_COLUMNS = ("image", "path", "width", "height", "image_format")
 def _read_file(file: InputFile, rejects: list[Reject]) -> bytes | None:
     """The file's bytes, or None after recording why it cannot be read."""
     try:
-        with open(file.path, "rb") as handle:
+        with open_binary(file.path) as handle:
             return handle.read()
     except OSError as exc:
         reason = f"cannot read: {exc.strerror or exc}"
-        rejects.append(Reject(file.relpath, None, "file", "unreadable_file", reason))
+        rejects.append(Reject(file.location, None, "file", "unreadable_file", reason))
         return None
 
 
@@ -36,7 +37,9 @@ def _groups(
         total = 0
         while end < len(files) and end - start < batch_rows:
             try:
-                size = os.path.getsize(files[end].path)
+                size = files[end].size
+                if size is None:
+                    size = os.path.getsize(files[end].path)
             except OSError:
                 size = 0
             if end > start and total + size > batch_bytes:
@@ -63,7 +66,7 @@ def read_text_files(files: Sequence[InputFile], options: ReaderOptions) -> Itera
             except UnicodeDecodeError as exc:
                 rejects.append(
                     Reject(
-                        file.relpath,
+                        file.location,
                         None,
                         "file",
                         "invalid_utf8",
@@ -92,7 +95,7 @@ def read_image_files(files: Sequence[InputFile], options: ReaderOptions) -> Iter
             try:
                 info = inspect_image(data, options.max_image_pixels)
             except ImageRejected as exc:
-                rejects.append(Reject(file.relpath, None, "file", exc.code, exc.reason))
+                rejects.append(Reject(file.location, None, "file", exc.code, exc.reason))
                 continue
             columns["image"].append(data)
             columns["path"].append(file.relpath)

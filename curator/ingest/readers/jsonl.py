@@ -5,12 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
 import pyarrow as pa
 
+from curator.core.remote import is_url, open_binary, size_of
 from curator.ingest.readers.base import (
     BoundedLines,
     InputFile,
@@ -28,13 +28,13 @@ _ZSTD_MAGIC = 0xFD2FB528
 
 
 def _zstd_frames_complete(path: str) -> bool:
-    """Whether the Zstandard file at `path` ends exactly at the end of a frame, found by walking
+    """Whether the Zstandard file at `path` (a local path or a URL) ends exactly at the end of a frame, found by walking
     its frame and block headers (no decompression). Data that is not a Zstandard frame is left to
     the decompressor to report."""
     import zstandard
 
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+    size = size_of(path)
+    with open_binary(path) as handle:
         pos = 0
         while pos < size:
             handle.seek(pos)
@@ -78,7 +78,7 @@ class _ZstdReader(io.RawIOBase):
         import zstandard
 
         self._path = path
-        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader
+        raw = open_binary(path)
         self._reader = zstandard.ZstdDecompressor().stream_reader(
             raw, read_across_frames=True, closefd=True
         )
@@ -103,13 +103,19 @@ class _ZstdReader(io.RawIOBase):
 
 
 def open_maybe_compressed(path: str) -> BinaryIO:
-    """Open `path` for binary reading, decompressing `.gz` and `.zst` transparently. Reading a
-    truncated compressed file raises ``EOFError`` at the cut, after the data before it."""
+    """Open `path` (a local path, or a URL streamed through fsspec) for binary reading,
+    decompressing `.gz` and `.zst` transparently. Reading a truncated compressed file raises
+    ``EOFError`` at the cut, after the data before it."""
     if path.endswith(".gz"):
-        return cast(BinaryIO, gzip.open(path, "rb"))
+        if not is_url(path):
+            return cast(BinaryIO, gzip.open(path, "rb"))
+        raw = open_binary(path)
+        handle = gzip.GzipFile(fileobj=raw, mode="rb")
+        handle.myfileobj = raw  # type: ignore[assignment]  # closed with the gzip stream
+        return cast(BinaryIO, handle)
     if path.endswith(".zst") or path.endswith(".zstd"):
         return cast(BinaryIO, io.BufferedReader(_ZstdReader(path), buffer_size=1 << 20))
-    return open(path, "rb")
+    return open_binary(path)
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -197,7 +203,7 @@ def read_jsonl(
         return batch
 
     def reject(line_no: int, code: str, reason: str, raw: bytes) -> None:
-        rejects.append(Reject(file.relpath, line_no, "line", code, reason, preview(raw)))
+        rejects.append(Reject(file.location, line_no, "line", code, reason, preview(raw)))
 
     def check(line_no: int, raw: bytes) -> None:
         stripped = raw.strip()
@@ -305,7 +311,7 @@ def read_jsonl(
                 "file",
                 [
                     Reject(
-                        file.relpath,
+                        file.location,
                         None,
                         "file",
                         "not_json_lines",

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curator.core.remote import is_url, open_binary
 from curator.ingest.readers.base import InputFile, ReadBatch, ReaderOptions
 from curator.store.shards import batch_rows_within
+
+
+def _source(path: str) -> contextlib.AbstractContextManager[Any]:
+    """A local path as it is (pyarrow reads it natively), a URL as an fsspec stream."""
+    return open_binary(path) if is_url(path) else contextlib.nullcontext(path)
 
 
 def read_parquet(
@@ -20,7 +28,7 @@ def read_parquet(
     A batch holds at most ``options.batch_rows`` rows and, by the row group's average row size,
     about ``options.batch_bytes`` bytes (at least one row).
     """
-    with pq.ParquetFile(file.path) as parquet:
+    with _source(file.path) as source, pq.ParquetFile(source) as parquet:
         metadata = parquet.metadata
         groups = list(range(metadata.num_row_groups)) if row_groups is None else list(row_groups)
         starts = [0] * (metadata.num_row_groups + 1)
@@ -43,8 +51,9 @@ def read_parquet(
 
 
 def row_group_sizes(path: str) -> list[tuple[int, int]]:
-    """``(rows, uncompressed bytes)`` of each row group of a Parquet file."""
-    metadata = pq.read_metadata(path)
+    """``(rows, uncompressed bytes)`` of each row group of a Parquet file (a path or a URL)."""
+    with _source(path) as source:
+        metadata = pq.read_metadata(source)
     return [
         (metadata.row_group(g).num_rows, metadata.row_group(g).total_byte_size)
         for g in range(metadata.num_row_groups)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import posixpath
 import tarfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
+from curator.core.remote import open_binary
 from curator.core.schema import RESERVED_NAMES, TEXT_COLUMN
 from curator.ingest.readers.base import InputFile, ReadBatch, ReaderOptions, Reject
 from curator.ingest.readers.files import IMAGE_COLUMNS, image_table
@@ -86,7 +88,7 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
         if problem is not None:
             rejects.append(
                 Reject(
-                    file.relpath,
+                    file.location,
                     position,
                     "sample",
                     "unsupported_member",
@@ -98,7 +100,7 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
         if not images:
             rejects.append(
                 Reject(
-                    file.relpath,
+                    file.location,
                     position,
                     "sample",
                     "missing_content",
@@ -111,7 +113,7 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
             info = inspect_image(data, options.max_image_pixels)
         except ImageRejected as exc:
             rejects.append(
-                Reject(file.relpath, position, "sample", exc.code, f"sample `{key}`: {exc.reason}")
+                Reject(file.location, position, "sample", exc.code, f"sample `{key}`: {exc.reason}")
             )
             return
         sidecars: dict[str, str] = {}
@@ -123,7 +125,7 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
             except UnicodeDecodeError:
                 rejects.append(
                     Reject(
-                        file.relpath,
+                        file.location,
                         position,
                         "sample",
                         "invalid_utf8",
@@ -165,8 +167,9 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
     offsets: dict[str, tuple[int, int]] = {}
     failure: Exception | None = None
     random_access: tarfile.TarFile | None = None
+    random_stream: BinaryIO | None = None
     try:
-        with tarfile.open(file.path, "r|*") as tar:
+        with open_binary(file.path) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
             for member in tar:
                 if member.isdir():
                     continue
@@ -174,7 +177,8 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
                 if member.islnk() and member.linkname in offsets:
                     # The stream cannot go back: the linked data is read from a second handle.
                     if random_access is None:
-                        random_access = tarfile.open(file.path, "r:*")  # noqa: SIM115 - closed below
+                        random_stream = open_binary(file.path)
+                        random_access = tarfile.open(fileobj=random_stream, mode="r:*")  # noqa: SIM115 - closed below
                     offset, size = offsets[member.linkname]
                     assert random_access.fileobj is not None
                     random_access.fileobj.seek(offset)
@@ -213,6 +217,8 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
     finally:
         if random_access is not None:
             random_access.close()
+        if random_stream is not None:
+            random_stream.close()
     for key, members in pending.items():
         add_sample(key, members)
         if full():
@@ -222,7 +228,7 @@ def read_webdataset(file: InputFile, options: ReaderOptions) -> Iterator[ReadBat
         # are kept, and the damage is recorded where it happened.
         rejects.append(
             Reject(
-                file.relpath,
+                file.location,
                 index,
                 "sample",
                 "corrupt_archive",
