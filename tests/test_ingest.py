@@ -317,7 +317,7 @@ def test_parquet_of_the_wrong_schema_rejects_every_row_of_that_file(store, tmp_p
     first = rejects_of(result)[0]
     assert first == {
         "file": "no_text.parquet", "row": 0, "code": "missing_column",
-        "reason": "no content column `text` (columns: body); name it with --text-column", "record": None,
+        "reason": "no content column `text` (columns: body); name it with --text-column (Python: `text_column=`)", "record": None,
     }  # fmt: skip
 
 
@@ -326,7 +326,7 @@ def test_input_column_named_like_a_provenance_column(store, tmp_path, write_json
     result = store.ingest([tmp_path / "s.parquet"], source="p", origin="real", allow_empty=True)
     assert (result.ingested, result.rejected) == (0, 2)
     assert rejects_of(result)[0]["reason"] == (
-        "input column `source` has the name of a provenance column; map it away with --rename-column source=NEW_NAME"
+        "input column `source` has the name of a provenance column; map it away with --rename-column source=NEW_NAME (Python: `rename_columns={'source': ...}`)"
     )
     # nothing is silently overwritten; renaming maps it away and keeps the values
     result = store.ingest(

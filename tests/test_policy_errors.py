@@ -31,12 +31,12 @@ def _error(tmp_path, text: str | bytes) -> PolicyError:
     [
         (
             "[target]\nrows = 10\n[constraints]\nmin_real_fraction = nan\n",
-            "`constraints.min_real_fraction` is nan, not a number",
+            "`constraints.min_real_fraction` is nan, not a finite number",
             "give a fraction between 0 and 1",
         ),
         (
             '[target]\nrows = 10\n[[sources]]\nname = "web"\nweight = inf\n',
-            "`sources[0].weight` is inf, not a number",
+            "`sources[0].weight` is inf, not a finite number",
             "give a finite number",
         ),
         (
@@ -82,7 +82,8 @@ def test_a_policy_file_that_is_not_utf8_or_missing(tmp_path):
         Policy.from_toml(tmp_path / "nosuch.toml")
     assert caught.value.message == f"cannot read policy `{tmp_path / 'nosuch.toml'}`: no such file"
     assert caught.value.hint == (
-        f"check the path, or write an example there with `curator policy init {tmp_path / 'nosuch.toml'}`"
+        f"check the path, or write an example there with `curator policy init {tmp_path / 'nosuch.toml'}` "
+        "(Python: `curator.assembly.policy.example_policy()` returns its text)"
     )
 
 

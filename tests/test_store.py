@@ -547,7 +547,7 @@ def test_an_ingest_that_rejects_every_record_fails_and_names_the_fix(store, tmp_
     assert caught.value.hint == (
         "fix what the first rejected record of each reason says, then run again:\n"
         "  missing_column: `generated.parquet` row 0: no content column `text` (columns: prompt, "
-        "completion); name it with --text-column\n"
+        "completion); name it with --text-column (Python: `text_column=`)\n"
         f"Every rejected record is in {run_dir / 'rejects.jsonl'}.\n"
         "--allow-empty (Python: allow_empty=True) accepts such a run."
     )
@@ -559,7 +559,7 @@ def test_an_ingest_that_rejects_every_record_fails_and_names_the_fix(store, tmp_
     assert (allowed.status, allowed.ingested, allowed.rejected) == ("committed", 0, 300)
     assert allowed.first_rejects == {
         "missing_column": "`generated.parquet` row 0: no content column `text` (columns: prompt, "
-        "completion); name it with --text-column"
+        "completion); name it with --text-column (Python: `text_column=`)"
     }
     done = store.ingest(
         [path], source="gen", origin="synthetic", generation=1, text_column="completion"

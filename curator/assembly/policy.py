@@ -120,7 +120,7 @@ class Policy:
         except FileNotFoundError as exc:
             raise PolicyError(
                 f"cannot read policy `{path}`: no such file",
-                f"check the path, or write an example there with `curator policy init {path}`",
+                f"check the path, or write an example there with `curator policy init {path}` (Python: `curator.assembly.policy.example_policy()` returns its text)",
             ) from exc
         except OSError as exc:
             raise PolicyError(
@@ -389,7 +389,7 @@ def _check_finite(value: Any, where: str, path: tuple[Any, ...]) -> None:
     elif isinstance(value, float) and not math.isfinite(value):
         key = _key_path(path)
         wanted = "a fraction between 0 and 1" if "fraction" in key else "a finite number"
-        raise PolicyError(f"{where}: `{key}` is {value}, not a number", f"give {wanted}")
+        raise PolicyError(f"{where}: `{key}` is {value}, not a finite number", f"give {wanted}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -454,7 +454,7 @@ def example_policy(sources: list[tuple[str, int]] | None = None) -> str:
     )
     for name, rows in sources:
         tables += (
-            f"[[sources]]                   # {rows:,} rows in the store\n"
+            f"[[sources]]                   # {rows:,} row{'s' if rows != 1 else ''} in the store\n"
             f"name = {json.dumps(name)}\nweight = 1.0\nmax_fraction = 1.0\n\n"
         )
     if not sources:

@@ -62,12 +62,12 @@ class ProvenanceSpec:
             raise ProvenanceError(
                 f"`--source` {self.source!r} is not a valid source name",
                 "use letters, digits, '.', '_' and '-' (it becomes a directory and the "
-                "prefix of every sample_id), e.g. --source web-2021",
+                'prefix of every sample_id), e.g. --source web-2021 (Python: `source="web-2021"`)',
             )
         if self.origin not in ORIGINS:
             raise ProvenanceError(
                 f"`--origin` {self.origin!r} is not one of {', '.join(ORIGINS)}",
-                "pass --origin real, --origin synthetic or --origin unknown",
+                "pass --origin real, --origin synthetic or --origin unknown (Python: `origin=`)",
             )
         if self.evidence not in EVIDENCE:
             raise ProvenanceError(f"evidence {self.evidence!r} is not one of {', '.join(EVIDENCE)}")
@@ -75,19 +75,19 @@ class ProvenanceSpec:
             if self.generation not in (None, 0):
                 raise ProvenanceError(
                     f"`--generation` {self.generation} contradicts `--origin real`",
-                    "real samples are generation 0; drop --generation or use --origin synthetic",
+                    "real samples are generation 0; drop --generation (Python: `generation=`) or use --origin synthetic",
                 )
             object.__setattr__(self, "generation", 0)
             if self.model is not None:
                 raise ProvenanceError(
                     "`--model` names a generator, but `--origin real` samples have none",
-                    "drop --model, or use --origin synthetic",
+                    "drop --model (Python: `model=`), or use --origin synthetic",
                 )
         elif self.origin == "synthetic":
             if self.generation is None:
                 raise ProvenanceError(
                     "`--origin synthetic` needs `--generation N` (N >= 1)",
-                    "pass --generation 1 for samples of a model trained on real data only",
+                    "pass --generation 1 (Python: `generation=1`) for samples of a model trained on real data only",
                 )
             if not 1 <= self.generation <= MAX_GENERATION:
                 raise ProvenanceError(
@@ -97,7 +97,7 @@ class ProvenanceSpec:
         elif self.generation is not None:
             raise ProvenanceError(
                 "`--generation` is given for `--origin unknown` samples",
-                "an unknown origin has no known generation; drop --generation",
+                "an unknown origin has no known generation; drop --generation (Python: `generation=`)",
             )
         if not 0.0 <= self.confidence <= 1.0:
             raise ProvenanceError(

@@ -222,7 +222,7 @@ def prepare_batch(
         return whole(
             "reserved_column",
             f"input column `{clash[0]}` has the name of a provenance column; "
-            f"map it away with --rename-column {clash[0]}=NEW_NAME",
+            f"map it away with --rename-column {clash[0]}=NEW_NAME (Python: `rename_columns={{{clash[0]!r}: ...}}`)",
         )
     if batch.content_hashes is not None:  # image files and tar members: the reader decoded them
         content_name, kind = IMAGE_COLUMN, "image"
@@ -232,7 +232,7 @@ def prepare_batch(
         return whole(
             "missing_column",
             f"no content column `{content_name}` (columns: {', '.join(table.schema.names)}); "
-            f"name it with --{kind}-column",
+            f"name it with --{kind}-column (Python: `{kind}_column=`)",
         )
     target_name = TEXT_COLUMN if kind == "text" else IMAGE_COLUMN
     if (

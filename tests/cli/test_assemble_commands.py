@@ -297,7 +297,8 @@ def test_policy_check_errors_name_the_key_or_the_file(runner, tmp_path, write_js
     result = invoke(runner, "policy", "check", str(tmp_path / "nosuch.toml"), env=env)
     assert result.output == (
         f"Error: cannot read policy `{tmp_path / 'nosuch.toml'}`: no such file\n"
-        f"Hint: check the path, or write an example there with `curator policy init {tmp_path / 'nosuch.toml'}`\n"
+        f"Hint: check the path, or write an example there with `curator policy init {tmp_path / 'nosuch.toml'}` "
+        "(Python: `curator.assembly.policy.example_policy()` returns its text)\n"
     )
 
 

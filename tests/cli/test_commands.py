@@ -95,7 +95,7 @@ def test_errors_are_one_line_with_a_hint(runner, tmp_path, write_jsonl):
     assert result.exit_code == 1
     assert (
         result.output
-        == "Error: `--origin synthetic` needs `--generation N` (N >= 1)\nHint: pass --generation 1 for samples of a model trained on real data only\n"
+        == "Error: `--origin synthetic` needs `--generation N` (N >= 1)\nHint: pass --generation 1 (Python: `generation=1`) for samples of a model trained on real data only\n"
     )
     result = invoke(runner, "sql", "SELEC 1", "--store", str(store))
     assert result.exit_code == 1 and result.output.startswith("Error: query failed: Parser Error")
@@ -289,7 +289,7 @@ def test_ingest_that_keeps_nothing_exits_1_with_the_fix_on_the_console(runner, t
         "nothing was committed\n"
         "Hint: fix what the first rejected record of each reason says, then run again:\n"
         "  missing_column: `generated.parquet` row 0: no content column `text` (columns: prompt, "
-        "completion); name it with --text-column\n"
+        "completion); name it with --text-column (Python: `text_column=`)\n"
         f"Every rejected record is in {rejects}.\n"
         "--allow-empty (Python: allow_empty=True) accepts such a run.\n"
     )
@@ -329,7 +329,7 @@ def test_tag_that_writes_nothing_exits_1_unless_allowed(runner, tmp_path, write_
         "nothing was written",
         "Hint: fix what the first rejected record of each reason says, then run again:",
         "  missing_column: `generated.parquet` row 0: no content column `text` (columns: prompt, "
-        "completion); name it with --text-column",
+        "completion); name it with --text-column (Python: `text_column=`)",
     ]
     assert not list((tmp_path / "out").glob("*.parquet"))
     good = write_jsonl("good.jsonl", [{"text": "x"}])
@@ -344,7 +344,7 @@ def test_tag_that_writes_nothing_exits_1_unless_allowed(runner, tmp_path, write_
     assert result.exit_code == 0
     assert result.output.splitlines()[-1] == (
         "    missing_column: `generated.parquet` row 0: no content column `text` (columns: "
-        "prompt, completion); name it with --text-column"
+        "prompt, completion); name it with --text-column (Python: `text_column=`)"
     )
 
 

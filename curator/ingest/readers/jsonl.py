@@ -272,14 +272,14 @@ def read_jsonl(
                 line_no,
                 "reserved_column",
                 f"field `{clash[0]}` is a provenance column name; "
-                f"rename it with --rename-column {clash[0]}=NEW_NAME",
+                f"rename it with --rename-column {clash[0]}=NEW_NAME (Python: `rename_columns=`)",
                 raw,
             )
         elif record.get(content_key) is None:
             reject(
                 line_no,
                 "missing_content",
-                f"no `{content_key}` field (or it is null); name the content field with --text-column",
+                f"no `{content_key}` field (or it is null); name the content field with --text-column (Python: `text_column=`)",
                 raw,
             )
         elif options.image_column is None and not isinstance(record[content_key], str):
