@@ -175,3 +175,14 @@ def s3_bucket(
     bucket = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:50].strip("-")
     s3fs.S3FileSystem().mkdir(bucket)
     return bucket
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (`-n 2 --dist loadgroup`, the README's test command), the tests that
+    share an expensive session fixture run on one worker, so it is built once: the small demo,
+    and the local Ray."""
+    for item in items:
+        if "demo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("demo"))
+        elif item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.xdist_group("ray"))
