@@ -180,12 +180,12 @@ class _Watching(LocalEngine):
         super().__init__(jobs=1)
         self.sent = 0
 
-    def map(self, function, tasks, *, on_result=None, small=False):
+    def map(self, function, tasks, *, on_result=None, small=False, threads=False):
         for task in tasks:
             buffer = io.BytesIO()
             _NoStore(buffer).dump((function, task))
             self.sent += 1
-        return super().map(function, tasks, on_result=on_result, small=small)
+        return super().map(function, tasks, on_result=on_result, small=small, threads=threads)
 
 
 class _NoStore(pickle.Pickler):
@@ -324,3 +324,12 @@ def test_an_unknown_engine_fails_an_assembly_before_anything_is_written(tmp_path
         store.assemble(_ASSEMBLY_POLICY, tmp_path / "set", engine="nosuch")
     assert not (tmp_path / "set").exists()
     assert store.sql("SELECT count(*) AS n FROM manifests").to_pylist() == [{"n": 0}]
+
+
+def test_thread_tasks_come_back_in_task_order_and_errors_name_their_task():
+    with LocalEngine(jobs=2) as engine:
+        assert engine.map(math.sqrt, [9, 1, 4, 16, 25], threads=True) == [3, 1, 2, 4, 5]
+        assert engine._workers == []  # no interpreter was started for thread tasks
+        with pytest.raises(ValueError) as caught:
+            engine.map(math.sqrt, [4, -1, 9], threads=True)
+    assert any("task 2 of 3" in note for note in getattr(caught.value, "__notes__", []))

@@ -266,6 +266,7 @@ def _compute_missing(
         tasks,
         on_result=lambda task, _count: progress(len(task.rows)) if progress else None,
         small=content_bytes < SMALL_WORK_BYTES,
+        threads=True,  # the kernels run outside the GIL: no worker interpreters needed here
     )
     computed = sum(counts)
     if not computed:

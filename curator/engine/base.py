@@ -84,6 +84,7 @@ class Engine(ABC):
         *,
         on_result: Callable[[T, R], None] | None = None,
         small: bool = False,
+        threads: bool = False,
     ) -> list[R]:
         """Call ``function(task)`` for every task and return the results in task order.
 
@@ -96,6 +97,10 @@ class Engine(ABC):
                 returned list, whose order does not depend on timing).
             small: the caller knows the work is too small to be worth dispatching: it may run
                 in this process.
+            threads: the function spends its time outside the GIL (numba kernels, Arrow
+                compression): an engine on this machine may run the tasks on threads of this
+                process instead of worker processes (no interpreters to start, no memory to
+                copy). Engines that spread work over machines ignore it.
 
         Raises:
             The first exception a task raised, with a note naming the task; the remaining tasks

@@ -136,12 +136,43 @@ class LocalEngine(Engine):
         *,
         on_result: Callable[[T, R], None] | None = None,
         small: bool = False,
+        threads: bool = False,
     ) -> list[R]:
         tasks = list(tasks)
         processes = min(self.jobs, len(tasks))
         if processes <= 1 or small:
             return self._map_here(function, tasks, on_result)
+        if threads:
+            return self._map_on_threads(function, tasks, on_result, processes)
         return self._map_on_workers(function, tasks, on_result, processes)
+
+    def _map_on_threads(
+        self,
+        function: Callable[[T], R],
+        tasks: list[T],
+        on_result: Callable[[T, R], None] | None,
+        threads: int,
+    ) -> list[R]:
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        results: list[Any] = [None] * len(tasks)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = {pool.submit(function, task): index for index, task in enumerate(tasks)}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    index = futures[future]
+                    error = future.exception()
+                    if error is not None:
+                        for other in pending:
+                            other.cancel()
+                        name_failed_task(error, index, len(tasks), tasks[index])
+                        raise error
+                    results[index] = future.result()
+                    if on_result is not None:
+                        on_result(tasks[index], results[index])
+        return results
 
     def _map_here(
         self,

@@ -126,6 +126,7 @@ class RayEngine(Engine):
         *,
         on_result: Callable[[T, R], None] | None = None,
         small: bool = False,
+        threads: bool = False,
     ) -> list[R]:
         tasks = list(tasks)
         if small or not tasks:
