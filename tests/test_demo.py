@@ -279,3 +279,18 @@ def test_real_text_is_pythons_own_documentation():
     assert paragraphs == real_text_corpus()  # a fixed order
     random.Random(0).shuffle(paragraphs)  # the demo shuffles a copy
     assert real_text_corpus() != paragraphs
+
+
+def test_real_text_does_not_depend_on_what_the_process_imported(monkeypatch):
+    from curator.loop.demo import STDLIB_MODULES, stdlib_paragraphs
+
+    before = stdlib_paragraphs()
+    module = __import__(STDLIB_MODULES[0])
+
+    def added() -> None:
+        """A paragraph that a library patched into a standard module at run time, long enough
+        to count as a paragraph of the demo's real text if it were read from this process."""
+
+    added.__module__ = module.__name__
+    monkeypatch.setattr(module, "zz_added_by_a_library", added, raising=False)
+    assert stdlib_paragraphs() == before

@@ -128,7 +128,28 @@ class DemoResult:
 
 
 def stdlib_paragraphs(min_words: int = 12) -> list[str]:
-    """Paragraphs of the standard library's docstrings, deduplicated, in a fixed order."""
+    """Paragraphs of the standard library's docstrings, deduplicated, in a fixed order.
+
+    Read in a fresh interpreter: what a module holds depends on what else the process imported
+    (libraries patch and extend standard modules), and the demo's data must not."""
+    import subprocess
+    import sys
+
+    from curator.engine.local import worker_path
+
+    code = (
+        "import json, sys; from curator.loop.demo import _read_stdlib_paragraphs; "
+        f"json.dump(_read_stdlib_paragraphs({int(min_words)}), sys.stdout)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(worker_path(sys.path, os.getcwd()))}
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    paragraphs: list[str] = json.loads(done.stdout)
+    return paragraphs
+
+
+def _read_stdlib_paragraphs(min_words: int) -> list[str]:
     with warnings.catch_warnings():
         # Touching deprecated aliases (typing.io, …) while reading their docstrings warns.
         warnings.simplefilter("ignore", DeprecationWarning)
