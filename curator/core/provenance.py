@@ -29,7 +29,8 @@ class ProvenanceSpec:
         model: the generator of synthetic samples.
         confidence: ``origin_confidence`` of the declared label (default 1.0).
         evidence: ``origin_evidence`` (default ``declared``).
-        collected_at: one creation/capture time for every sample (naive times are UTC).
+        collected_at: one creation/capture time for every sample (naive times are UTC; a date
+            is its midnight, UTC).
         collected_at_column: or an input column holding it per row (ISO 8601 text, dates,
             timestamps, or Unix seconds).
         id_column: input column whose value is the sample key (default: the row's position).
@@ -48,7 +49,7 @@ class ProvenanceSpec:
     model: str | None = None
     confidence: float = 1.0
     evidence: str = "declared"
-    collected_at: datetime | None = None
+    collected_at: datetime | date | None = None
     collected_at_column: str | None = None
     id_column: str | None = None
     text_column: str = "text"
@@ -109,7 +110,10 @@ class ProvenanceSpec:
                 "use one: a single date for every sample, or a column with one per row",
             )
         if self.collected_at is not None:
-            object.__setattr__(self, "collected_at", as_utc(self.collected_at))
+            when = self.collected_at
+            if not isinstance(when, datetime):
+                when = datetime(when.year, when.month, when.day)
+            object.__setattr__(self, "collected_at", as_utc(when))
         if self.image_column is not None and self.text_column not in ("text", self.image_column):
             raise ProvenanceError(
                 "`--text-column` and `--image-column` are both given",

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -361,7 +361,8 @@ def prepare_batch(
                     reasons[i] = (i, "bad_collected_at", f"`{spec.collected_at_column}`: {exc}")
                 collected.append(None)
     else:
-        collected = [spec.collected_at] * n
+        # ProvenanceSpec turned a date into a UTC datetime
+        collected = [cast("datetime | None", spec.collected_at)] * n
 
     parents = id_strings.get("--parent-id-column")
 

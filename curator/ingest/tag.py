@@ -99,9 +99,7 @@ def tag(
         generation=generation,
         model=model,
         confidence=confidence,
-        collected_at=collected_at
-        if collected_at is None or isinstance(collected_at, datetime)
-        else datetime(collected_at.year, collected_at.month, collected_at.day),
+        collected_at=collected_at,
         collected_at_column=collected_at_column,
         id_column=id_column,
         text_column=text_column,
