@@ -222,14 +222,17 @@ def _order_by_units(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: s
     streams = con.execute(
         "SELECT category, stream, count(*) FROM picked_rows GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    sizes = con.execute("SELECT size FROM picked_rows ORDER BY category, stream, m").fetchnumpy()[
-        "size"
-    ]
+    sizes = np.asarray(
+        con.execute("SELECT size FROM picked_rows ORDER BY category, stream, m").fetchnumpy()[
+            "size"
+        ],
+        dtype=np.int64,
+    )
     total_rows = int(sum(n for *_, n in streams))
     shard_rows = policy.output.shard_rows
     shards = max(1, -(-total_rows // shard_rows))
     ends = np.cumsum([int(n) for *_, n in streams])
-    cut_sizes = np.split(np.asarray(sizes, dtype=np.int64), ends[:-1]) if streams else []
+    cut_sizes = np.split(sizes, ends[:-1]) if streams else []
     largest = float(sizes.max()) if len(sizes) else 0.0
     cuts = unit_shard_cuts(
         [(str(c), str(s), z) for (c, s, _n), z in zip(streams, cut_sizes, strict=True)],
