@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from curator.assembly.policy import Policy, PolicyError
     from curator.core.provenance import ProvenanceSpec
     from curator.ingest.tag import TagResult, tag
+    from curator.training.loader import load_dataset
 
-# The public names that live in modules importing pyarrow, duckdb or numpy are loaded on first
-# use (PEP 562), so `import curator` and `curator --help` stay fast.
+# The public names that live in modules importing pyarrow, duckdb, numpy or datasets are loaded
+# on first use (PEP 562), so `import curator` and `curator --help` stay fast.
 _LAZY = {
     "IngestResult": "curator.api",
     "Stats": "curator.api",
@@ -49,6 +50,7 @@ _LAZY = {
     "ProvenanceSpec": "curator.core.provenance",
     "TagResult": "curator.ingest.tag",
     "tag": "curator.ingest.tag",
+    "load_dataset": "curator.training.loader",
 }
 
 
@@ -87,6 +89,7 @@ __all__ = [
     "TagResult",
     "__version__",
     "init_store",
+    "load_dataset",
     "open_store",
     "tag",
 ]
