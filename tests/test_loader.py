@@ -281,3 +281,14 @@ def test_load_dataset_is_exported_lazily():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_a_set_on_object_storage_streams_from_its_url(sets, tmp_path, s3_bucket):
+    store = curator.open_store(sets["root"] / "store")
+    url = f"s3://{s3_bucket}/sets/gen-1"
+    store.assemble(Policy.from_dict(POLICY), url, lineage="s3")  # the same selection
+    stream = curator.load_dataset(url, streaming=True, cache_dir=tmp_path / "hf")
+    assert stream.num_shards == 4
+    assert list(stream) == sets["rows"]
+    dataset = curator.load_dataset(f"{url}/manifest.json", cache_dir=tmp_path / "hf")
+    assert dataset.to_list() == sets["rows"]
