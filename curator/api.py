@@ -266,3 +266,66 @@ def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:
     from curator.assembly.policy import Policy
 
     return policy if isinstance(policy, Policy) else Policy.from_toml(os.fspath(policy))
+
+
+# -- exports: a set's provenance as Croissant, a dataset card, OpenLineage, the AI Act summary ---
+# Functions, not `Manifest` methods: the export operations import the manifest (assembly), so
+# assembly cannot import them back. `manifest` is a Manifest, a path to a set (or its
+# manifest.json), or, with `store`, a manifest id or name.
+
+
+def to_croissant(
+    manifest: Manifest | str | os.PathLike[str],
+    *,
+    location: str | os.PathLike[str] | None = None,
+    license: str | None = None,
+    store: StoreBase | None = None,
+) -> dict[str, Any]:
+    """The set's Croissant 1.1 JSON-LD (RAI 1.0, per-record PROV-O); see
+    :func:`curator.export.croissant.to_croissant`.
+
+    >>> doc = curator.api.to_croissant("train/gen-2")  # doctest: +SKIP
+    """
+    from curator.export import croissant, target
+
+    found = target.resolve_manifest(manifest, store)
+    return croissant.to_croissant(found, location=location, license=license, store=store)
+
+
+def to_card(
+    manifest: Manifest | str | os.PathLike[str],
+    *,
+    location: str | os.PathLike[str] | None = None,
+    license: str | None = None,
+    store: StoreBase | None = None,
+) -> str:
+    """The set's Hugging Face dataset card (Markdown with YAML); see
+    :func:`curator.export.card.to_card`."""
+    from curator.export import card, target
+
+    found = target.resolve_manifest(manifest, store)
+    return card.to_card(found, location=location, license=license, store=store)
+
+
+def to_openlineage(
+    manifest: Manifest | str | os.PathLike[str], *, store: StoreBase | None = None
+) -> Any:
+    """The OpenLineage run event (an ``openlineage.client.event_v2.RunEvent``) of the assembly
+    that made the set; see :func:`curator.export.openlineage.to_openlineage`."""
+    from curator.export import openlineage, target
+
+    return openlineage.to_openlineage(target.resolve_manifest(manifest, store), store=store)
+
+
+def to_training_summary(
+    manifest_or_lineage: Manifest | str | os.PathLike[str],
+    *,
+    categories: Mapping[str, str] | None = None,
+    store: StoreBase | None = None,
+) -> dict[str, Any]:
+    """A draft of Section 2 of the AI Act training-content summary for a set or, with `store`,
+    every set of a lineage; see :func:`curator.export.summary.training_summary`."""
+    from curator.export import summary, target
+
+    manifests = target.resolve_manifests(manifest_or_lineage, store)
+    return summary.training_summary(manifests, categories=categories, store=store)
