@@ -180,8 +180,6 @@ def gather(manifest: Manifest, *, store: Store | None = None) -> SetFacts:
 def _read_outputs(manifest: Manifest) -> tuple[pa.Table, tuple[tuple[str, pa.DataType], ...]]:
     """The provenance columns of every output row, and the columns of the files."""
     import pyarrow as pa
-    import pyarrow.json as pa_json
-    import pyarrow.parquet as pq
 
     fmt = str(manifest.data["policy"].get("output", {}).get("format", "parquet"))
     tables = []
@@ -190,16 +188,16 @@ def _read_outputs(manifest: Manifest) -> tuple[pa.Table, tuple[tuple[str, pa.Dat
         try:
             if is_url(location):
                 with open_binary(location) as handle:
-                    table = pq.read_table(handle) if fmt == "parquet" else pa_json.read_json(handle)
+                    table, schema = _read_facts(handle, fmt)
             else:
-                table = pq.read_table(location) if fmt == "parquet" else pa_json.read_json(location)
+                table, schema = _read_facts(location, fmt)
         except (OSError, pa.ArrowInvalid) as exc:
             raise CuratorError(
                 f"cannot read output file `{location}` of manifest `{manifest.manifest_id}`: {exc}",
                 "check the set with `curator manifest verify`",
             ) from exc
         if not columns:
-            columns = tuple((f.name, f.type) for f in table.schema)
+            columns = tuple((f.name, f.type) for f in schema)
         present = [name for name in _FACT_COLUMNS if name in table.column_names]
         table = table.select(present)
         for name in _FACT_COLUMNS:
@@ -216,6 +214,20 @@ def _read_outputs(manifest: Manifest) -> tuple[pa.Table, tuple[tuple[str, pa.Dat
         empty = pa.table({name: pa.array([], pa.string()) for name in _FACT_COLUMNS})
         return empty, columns
     return pa.concat_tables(tables, promote_options="permissive"), columns
+
+
+def _read_facts(source: Any, fmt: str) -> tuple[pa.Table, pa.Schema]:
+    """One output file's fact columns (a Parquet file's other columns, the content among them,
+    are not read) and the file's whole schema."""
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    if fmt != "parquet":
+        table = pa_json.read_json(source)
+        return table, table.schema
+    parquet = pq.ParquetFile(source)
+    schema = parquet.schema_arrow
+    return parquet.read(columns=[n for n in _FACT_COLUMNS if n in schema.names]), schema
 
 
 def _as_timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
