@@ -24,6 +24,7 @@ from curator.lineage import audit as _audit
 from curator.lineage import models as _lineage
 from curator.lineage import tree as _tree
 from curator.store.base import Stats, StatsRow, StoreBase, create_store, new_run_id
+from curator.tokens import counts as _tokens
 
 if TYPE_CHECKING:
     from curator.assembly.manifest import Manifest
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from curator.infer.inference import InferResult
     from curator.lineage.models import Model
     from curator.lineage.tree import LineageNode
+    from curator.tokens.counts import TokensResult
 
 __all__ = [
     "IngestResult",
@@ -122,6 +124,7 @@ class Store(StoreBase):
         lock_timeout: float | None = None,
         progress: bool = False,
         engine: str | Engine | None = None,
+        tokenizer: str | os.PathLike[str] | None = None,
     ) -> IngestResult:
         """Read inputs, tag every record with provenance and add them to the store; see
         :func:`curator.ingest.commit.ingest` for every argument.
@@ -132,6 +135,23 @@ class Store(StoreBase):
         options = dict(locals())
         del options["self"], options["inputs"]
         return _ingest.ingest(self, inputs, **options)
+
+    def tokens(
+        self,
+        tokenizer: str | os.PathLike[str],
+        *,
+        source: str | None = None,
+        lock_timeout: float | None = None,
+        progress: bool = False,
+    ) -> TokensResult:
+        """Add `n_tokens` to the samples in the store (of `source`, if given), counted by a
+        local ``tokenizer.json``; see :func:`curator.tokens.counts.tokens`.
+
+        >>> store.tokens("tokenizer.json", source="web-2021")  # doctest: +SKIP
+        """
+        return _tokens.tokens(
+            self, tokenizer, source=source, lock_timeout=lock_timeout, progress=progress
+        )
 
     # -- assembly --------------------------------------------------------------------------
 

@@ -66,7 +66,6 @@ def test_the_example_policy_is_valid(tmp_path):
             '[target]\nrows = 10\n[output]\non_shortfall = "maybe"\n',
             "p.toml: `output.on_shortfall`: 'maybe' is not one of ['error', 'shrink']",
         ),
-        ("[target]\ntokens = 10\n", "p.toml: `target.tokens` needs `target.token_column`"),
         ("target = [", None),
     ],
 )

@@ -264,7 +264,16 @@ def _manifest_data(
         "out_dir": str(out_dir),
         "selection": str(selection_path.relative_to(store.root)),
         "outputs": outputs,
+        **_token_counts(store, policy, selection_path),
     }
+
+
+def _token_counts(store: Store, policy: Policy, selection_path: Path) -> dict[str, Any]:
+    """`token_counts` (which tokenizers counted the tokens), for a tokens target only."""
+    from curator.assembly.pools import token_counts
+
+    counts = token_counts(store.root, policy, str(selection_path))
+    return {} if counts is None else {"token_counts": counts}
 
 
 def _record(

@@ -173,6 +173,27 @@ def manifest_json_schema() -> dict[str, Any]:
                 },
             },
             "constraints": _constraints(),
+            "token_counts": {
+                "type": "object",
+                "description": "A tokens target: the column counted, and the tokenizers that "
+                "counted the chosen samples (none for a column curator did not count).",
+                "required": ["column", "tokenizers"],
+                "properties": {
+                    "column": {"type": "string", "minLength": 1},
+                    "tokenizers": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["path", "sha256", "vocab_size"],
+                            "properties": {
+                                "path": {"type": "string"},
+                                "sha256": checksum,
+                                "vocab_size": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    },
+                },
+            },
             "outputs": {
                 "type": "array",
                 "items": {

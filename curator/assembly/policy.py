@@ -20,6 +20,8 @@ from curator.core.errors import CuratorError
 
 Unit = Literal["rows", "bytes", "tokens"]
 UNITS: tuple[str, ...] = ("rows", "bytes", "tokens")
+#: The column a `tokens` target counts when `token_column` is not given.
+DEFAULT_TOKEN_COLUMN = "n_tokens"
 
 
 class PolicyError(CuratorError):
@@ -28,8 +30,9 @@ class PolicyError(CuratorError):
 
 @dataclass(frozen=True)
 class Target:
-    """The size of the set: `amount` in `unit`; `token_column` names the input column holding each
-    sample's token count when the unit is ``tokens``."""
+    """The size of the set: `amount` in `unit`; `token_column` names the column holding each
+    sample's token count when the unit is ``tokens`` (default `n_tokens`, which `--tokenizer`
+    and `curator tokens` add)."""
 
     unit: str = "rows"
     amount: int = 0
@@ -151,14 +154,10 @@ class Policy:
         validate_policy_dict(data, where)
         target_data = data["target"]
         unit = next(u for u in UNITS if u in target_data)
-        target = Target(
-            unit=unit, amount=int(target_data[unit]), token_column=target_data.get("token_column")
-        )
-        if unit == "tokens" and not target.token_column:
-            raise PolicyError(
-                f"{where}: `target.tokens` needs `target.token_column`",
-                'name the column holding each sample\'s token count, e.g. token_column = "n_tokens"',
-            )
+        token_column = target_data.get("token_column")
+        if unit == "tokens" and token_column is None:
+            token_column = DEFAULT_TOKEN_COLUMN
+        target = Target(unit=unit, amount=int(target_data[unit]), token_column=token_column)
         constraints = Constraints(**data.get("constraints", {}))
         fresh = data.get("freshness", {})
         fresh_after = fresh.get("fresh_after")
@@ -244,7 +243,13 @@ def policy_json_schema() -> dict[str, Any]:
                     "rows": positive_int,
                     "bytes": positive_int,
                     "tokens": positive_int,
-                    "token_column": {"type": "string", "minLength": 1},
+                    "token_column": {
+                        "type": "string",
+                        "minLength": 1,
+                        "default": DEFAULT_TOKEN_COLUMN,
+                        "description": "With `tokens`: the column of each sample's token count "
+                        "(default `n_tokens`, added by `--tokenizer` or `curator tokens`).",
+                    },
                 },
                 "oneOf": [
                     {"required": ["rows"]},
@@ -408,7 +413,7 @@ name = "gen-2"
 seed = 7                      # same store + same policy + same seed => the same selection
 
 [target]
-rows = 800_000                # or: bytes = 4_000_000_000, or: tokens = … with token_column = "n_tokens"
+rows = 800_000                # or: bytes = 4_000_000_000, or: tokens = … (counts `n_tokens`)
 
 [constraints]                 # fractions of the target, in its unit; unknown counts as not real
 min_fresh_real_fraction = 0.5 # real content no earlier manifest of the lineage used

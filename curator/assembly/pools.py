@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from curator.assembly.checks import POOL_LABELS, constraint_report, format_constraint_line
 from curator.assembly.planner import CATEGORIES, Cell, Plan, Pool, plan
-from curator.assembly.policy import Policy, PolicyError, check_sources
+from curator.assembly.policy import DEFAULT_TOKEN_COLUMN, Policy, PolicyError, check_sources
 from curator.store.catalog import store_path
 
 if TYPE_CHECKING:
@@ -253,12 +253,8 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: CatalogS
                 parts.append("octet_length(image)")
             size = f"coalesce({', '.join(parts)}, 0)" if parts else "0"
         else:
-            token_column = policy.target.token_column or ""
-            if token_column not in columns:
-                raise PolicyError(
-                    f"`target.token_column` {token_column!r} is not a column of the store",
-                    "ingest samples with a token-count column, or use `rows` or `bytes`",
-                )
+            token_column = policy.target.token_column or DEFAULT_TOKEN_COLUMN
+            require_token_counts(con, paths, columns, token_column)
             size = f'greatest(coalesce(TRY_CAST("{token_column}" AS BIGINT), 0), 0)'
         fresh_after = policy.freshness.fresh_after
         fresh_clause = (
@@ -360,6 +356,100 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: CatalogS
         snapshot=snapshot,
         candidates=candidates,
     )
+
+
+class MissingTokenCounts(PolicyError):
+    """A `tokens` target over samples that have no token count."""
+
+
+#: What adds `n_tokens` to samples already in a store.
+TOKENS_COMMAND = "curator tokens --tokenizer PATH"
+
+
+def require_token_counts(
+    con: duckdb.DuckDBPyConnection, paths: list[str], columns: set[str], token_column: str
+) -> None:
+    """A `tokens` target needs a count for every text sample: the column must exist, and no
+    text sample may have it null (images have no tokens and are not counted).
+
+    Raises:
+        MissingTokenCounts: naming the column, the sources lacking counts and the command that
+            adds them (``curator tokens --tokenizer PATH``).
+    """
+    counted_by_curator = token_column == DEFAULT_TOKEN_COLUMN
+    if token_column not in columns:
+        if not counted_by_curator:
+            raise MissingTokenCounts(
+                f"`target.token_column` {token_column!r} is not a column of the store",
+                "ingest samples with a token-count column, drop `token_column` to count "
+                f"`{DEFAULT_TOKEN_COLUMN}` (added by `{TOKENS_COMMAND}`), or use `rows` or `bytes`",
+            )
+        sources = [
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT source FROM read_parquet(?, union_by_name = true) ORDER BY 1",
+                [paths],
+            ).fetchall()
+        ]
+        raise MissingTokenCounts(
+            f"`target.tokens` counts `{DEFAULT_TOKEN_COLUMN}`, and no sample of the store has "
+            f"token counts (sources without them: {', '.join(f'`{s}`' for s in sources)})",
+            f"add them with `{TOKENS_COMMAND}` (Python: `store.tokens(PATH)`), or ingest with "
+            "`--tokenizer PATH`; or name your own count column with `target.token_column`",
+        )
+    text_only = "text IS NOT NULL AND " if "text" in columns else ""
+    missing = con.execute(
+        f'SELECT source, count(*) FROM read_parquet(?, union_by_name = true) WHERE {text_only}"{token_column}" IS NULL '
+        "GROUP BY 1 ORDER BY 1",
+        [paths],
+    ).fetchall()
+    if not missing:
+        return
+    total = sum(int(n) for _s, n in missing)
+    by_source = ", ".join(f"`{source}` ({int(n):,})" for source, n in missing)
+    if counted_by_curator:
+        fix = (
+            f"add them with `{TOKENS_COMMAND}`"
+            + (f" --source {missing[0][0]}" if len(missing) == 1 else "")
+            + " (Python: `store.tokens(PATH)`)"
+        )
+    else:
+        fix = f"give every sample a `{token_column}`, or drop `token_column` and run `{TOKENS_COMMAND}`"
+    raise MissingTokenCounts(
+        f"`target.tokens` counts `{token_column}`, which {total:,} "
+        f"{'sample has' if total == 1 else 'samples have'} no value for; by source: {by_source}",
+        fix,
+    )
+
+
+def token_counts(store_root: str, policy: Policy, selection: str) -> dict[str, Any] | None:
+    """The manifest's `token_counts` for a `tokens` target: the column counted, and the
+    tokenizers (path, sha256, vocabulary size) whose counts the chosen samples carry, read from
+    the footers of the store shards they came from (the `shard` column of the `selection`
+    file). None for a rows or bytes target; no tokenizers for a column curator did not count."""
+    import json
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from curator.core.schema import footer_tokenizer
+
+    if policy.target.unit != "tokens":
+        return None
+    column = policy.target.token_column or DEFAULT_TOKEN_COLUMN
+    found: dict[str, dict[str, Any]] = {}
+    if column == DEFAULT_TOKEN_COLUMN:
+        shards = pc.unique(pq.read_table(selection, columns=["shard"])["shard"]).to_pylist()
+        for relative in sorted(shards):
+            schema = pq.read_schema(store_path(store_root, relative))
+            counted = footer_tokenizer(schema.metadata)
+            if counted is not None and column in schema.names:
+                found[json.dumps(counted, sort_keys=True)] = {
+                    "path": counted.get("path"),
+                    "sha256": counted.get("sha256"),
+                    "vocab_size": counted.get("vocab_size"),
+                }
+    return {"column": column, "tokenizers": [found[key] for key in sorted(found)]}
 
 
 def _rank_salt(seed: int, earlier: int) -> str:

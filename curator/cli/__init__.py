@@ -9,7 +9,18 @@ has its own module, imported here so that its commands register on :data:`cli`.
 from __future__ import annotations
 
 # Importing a command module registers its commands on `cli`.
-from curator.cli import assemble, dedup, demo, export, infer, ingest, lineage, simulate, store  # noqa: F401
+from curator.cli import (  # noqa: F401
+    assemble,
+    dedup,
+    demo,
+    export,
+    infer,
+    ingest,
+    lineage,
+    simulate,
+    store,
+    tokens,
+)
 from curator.cli.app import cli
 
 __all__ = ["cli", "main"]

@@ -25,6 +25,12 @@ from curator.cli.output import first_reject_lines, input_output_lines, plural, r
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @store_option
 @provenance_options(generated_by=True)
+@click.option(
+    "--tokenizer",
+    metavar="PATH",
+    help="A Hugging Face tokenizer.json (or a directory holding one): adds `n_tokens`, each "
+    "text's tokens without special tokens (null for images). Never downloaded.",
+)
 @engine_options
 @lock_timeout_option
 @progress_option
@@ -36,6 +42,7 @@ def ingest_command(
     lock_timeout: float | None,
     progress: bool,
     generated_by: str | None,
+    tokenizer: str | None,
     engine: str,
     ray_address: str | None,
     **kwargs: Any,
@@ -53,6 +60,7 @@ def ingest_command(
       curator ingest gen.parquet --source gen-v3 --origin synthetic --generation 1 --model v3
       curator ingest photos/ --source photos --origin unknown --format image
       curator ingest samples.jsonl --source ngram-1-out --generated-by ngram-1
+      curator ingest crawl/*.jsonl --source web-2021 --origin real --tokenizer tokenizer.json
     """
     from curator.core.output import human_bytes, to_json
 
@@ -63,6 +71,7 @@ def ingest_command(
             lock_timeout=lock_timeout,
             progress=progress,
             generated_by=generated_by,
+            tokenizer=tokenizer,
             engine=runner,
             **provenance_kwargs(kwargs),
         )
@@ -102,6 +111,12 @@ def ingest_command(
     help="Directory for the tagged shards (new or empty).",
 )
 @provenance_options(generated_by=False)
+@click.option(
+    "--tokenizer",
+    metavar="PATH",
+    help="A Hugging Face tokenizer.json (or a directory holding one): adds `n_tokens`, each "
+    "text's tokens without special tokens (null for images). Never downloaded.",
+)
 @engine_options
 @progress_option
 @json_option("Print the summary as JSON.")
@@ -110,6 +125,7 @@ def tag_command(
     out: str,
     as_json: bool,
     progress: bool,
+    tokenizer: str | None,
     engine: str,
     ray_address: str | None,
     **kwargs: Any,
@@ -123,6 +139,7 @@ def tag_command(
     \b
     Examples:
       curator tag shards/*.parquet --out tagged/ --source web-2021 --origin real
+      curator tag a.jsonl --out tagged/ --source web --origin real --tokenizer tokenizer.json
     """
     from curator.core.errors import ProvenanceError
     from curator.core.output import to_json
@@ -132,7 +149,12 @@ def tag_command(
         raise ProvenanceError("no origin given", "pass --origin real, synthetic or unknown")
     with engine_for(engine, ray_address, jobs=kwargs["jobs"]) as runner:
         result = tag(
-            list(inputs), out, progress=progress, engine=runner, **provenance_kwargs(kwargs)
+            list(inputs),
+            out,
+            progress=progress,
+            engine=runner,
+            tokenizer=tokenizer,
+            **provenance_kwargs(kwargs),
         )
     if as_json:
         click.echo(to_json(result.to_json()))

@@ -20,6 +20,9 @@ SCHEMA_VERSION: Final = "1.0"
 FOOTER_SCHEMA_VERSION_KEY: Final = "curator.schema_version"
 FOOTER_CURATOR_VERSION_KEY: Final = "curator.version"
 FOOTER_RUN_KEY: Final = "curator.ingest_id"
+#: Footer key of a shard whose `n_tokens` curator counted: JSON of the tokenizer's path, sha256
+#: and vocabulary size (:class:`curator.core.tokenizer.TokenizerInfo`).
+FOOTER_TOKENIZER_KEY: Final = "curator.tokenizer"
 
 Origin = Literal["real", "synthetic", "unknown"]
 ORIGINS: Final[tuple[str, ...]] = ("real", "synthetic", "unknown")
@@ -110,6 +113,21 @@ PROVENANCE_COLUMNS: Final[tuple[ProvenanceColumn, ...]] = (
 )
 
 PROVENANCE_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in PROVENANCE_COLUMNS)
+
+#: The token-count column that `--tokenizer` (ingest, tag) and `curator tokens` add.
+N_TOKENS_COLUMN: Final = "n_tokens"
+
+#: Columns a shard may carry beside the provenance columns, written by curator itself.
+OPTIONAL_COLUMNS: Final[tuple[ProvenanceColumn, ...]] = (
+    ProvenanceColumn(
+        N_TOKENS_COLUMN,
+        pa.int32(),
+        True,
+        "Tokens of the text without special tokens, counted by the tokenizer the Parquet footer "
+        f"key `{FOOTER_TOKENIZER_KEY}` names; null for images. Added by `--tokenizer` or "
+        "`curator tokens`.",
+    ),
+)
 #: Names an input column may not have (it would shadow a provenance or content column).
 RESERVED_NAMES: Final[frozenset[str]] = frozenset(PROVENANCE_NAMES)
 
@@ -133,13 +151,31 @@ def provenance_schema() -> pa.Schema:
     )
 
 
-def footer_metadata(ingest_id: str, curator_version: str) -> dict[bytes, bytes]:
-    """Key-value metadata every shard's Parquet footer carries."""
-    return {
+def footer_metadata(
+    ingest_id: str, curator_version: str, tokenizer: dict[str, object] | None = None
+) -> dict[bytes, bytes]:
+    """Key-value metadata every shard's Parquet footer carries; with `tokenizer` (the JSON of a
+    :class:`~curator.core.tokenizer.TokenizerInfo`), the one that counted `n_tokens`."""
+    metadata = {
         FOOTER_SCHEMA_VERSION_KEY.encode(): SCHEMA_VERSION.encode(),
         FOOTER_CURATOR_VERSION_KEY.encode(): curator_version.encode(),
         FOOTER_RUN_KEY.encode(): ingest_id.encode(),
     }
+    if tokenizer is not None:
+        metadata[FOOTER_TOKENIZER_KEY.encode()] = json.dumps(tokenizer, sort_keys=True).encode()
+    return metadata
+
+
+def footer_tokenizer(metadata: dict[bytes, bytes] | None) -> dict[str, object] | None:
+    """The tokenizer (path, sha256, vocab_size) a shard's footer metadata names, if any."""
+    raw = (metadata or {}).get(FOOTER_TOKENIZER_KEY.encode())
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _json_type(column: ProvenanceColumn) -> dict[str, object]:
@@ -159,6 +195,8 @@ def _json_type(column: ProvenanceColumn) -> dict[str, object]:
         base = {"type": "number", "minimum": 0, "maximum": 1}
     elif pa.types.is_timestamp(t):
         base = {"type": "string", "format": "date-time"}
+    elif pa.types.is_integer(t):
+        base = {"type": "integer", "minimum": 0}
     else:
         base = {"type": "string"}
     if column.nullable:
@@ -180,7 +218,7 @@ def provenance_json_schema() -> dict[str, object]:
         ),
         "x-schema-version": SCHEMA_VERSION,
         "type": "object",
-        "properties": {c.name: _json_type(c) for c in PROVENANCE_COLUMNS},
+        "properties": {c.name: _json_type(c) for c in (*PROVENANCE_COLUMNS, *OPTIONAL_COLUMNS)},
         "required": list(PROVENANCE_NAMES),
         "allOf": [
             {

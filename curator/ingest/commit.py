@@ -63,6 +63,7 @@ def ingest(
     lock_timeout: float | None = None,
     progress: bool = False,
     engine: str | Engine | None = None,
+    tokenizer: str | os.PathLike[str] | None = None,
 ) -> IngestResult:
     """Read inputs, tag every record with provenance and add them to the store.
 
@@ -96,12 +97,17 @@ def ingest(
         progress: draw a progress bar on a terminal.
         engine: where the tasks run: ``local`` (default; env `CURATOR_ENGINE`) or an
             :class:`~curator.engine.base.Engine`.
+        tokenizer: a Hugging Face ``tokenizer.json`` (or a directory holding one): every text
+            sample gets `n_tokens`, its tokens without special tokens (null for images),
+            counted in the workers; the shards' footers and the catalog table `tokenizers`
+            record the tokenizer (path, sha256, vocabulary size).
 
     Returns:
         An :class:`IngestResult` with the counts; ``rows_read == ingested + skipped + rejected``.
 
     Raises:
         InputError, ProvenanceError: bad inputs or flags, before anything is read.
+        TokenizerError: `tokenizer` is missing or not a ``tokenizer.json``.
         IngestFailed: `strict` and some record was rejected, or (unless `allow_empty`) no
             record was kept or a column was missing; nothing was committed. The message and
             hint give the first rejected record of each reason.
@@ -143,6 +149,7 @@ def ingest(
         parent_id_column=parent_id_column,
         renames=tuple(sorted((rename_columns or {}).items())),
     )
+    counted = check_tokenizer(tokenizer)
     started = datetime.now(UTC)
     clock = time.monotonic()
     files, ignored = discover([os.fspath(i) for i in inputs], input_format)
@@ -173,6 +180,7 @@ def ingest(
         shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
         snapshot=snapshot,
         store_root=store.root,
+        tokenizer=counted["path"] if counted else None,
     )
     args = {
         "inputs": [f.path for f in files],
@@ -181,6 +189,8 @@ def ingest(
         "allow_empty": allow_empty,
         "provenance": spec.to_json(),
     }
+    if counted:
+        args["tokenizer"] = counted
     # Leaving `work` removes it, unless placed shards could not be taken back: then it stays
     # for the recovery of the next write.
     with work:
@@ -193,6 +203,16 @@ def ingest(
     result.ignored_files = ignored
     result.files = len(files)
     return result
+
+
+def check_tokenizer(tokenizer: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """Load `tokenizer` once before any work (a missing or invalid file fails here, not in a
+    worker); its identity (path, sha256, vocabulary size), or None."""
+    if tokenizer is None:
+        return None
+    from curator.core.tokenizer import load_tokenizer
+
+    return load_tokenizer(tokenizer)[1].to_json()
 
 
 def _check_declared_model(store: StoreBase, model: str, generation: int | None) -> None:

@@ -23,6 +23,7 @@ from curator.core.hashing import text_hashes
 from curator.core.provenance import ProvenanceSpec, parse_timestamp
 from curator.core.schema import (
     IMAGE_COLUMN,
+    N_TOKENS_COLUMN,
     PROVENANCE_COLUMNS,
     PROVENANCE_NAMES,
     RESERVED_NAMES,
@@ -35,6 +36,8 @@ from curator.ingest.snapshot import Snapshot, StoreView
 from curator.store.shards import ShardWriter, WrittenShard
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
     from curator.engine.base import Engine
 
 #: `store`: provenance columns, then the content as `text`/`image`, then the input's other
@@ -85,6 +88,8 @@ class TaskConfig:
     #: what the store held when the run started (`store` layout; see curator.ingest.snapshot)
     snapshot: Snapshot | None = None
     store_root: str = ""
+    #: a checked ``tokenizer.json`` (absolute): each row gets `n_tokens` (see add_token_counts)
+    tokenizer: str | None = None
 
 
 class _RejectSink:
@@ -439,16 +444,25 @@ def run_task(
     result = TaskResult(task.index)
     shard_dir = config.shard_dir or config.staging_dir
     os.makedirs(os.path.join(config.staging_dir, "rejects"), exist_ok=True)
-    metadata = footer_metadata(config.ingest_id, config.curator_version)
+    counter = counted = None
+    if config.tokenizer is not None:
+        from curator.core.tokenizer import load_tokenizer
+
+        counter, info = load_tokenizer(config.tokenizer)  # once per process (cached)
+        counted = info.to_json()
+    metadata = footer_metadata(config.ingest_id, config.curator_version, counted)
+    content_kind = "image" if task.format in ("image", "webdataset") else config.spec.content_kind
     writer = ShardWriter(
         shard_dir,
         lambda n: f"{config.ingest_id}-{task.index:05d}-{n:03d}",
         config.shard_bytes,
         metadata,
-        content_kind="image"
-        if task.format in ("image", "webdataset")
-        else config.spec.content_kind,
+        content_kind=content_kind,
     )
+    # the text to count: `text` in the store, the input's own column name with `tag`
+    text_name = None
+    if content_kind == "text":
+        text_name = TEXT_COLUMN if config.layout == "store" else config.spec.content_column
     sink = _RejectSink(os.path.join(config.staging_dir, "rejects", f"{task.index:05d}.jsonl"))
     with_locations = config.layout == "store"
     spec = config.spec
@@ -477,6 +491,8 @@ def run_task(
             if on_rows is not None:
                 on_rows(read)
             sink.add(rejects)
+            if counter is not None and table is not None:
+                table = add_token_counts(table, counter, text_name)
             if table is not None and content_bytes is not None:
                 sidecar = None
                 if with_locations:
@@ -502,6 +518,29 @@ def run_task(
     result.rejected = sink.count
     result.reject_codes = dict(sink.codes)
     return result
+
+
+def add_token_counts(table: pa.Table, tokenizer: Tokenizer, text_name: str | None) -> pa.Table:
+    """`table` with `n_tokens` (int32, no special tokens) appended: the tokens of the column
+    `text_name`; null for images (`text_name` None).
+
+    Raises:
+        InputError: the input already has an `n_tokens` column.
+    """
+    from curator.core.errors import InputError
+    from curator.core.tokenizer import count_tokens
+
+    if N_TOKENS_COLUMN in table.schema.names:
+        raise InputError(
+            f"input column `{N_TOKENS_COLUMN}` clashes with the token counts `--tokenizer` adds",
+            f"map it away with --rename-column {N_TOKENS_COLUMN}=NEW_NAME "
+            f"(Python: `rename_columns={{{N_TOKENS_COLUMN!r}: ...}}`), or drop --tokenizer",
+        )
+    if text_name is not None and text_name in table.schema.names:
+        counts = pa.array(count_tokens(tokenizer, table[text_name].to_pylist()), pa.int32())
+    else:
+        counts = pa.nulls(table.num_rows, pa.int32())
+    return table.append_column(pa.field(N_TOKENS_COLUMN, pa.int32()), counts)
 
 
 #: Below this many input bytes, tasks run in this process: starting worker processes would cost

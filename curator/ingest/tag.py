@@ -65,6 +65,7 @@ def tag(
     batch_rows: int = 8192,
     max_record_bytes: int = 64 << 20,
     progress: bool = False,
+    tokenizer: str | os.PathLike[str] | None = None,
 ) -> TagResult:
     """Write the inputs as Parquet shards in `out`: every original column, in the original
     order, then the provenance columns. No store is involved.
@@ -75,7 +76,8 @@ def tag(
     `max_record_bytes` is the longest JSON Lines line or CSV record read (default 64 MiB): a
     longer one is rejected as ``record_too_large``; `engine` runs the tasks (``local``, the
     default, env `CURATOR_ENGINE`, or an :class:`~curator.engine.base.Engine`); the other arguments
-    are those of :meth:`curator.Store.ingest`.
+    are those of :meth:`curator.Store.ingest`. With `tokenizer` (a ``tokenizer.json``), each
+    text row gets `n_tokens` (no special tokens), and each shard's footer names the tokenizer.
 
     Raises:
         InputError: `out` already holds Parquet files.
@@ -86,12 +88,14 @@ def tag(
     >>> curator.tag(["corpus.jsonl"], "tagged/", source="web-2021", origin="real")  # doctest: +SKIP
     """
     from curator.core.version import __version__
+    from curator.ingest.commit import check_tokenizer
     from curator.ingest.pipeline import TaskConfig, run_tasks
     from curator.ingest.readers import ReaderOptions, discover, plan_tasks
     from curator.ingest.result import first_rejects, kept_nothing_error
     from curator.store.base import new_run_id
     from curator.store.shards import DEFAULT_SHARD_BYTES
 
+    counted = check_tokenizer(tokenizer)
     clock = time.monotonic()
     spec = ProvenanceSpec(
         source=source,
@@ -137,6 +141,7 @@ def tag(
         curator_version=__version__,
         layout="tag",
         shard_bytes=shard_bytes or DEFAULT_SHARD_BYTES,
+        tokenizer=counted["path"] if counted else None,
     )
     result = TagResult(run_id=run_id, out=out_dir)
     try:

@@ -1,7 +1,8 @@
 """The catalog: an embedded DuckDB database beside the shards.
 
 Tables: ``meta``, ``runs``, ``shards``, ``shard_composition``, ``columns``, ``manifests``,
-``models`` and ``ledger_files``; views: ``samples`` (every row of every live shard), the row-level
+``models``, ``tokenizers`` (which tokenizer counted a shard's ``n_tokens``) and ``ledger_files``;
+views: ``samples`` (every row of every live shard), the row-level
 ledgers ``usage`` (which samples each manifest used), ``duplicates``, ``label_events`` and
 ``label_conflicts`` over their Parquet files (:mod:`curator.store.ledgers`), ``composition`` and
 ``lineage_edges`` (how data flows: sample → manifest → model → sample). Shard and ledger paths are
@@ -113,6 +114,12 @@ CREATE TABLE IF NOT EXISTS models (
     synthetic_by_generation JSON,       -- {"1": 0.25, …}
     curator_version VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tokenizers (
+    shard_id VARCHAR PRIMARY KEY,       -- a shard whose `n_tokens` curator counted
+    path VARCHAR NOT NULL,              -- the tokenizer.json that counted them (absolute)
+    sha256 VARCHAR NOT NULL,
+    vocab_size BIGINT NOT NULL
+);
 -- Added with reports: what the model scored when it was evaluated ({"perplexity": 41.2, …}).
 ALTER TABLE models ADD COLUMN IF NOT EXISTS metrics JSON;
 CREATE OR REPLACE VIEW composition AS
@@ -193,7 +200,35 @@ def register_shard(
             "INSERT INTO shard_composition VALUES (?, ?, ?, ?, ?, ?)",
             [shard_id, origin, generation, group, rows, nbytes],
         )
+    _register_tokenizer(con, shard_id, shard.path, relative)
     return shard_id
+
+
+def _register_tokenizer(
+    con: duckdb.DuckDBPyConnection, shard_id: str, written: str, relative: str
+) -> None:
+    """Record the tokenizer a shard's footer names (``curator.tokenizer``), whichever command
+    wrote the shard (ingest, tokens, or infer rewriting a counted shard)."""
+    import pyarrow.parquet as pq
+
+    from curator.core.schema import footer_tokenizer
+
+    root = con.execute("SELECT current_setting('file_search_path')").fetchall()[0][0]
+    path = store_path(root, relative) if root else written
+    try:
+        tokenizer = footer_tokenizer(pq.read_schema(path).metadata)
+    except OSError:
+        return
+    if tokenizer is None:
+        return
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS tokenizers (shard_id VARCHAR PRIMARY KEY, path VARCHAR NOT NULL, "
+        "sha256 VARCHAR NOT NULL, vocab_size BIGINT NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO tokenizers VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [shard_id, tokenizer.get("path"), tokenizer.get("sha256"), tokenizer.get("vocab_size")],
+    )
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
