@@ -16,6 +16,7 @@ from curator.cli.output import plural
 
 
 @cli.command("tokens")
+@store_option
 @click.option(
     "--tokenizer",
     required=True,
@@ -23,14 +24,13 @@ from curator.cli.output import plural
     help="A Hugging Face tokenizer.json on this machine (or a directory holding one); never downloaded.",
 )
 @click.option("--source", metavar="NAME", help="Count only the samples of this source.")
-@store_option
 @lock_timeout_option
 @progress_option
 @json_option("Print the result as JSON.")
 def tokens_command(
+    store_path: str | None,
     tokenizer: str,
     source: str | None,
-    store_path: str | None,
     lock_timeout: float | None,
     progress: bool,
     as_json: bool,
