@@ -20,9 +20,25 @@ from curator.cli import cli
 from curator.core.tokenizer import TokenizerError
 from curator.tokens import TokensError
 
-WORDS = (
-    ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "seven", "red", "birds", "sing", "softly", "at", "dawn"]
-)
+WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "seven",
+    "red",
+    "birds",
+    "sing",
+    "softly",
+    "at",
+    "dawn",
+]
 
 
 def texts(count: int, offset: int = 0) -> list[str]:
@@ -319,3 +335,35 @@ def test_tokens_for_an_unknown_source_lists_the_sources(store, write_jsonl, toke
         f"`--source wbe`: the store `{store.root}` has no live shard of source `wbe`\n"
         "Hint: its sources: `gen`, `web`"
     )
+
+
+def test_counts_follow_a_shard_that_infer_rewrites_and_a_new_tokenizer_recounts(
+    store, write_jsonl, tokenizer_path, tmp_path
+):
+    import datetime
+
+    records = texts(20, offset=900)
+    path = write_jsonl("f.jsonl", [{"text": t} for t in records])
+    store.ingest(
+        [path], source="old", origin="unknown", collected_at=datetime.date(2020, 1, 1),
+        tokenizer=tokenizer_path,
+    )  # fmt: skip
+    assert store.infer().relabelled == 20  # the time prior rewrites the shard
+    (shard,) = store.live_shards()
+    assert "~" in shard["path"]
+    assert counts_by_text(store) == {t: expected(tokenizer_path, t) for t in records}
+    live = store.sql(
+        "SELECT t.sha256 FROM tokenizers t JOIN shards s USING (shard_id) WHERE s.live"
+    ).to_pylist()
+    assert live == [{"sha256": sha256(tokenizer_path)}]
+    # another tokenizer (one word per text: whitespace split into a single-token vocabulary)
+    other = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    other.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    other_path = tmp_path / "other.json"
+    other.save(str(other_path))
+    result = store.tokens(other_path)
+    assert (result.shards_rewritten, result.shards_current) == (1, 0)
+    assert counts_by_text(store) == {t: len(t.split()) for t in records}
+    (shard,) = store.live_shards()
+    footer = pq.read_schema(Path(store.root) / shard["path"]).metadata[b"curator.tokenizer"]
+    assert json.loads(footer)["sha256"] == sha256(other_path)
