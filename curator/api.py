@@ -143,15 +143,16 @@ class Store(StoreBase):
         source: str | None = None,
         lock_timeout: float | None = None,
         progress: bool = False,
+        engine: str | Engine | None = None,
     ) -> TokensResult:
         """Add `n_tokens` to the samples in the store (of `source`, if given), counted by a
         local ``tokenizer.json``; see :func:`curator.tokens.counts.tokens`.
 
         >>> store.tokens("tokenizer.json", source="web-2021")  # doctest: +SKIP
         """
-        return _tokens.tokens(
-            self, tokenizer, source=source, lock_timeout=lock_timeout, progress=progress
-        )
+        options = dict(locals())
+        del options["self"], options["tokenizer"]
+        return _tokens.tokens(self, tokenizer, **options)
 
     # -- assembly --------------------------------------------------------------------------
 

@@ -146,7 +146,7 @@ def test_the_commands_that_run_tasks_take_the_same_engine_options():
         ]
 
     taking = {name: engine_options(c) for name, c in all_commands() if engine_options(c)}
-    assert sorted(taking) == ["assemble", "dedup", "infer", "ingest", "tag"]
+    assert sorted(taking) == ["assemble", "dedup", "infer", "ingest", "tag", "tokens"]
     (first, *others) = taking.values()
     assert all(options == first for options in others)
     assert [option[:4] for option in first] == [

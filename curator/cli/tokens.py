@@ -6,6 +6,8 @@ import click
 
 from curator.cli.app import cli
 from curator.cli.options import (
+    engine_for,
+    engine_options,
     json_option,
     lock_timeout_option,
     open_store_at,
@@ -24,6 +26,7 @@ from curator.cli.output import plural
     help="A Hugging Face tokenizer.json on this machine (or a directory holding one); never downloaded.",
 )
 @click.option("--source", metavar="NAME", help="Count only the samples of this source.")
+@engine_options
 @lock_timeout_option
 @progress_option
 @json_option("Print the result as JSON.")
@@ -31,6 +34,8 @@ def tokens_command(
     store_path: str | None,
     tokenizer: str,
     source: str | None,
+    engine: str,
+    ray_address: str | None,
     lock_timeout: float | None,
     progress: bool,
     as_json: bool,
@@ -50,7 +55,10 @@ def tokens_command(
     from curator.core.output import to_json
 
     store = open_store_at(store_path)
-    result = store.tokens(tokenizer, source=source, lock_timeout=lock_timeout, progress=progress)
+    with engine_for(engine, ray_address) as runner:
+        result = store.tokens(
+            tokenizer, source=source, lock_timeout=lock_timeout, progress=progress, engine=runner
+        )
     if as_json:
         click.echo(to_json(result.to_json()))
         return

@@ -35,12 +35,16 @@ from curator.core.errors import CuratorError
 from curator.core.schema import N_TOKENS_COLUMN, footer_tokenizer
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
-
     from curator.core.tokenizer import TokenizerInfo
+    from curator.engine.base import Engine
     from curator.store.base import StoreBase as Store
     from curator.store.commit import WorkDir
     from curator.store.shards import WrittenShard
+
+
+#: Below this many bytes of shards, they are counted in this process: starting worker processes
+#: would cost more than it saves.
+SMALL_WORK_BYTES = 32 << 20
 
 
 class TokensError(CuratorError):
@@ -78,6 +82,7 @@ def tokens(
     source: str | None = None,
     lock_timeout: float | None = None,
     progress: bool = False,
+    engine: str | Engine | None = None,
 ) -> TokensResult:
     """Add (or recompute) `n_tokens` for the samples in the store; see the module docstring.
 
@@ -87,6 +92,8 @@ def tokens(
         lock_timeout: seconds to wait for another writer (default 120, env
             `CURATOR_LOCK_TIMEOUT`).
         progress: draw a progress bar on a terminal.
+        engine: where the shards are counted, one task per shard: ``local`` (default; env
+            `CURATOR_ENGINE`) or an :class:`~curator.engine.base.Engine`. The driver commits.
 
     Returns:
         A :class:`TokensResult`: shards rewritten, samples and tokens counted, by source.
@@ -94,20 +101,23 @@ def tokens(
     Raises:
         TokenizerError: `tokenizer` is missing or not a ``tokenizer.json``.
         TokensError: `source` is not a source of the store.
+        EngineError: `engine` is unknown or not available.
         StoreLockedError: another writer held the store for longer than `lock_timeout`.
 
     >>> store.tokens("tokenizer.json")  # doctest: +SKIP
     """
     from curator.core.progress import Progress
     from curator.core.tokenizer import load_tokenizer
+    from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
     from curator.store.commit import WorkDir, writing
 
-    counter, info = load_tokenizer(tokenizer)
+    _counter, info = load_tokenizer(tokenizer)
     clock = time.monotonic()
     result = TokensResult(new_run_id(), info.to_json(), source=source)
     with (
+        using_engine(engine) as runner,
         writing(store, "tokens", lock_timeout),
         WorkDir.create(store.root, result.run_id, prefix="tokens-") as work,
     ):
@@ -137,7 +147,7 @@ def tokens(
                 todo.append(path)
         if todo:
             with Progress("tokens", total=len(todo), unit="shards", enabled=progress) as bar:
-                _rewrite(store, todo, counter, info, result, work, bar.advance)
+                _rewrite(store, todo, info, result, work, runner, bar.advance)
     result.seconds = time.monotonic() - clock
     return result
 
@@ -156,10 +166,10 @@ def _counted_by(path: str, info: TokenizerInfo) -> bool:
 def _rewrite(
     store: Store,
     todo: list[str],
-    counter: Tokenizer,
     info: TokenizerInfo,
     result: TokensResult,
     work: WorkDir,
+    runner: Engine,
     advance: Any,
 ) -> None:
     """New shards with counts for `todo` (store paths), then one transaction switches them."""
@@ -178,19 +188,32 @@ def _rewrite(
     ]
     # Before any file is written: the next writer removes exactly these if this run is killed.
     work.record(sorted([*planned.values(), *sidecars]))
+    tasks = [
+        CountTask(
+            catalog.store_path(store.root, old),
+            catalog.store_path(store.root, new),
+            info.path,
+            info.sha256,
+        )
+        for old, new in planned.items()
+    ]
     written: list[tuple[str, str, WrittenShard]] = []
     try:
-        for old_relative, new_relative in planned.items():
-            old_path = catalog.store_path(store.root, old_relative)
-            new_path = catalog.store_path(store.root, new_relative)
-            shard, counted = _count_shard(old_path, new_path, counter, info)
-            sidecar = old_path[: -len(".parquet")] + LOCATIONS_SUFFIX
+        counted = runner.map(
+            count_shard,
+            tasks,
+            on_result=lambda _task, done: advance(1, rows=done[0].rows),
+            small=sum(os.path.getsize(task.old_path) for task in tasks) < SMALL_WORK_BYTES,
+        )
+        for (old_relative, new_relative), task, (shard, tokens) in zip(
+            planned.items(), tasks, counted, strict=True
+        ):
+            sidecar = task.old_path[: -len(".parquet")] + LOCATIONS_SUFFIX
             if os.path.exists(sidecar):
-                shutil.copyfile(sidecar, new_path[: -len(".parquet")] + LOCATIONS_SUFFIX)
+                shutil.copyfile(sidecar, task.new_path[: -len(".parquet")] + LOCATIONS_SUFFIX)
             written.append((old_relative, new_relative, shard))
             result.samples += shard.rows
-            result.tokens += counted
-            advance(1, rows=shard.rows)
+            result.tokens += tokens
         now = datetime.now(UTC)
         with transaction(store) as con:
             for old_relative, new_relative, shard in written:
@@ -230,13 +253,25 @@ def _new_path(old_relative: str, run_id: str) -> str:
     )
 
 
-def _count_shard(
-    old_path: str, new_path: str, counter: Tokenizer, info: TokenizerInfo
-) -> tuple[WrittenShard, int]:
-    """Write `old_path` again at `new_path` with `n_tokens` (replacing any earlier counts) and
-    the tokenizer in the footer; the new shard and its tokens."""
+@dataclass(frozen=True)
+class CountTask:
+    """One shard to count (picklable): its file, the new file, the tokenizer and its sha256."""
+
+    old_path: str
+    new_path: str
+    tokenizer: str
+    sha256: str
+
+
+def count_shard(task: CountTask) -> tuple[WrittenShard, int]:
+    """Write `task.old_path` again at `task.new_path` with `n_tokens` (replacing any earlier
+    counts) and the tokenizer in the footer; the new shard and its tokens. Runs in a worker.
+
+    Raises:
+        TokenizerError: the tokenizer file changed since the run started.
+    """
     from curator.core.schema import FOOTER_TOKENIZER_KEY
-    from curator.core.tokenizer import count_tokens
+    from curator.core.tokenizer import TokenizerError, count_tokens, load_tokenizer
     from curator.store.shards import (
         REWRITE_BATCH_BYTES,
         ROW_GROUP_ROWS,
@@ -248,6 +283,13 @@ def _count_shard(
         write_options,
     )
 
+    counter, info = load_tokenizer(task.tokenizer)  # once per process (cached)
+    if info.sha256 != task.sha256:
+        raise TokenizerError(
+            f"tokenizer `{task.tokenizer}` changed while `curator tokens` ran",
+            "run the command again once the file stays as it is",
+        )
+    old_path, new_path = task.old_path, task.new_path
     parquet = pq.ParquetFile(old_path)
     old_schema = parquet.schema_arrow
     fields = [f for f in old_schema if f.name != N_TOKENS_COLUMN]
