@@ -465,3 +465,47 @@ def test_shards_multiple_of_gives_a_multiple_each_meeting_the_floor(tmp_path):
         ]
         == 3
     )
+
+
+# -- a killed assembly of token arrays --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("point", "remove"),
+    [
+        ("assemble-placing", False),  # recorded, the first file placed: the rest are placed
+        ("assemble-committed", True),  # recorded, its files gone: rewritten from the selection
+    ],
+)
+def test_a_killed_token_assembly_is_completed_byte_for_byte(tmp_path, point, remove):
+    import shutil
+    import signal
+
+    from tests.test_store import run_cli
+
+    store = make_store(tmp_path, COUNTS)
+    tokenizer_path = bpe_tokenizer(tmp_path / "tokenizer.json", corpus(store))
+    (tmp_path / "p.toml").write_text(
+        "seed = 3\n[target]\nrows = 60\n[constraints]\nmin_fresh_real_fraction = 0.5\n"
+        f'[output]\nformat = "tokens"\ntokenizer = "{tokenizer_path}"\nnum_shards = 3\n'
+    )
+    args = ["assemble", "--policy", str(tmp_path / "p.toml"), "--out", str(tmp_path / "out")]
+    args += ["--lineage", "main", "--store", store.root]
+    crashed = run_cli(*args, env={"CURATOR_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    if remove:
+        (tmp,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
+        shutil.rmtree(tmp)
+        tmp.mkdir()
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    how = "rewritten from the recorded selection" if remove else "in place"
+    assert rerun.stdout.splitlines()[0].endswith(f"its files were {how}")
+    manifest = Manifest.load(tmp_path / "out")
+    reference = store.assemble(
+        Policy.from_toml(tmp_path / "p.toml"), tmp_path / "ref", lineage="ref"
+    )
+    assert manifest.files() == reference.files()
+    assert manifest.data["tokens"] == reference.data["tokens"]
+    assert manifest.verify() == []
+    assert files_under(tmp_path / "out") == files_under(tmp_path / "ref")
