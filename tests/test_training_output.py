@@ -509,3 +509,69 @@ def test_a_killed_token_assembly_is_completed_byte_for_byte(tmp_path, point, rem
     assert manifest.data["tokens"] == reference.data["tokens"]
     assert manifest.verify() == []
     assert files_under(tmp_path / "out") == files_under(tmp_path / "ref")
+
+
+def test_a_tokens_target_written_as_tokens_meets_its_fractions_in_every_shard(tmp_path):
+    """With a tokens target, shards are cut by the target's token column (`n_tokens`, without
+    separators): each shard's arrays hold those tokens plus one separator per document."""
+    import random
+
+    rng = random.Random(4)
+    texts = {
+        (origin, source): [
+            f"{origin} {source} document {i} " + " ".join(["lorem ipsum"] * rng.randint(0, 30))
+            for i in range(n)
+        ]
+        for (origin, source), n in COUNTS.items()
+    }
+    tokenizer_path = bpe_tokenizer(
+        tmp_path / "tokenizer.json", [t for group in texts.values() for t in group]
+    )
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    store = curator.init_store(tmp_path / "store")
+    for (origin, source), group in sorted(texts.items()):
+        path = tmp_path / f"{source}.jsonl"
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {"text": t, "n_tokens": len(tokenizer.encode(t, add_special_tokens=False).ids)}
+                )
+                + "\n"
+                for t in group
+            )
+        )
+        store.ingest(
+            [path], source=source, origin=origin,
+            generation=1 if origin == "synthetic" else None, jobs=1,
+        )  # fmt: skip
+    policy = Policy.from_dict(
+        {
+            "seed": 2,
+            "target": {"tokens": 1500, "token_column": "n_tokens"},
+            "constraints": FLOOR,
+            "output": {"format": "tokens", "tokenizer": str(tokenizer_path), "num_shards": 4},
+        }
+    )
+    manifest = store.assemble(policy, tmp_path / "out")
+    assert len(manifest.outputs) == 4
+    shards = manifest.data["composition"]["shards"]
+    for shard, output in zip(shards, manifest.outputs, strict=True):
+        assert all(item["held"] for item in shard["constraints"]), shard["constraints"]
+        # the arrays: the shard's units (n_tokens) and one separator per document
+        assert output["arrays"][0]["tokens"] == shard["units"] + output["rows"]
+    tokens = manifest.data["tokens"]
+    overall = manifest.data["composition"]["overall"]
+    assert tokens["total"] == overall["units"] + overall["rows"]
+    assert tokens["by_origin"] == {
+        origin: counts["units"] + counts["rows"] for origin, counts in overall["by_origin"].items()
+    }
+
+
+def test_manifest_verify_on_the_command_line_counts_the_arrays(token_set, runner):
+    from tests.conftest import invoke
+
+    result = invoke(runner, "manifest", "verify", str(token_set["out"]))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"ok: 9 files of manifest {token_set['manifest'].manifest_id} match their checksums\n"
+    )
