@@ -575,3 +575,23 @@ def test_manifest_verify_on_the_command_line_counts_the_arrays(token_set, runner
     assert result.output == (
         f"ok: 9 files of manifest {token_set['manifest'].manifest_id} match their checksums\n"
     )
+
+
+def test_a_token_set_assembled_to_a_prefix_uploads_and_verifies_its_arrays(tmp_path, s3_bucket):
+    import s3fs
+
+    store = make_store(tmp_path, COUNTS)
+    tokenizer_path = bpe_tokenizer(tmp_path / "tokenizer.json", corpus(store))
+    url = f"s3://{s3_bucket}/sets/tokens"
+    manifest = store.assemble(tokens_policy(tokenizer_path), url, lineage="main")
+    reference = store.assemble(tokens_policy(tokenizer_path), tmp_path / "ref", lineage="ref")
+    fs = s3fs.S3FileSystem()
+    fs.invalidate_cache()
+    prefix = f"{s3_bucket}/sets/tokens"
+    assert sorted(path[len(prefix) + 1 :] for path in fs.find(prefix)) == files_under(
+        tmp_path / "ref"
+    )
+    assert manifest.files() == reference.files()
+    assert manifest.verify() == []
+    fs.rm(f"{prefix}/tokens/train-00000-of-00003.idx.npy")
+    assert Manifest.load(url).verify() == [f"missing: {url}/tokens/train-00000-of-00003.idx.npy"]
