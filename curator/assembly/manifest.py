@@ -4,7 +4,10 @@
 the store snapshot it was drawn from (live shards with checksums), the plan, the achieved
 composition (overall and per output shard, by origin, generation, source and freshness, in rows
 and in the policy's unit; each shard with its own constraints report), the constraints with their
-margins, the output files with checksums, and the curator version. The manifests of a store are
+margins, the output files with checksums (paths relative to the set's directory: the shards under
+`data/`, with format ``tokens`` each shard's token arrays under `tokens/`, listed as its
+`arrays`, and the top-level `tokens`: tokenizer, separator and token counts), and the curator
+version. The manifests of a store are
 listed by :func:`manifests_of` and found by id, name or path by :func:`find_manifest`.
 """
 
