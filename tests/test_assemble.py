@@ -357,11 +357,15 @@ def test_one_or_two_worker_processes_write_byte_identical_shards(
         assert two._workers == []
 
     def files(directory: Path) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+        return {
+            str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*"))
+            if p.is_file()
+        }
 
     shards = files(tmp_path / "one")
     del shards["manifest.json"]
-    assert sorted(shards) == [f"part-0000{n}.{output_format}" for n in range(4)]
+    assert sorted(shards) == [f"data/train-0000{n}-of-00004.{output_format}" for n in range(4)]
     assert shards == {k: v for k, v in files(tmp_path / "two").items() if k != "manifest.json"}
     # The two manifests differ only in what names the run (id, time, place) and in the lineage
     # (each its own, so that the second set does not see the first's usage).
@@ -607,9 +611,9 @@ def test_without_a_lineage_every_manifest_counts_as_used_and_jsonl_output(tmp_pa
     assert second.data["lineage"] == "default"
     assert second.data["freshness"]["used_manifests"] == [first.manifest_id]
     assert [o["path"] for o in second.outputs] == [
-        "part-00000.jsonl",
-        "part-00001.jsonl",
-        "part-00002.jsonl",
+        "data/train-00000-of-00003.jsonl",
+        "data/train-00001-of-00003.jsonl",
+        "data/train-00002-of-00003.jsonl",
     ]
     lines = [
         json.loads(line) for path in second.output_paths() for line in path.read_text().splitlines()
@@ -967,7 +971,7 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
     with pytest.raises(curator.assembly.assemble.AssemblyError) as caught:
         store.assemble(policy, tmp_path / "out")
     assert caught.value.message.startswith(
-        "output shard 1 (part-00001) would break `max_synthetic_fraction` (achieved 1, bound 0.5, "
+        "output shard 1 (`data/train-00001-of-00002.parquet`) would break `max_synthetic_fraction` (achieved 1, bound 0.5, "
         "in bytes) by more than one sample; nothing was written"
     )
     assert not (tmp_path / "out").exists()
@@ -1017,7 +1021,12 @@ max_unknown_fraction = 0.1
 shard_rows = 30
 """
 
-PARTS = ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "part-00003.parquet"]
+PARTS = [f"data/train-0000{n}-of-00004.parquet" for n in range(4)]
+
+
+def _files(directory: Path) -> list[str]:
+    """Every file under `directory`, relative to it."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
 
 
 def _kill_assembly(tmp_path: Path, point: str) -> tuple[curator.Store, list[str]]:
@@ -1044,7 +1053,7 @@ def _assert_same_as_an_uninterrupted_run(store: curator.Store, tmp_path: Path) -
     assert [o["sha256"] for o in manifest.outputs] == [o["sha256"] for o in reference.outputs]
     assert manifest.data["composition"] == reference.data["composition"]
     assert manifest.verify() == []
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", *PARTS]
+    assert _files(tmp_path / "out") == [*PARTS, "manifest.json"]
     assert store.sql(
         "SELECT m.lineage, m.sequence, count(*) AS used FROM manifests m JOIN usage u USING (manifest_id) "
         "GROUP BY ALL ORDER BY ALL"
@@ -1073,7 +1082,7 @@ def test_a_killed_assembly_is_finished_by_the_same_command_byte_for_byte(tmp_pat
 
     store, args = _kill_assembly(tmp_path, point)
     (tmp,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
-    assert sorted(p.name for p in tmp.iterdir()) == left
+    assert _files(tmp) == left
     recorded = store.manifests()
     assert len(recorded) == (1 if point in ("assemble-committed", "assemble-placing") else 0)
     rerun = run_cli(*args)
@@ -1093,7 +1102,7 @@ def test_a_killed_assembly_is_finished_by_the_same_command_byte_for_byte(tmp_pat
 def test_a_recorded_set_whose_files_are_gone_is_rewritten_from_its_selection(tmp_path):
     store, _args = _kill_assembly(tmp_path, "assemble-committed")
     (tmp,) = [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
-    for path in tmp.iterdir():
+    for path in tmp.rglob("*.parquet"):
         path.unlink()
     # another command into the same directory is refused, saying what is there and what to run
     other = Policy.from_dict({**POLICY, "seed": 8})

@@ -95,7 +95,7 @@ def test_the_demo_runs_the_loop_with_curators_own_records(demo):
     )
     # the training sets are plain Parquet with the provenance columns
     shards = sorted(
-        (Path(demo["directory"]) / "train" / "text-fresh-floor" / "gen-2").glob("*.parquet")
+        (Path(demo["directory"]) / "train" / "text-fresh-floor" / "gen-2").glob("data/*.parquet")
     )
     table = pq.read_table(shards)
     assert table.num_rows == 200

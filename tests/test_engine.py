@@ -312,7 +312,9 @@ def test_assembly_writes_its_shards_as_tasks_without_the_store(tmp_path, monkeyp
     engine = _Watching()
     manifest = store.assemble(_ASSEMBLY_POLICY, tmp_path / "set", engine=engine)
     assert engine.sent == len(manifest.outputs) == 3
-    assert [o["path"] for o in manifest.outputs] == [f"part-0000{n}.parquet" for n in range(3)]
+    assert [o["path"] for o in manifest.outputs] == [
+        f"data/train-0000{n}-of-00003.parquet" for n in range(3)
+    ]
 
 
 def test_an_unknown_engine_fails_an_assembly_before_anything_is_written(tmp_path):

@@ -211,7 +211,7 @@ def test_croissant_written_above_the_set_names_files_below_it(world):
 
     write_croissant(world["manifest"], path)
     doc = json.loads(path.read_text())
-    assert doc["distribution"][0]["contentUrl"] == "m3/part-00000.parquet"
+    assert doc["distribution"][0]["contentUrl"] == "m3/data/train-00000-of-00004.parquet"
     assert len(list(mlc.Dataset(jsonld=str(path)).records("samples"))) == 40
 
 

@@ -141,7 +141,7 @@ def test_three_generations_of_the_loop_through_the_cli(runner, tmp_path):
         manifests.append(manifest)
         texts = [
             t
-            for path in sorted(out.glob("*.parquet"))
+            for path in sorted(out.glob("data/*.parquet"))
             for t in pq.read_table(path, columns=["text"])["text"].to_pylist()
         ]
         generated = MarkovChain(texts).generate(100, seed=k)
@@ -178,7 +178,7 @@ def test_three_generations_of_the_loop_through_the_cli(runner, tmp_path):
     for k, entry in enumerate(report["manifests"], start=1):
         rows = [
             row
-            for path in sorted((tmp_path / f"gen-{k}").glob("*.parquet"))
+            for path in sorted((tmp_path / f"gen-{k}").glob("data/*.parquet"))
             for row in pq.read_table(
                 path, columns=["origin", "generation", "content_hash"]
             ).to_pylist()

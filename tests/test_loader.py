@@ -23,13 +23,14 @@ from curator.assembly.policy import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: 4 output shards of 12 rows, each with at least 6 fresh real rows.
+#: 4 output shards of 12 rows (`num_shards`, so that 2 ranks get whole shards), each with at
+#: least 6 fresh real rows.
 FLOOR = 0.5
 POLICY = {
     "seed": 5,
     "target": {"rows": 48},
     "constraints": {"min_fresh_real_fraction": FLOOR, "max_unknown_fraction": 0.1},
-    "output": {"shard_rows": 12},
+    "output": {"num_shards": 4},
 }
 COLLECTED = date(2021, 3, 1)
 
@@ -213,7 +214,7 @@ def test_a_copied_set_is_read_beside_its_manifest(sets, tmp_path):
 
 def test_a_tampered_shard_fails_the_check_naming_it(sets, tmp_path):
     copy = copy_set(sets, "jsonl", tmp_path / "set")
-    shard = copy / "part-00002.jsonl"
+    shard = copy / "data" / "train-00002-of-00004.jsonl"
     shard.write_bytes(shard.read_bytes().replace(b"row", b"r0w", 1))  # same size
     for streaming in (False, True):
         with pytest.raises(ManifestError) as caught:
@@ -232,12 +233,12 @@ def test_a_tampered_shard_fails_the_check_naming_it(sets, tmp_path):
 
 def test_a_missing_shard_fails_the_check_naming_it(sets, tmp_path):
     copy = copy_set(sets, "parquet", tmp_path / "set")
-    (copy / "part-00003.parquet").unlink()
+    (copy / "data" / "train-00003-of-00004.parquet").unlink()
     with pytest.raises(ManifestError) as caught:
         curator.load_dataset(copy, cache_dir=tmp_path / "hf")
     assert caught.value.message == (
         f"the set of `{copy / 'manifest.json'}` does not match its manifest: "
-        f"missing: {copy / 'part-00003.parquet'}"
+        f"missing: {copy / 'data' / 'train-00003-of-00004.parquet'}"
     )
 
 

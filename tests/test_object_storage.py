@@ -184,7 +184,7 @@ def test_a_protocol_without_its_backend_gives_the_install_line(tmp_path):
 def _listing(prefix: str) -> list[str]:
     fs = _s3()
     fs.invalidate_cache()
-    return sorted(path.rsplit("/", 1)[1] for path in fs.find(prefix))
+    return sorted(path[len(prefix) + 1 :] for path in fs.find(prefix))
 
 
 def test_assemble_to_a_prefix_and_verify_it_there(tmp_path, s3_bucket, runner):

@@ -1,7 +1,7 @@
 """Every code block of docs/training.md runs against a set made here (issue 14.6).
 
 The blocks of a section run in order in one namespace, in a directory holding the set
-`train/gen-2`, a `tokenizer.json` and one shard's token arrays. A block that imports `torch` or
+`train/gen-2` (with its token arrays) and the `tokenizer.json` that encoded them. A block that imports `torch` or
 `transformers` runs only where those are installed (`pytest.importorskip`); the rest of its section
 (the data side the training library would consume) runs everywhere.
 """
@@ -72,26 +72,27 @@ def run_section(title: str, *, optional: bool) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The set `train/gen-2` (4 shards of 12 rows), a word-level `tokenizer.json` trained on the
-    store's text, and the set's rows as one shard of token arrays (uint16 ids, int64 offsets)."""
+    """The set `train/gen-2` (4 shards of 12 rows) assembled with `format = "tokens"` by a
+    word-level `tokenizer.json` (with `</s>`) trained on the store's text: its rows, and each
+    row's token ids followed by the separator."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     root = tmp_path_factory.mktemp("training-docs")
     store = make_store(root)
-    manifest = store.assemble(Policy.from_dict(POLICY), root / "train" / "gen-2", lineage="main")
-    rows = pa.concat_tables([pq.read_table(path) for path in manifest.output_paths()]).to_pylist()
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.train_from_iterator(
-        [row["text"] for row in rows], trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]"])
+        [row["text"] for row in store.sql("SELECT text FROM samples").to_pylist()],
+        trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "</s>"]),
     )
     tokenizer.save(str(root / "tokenizer.json"))
-    documents = [tokenizer.encode(row["text"]).ids for row in rows]
-    np.save(root / "shard-tokens.npy", np.concatenate(documents).astype(np.uint16))
-    np.save(
-        root / "shard-offsets.npy",
-        np.concatenate([[0], np.cumsum([len(d) for d in documents])]).astype(np.int64),
+    output = {**POLICY["output"], "format": "tokens", "tokenizer": str(root / "tokenizer.json")}
+    manifest = store.assemble(
+        Policy.from_dict({**POLICY, "output": output}), root / "train" / "gen-2", lineage="main"
     )
+    rows = pa.concat_tables([pq.read_table(path) for path in manifest.output_paths()]).to_pylist()
+    separator = tokenizer.token_to_id("</s>")
+    documents = [[*tokenizer.encode(row["text"]).ids, separator] for row in rows]
     return {"root": root, "rows": rows, "tokenizer": tokenizer, "documents": documents}
 
 
@@ -113,13 +114,13 @@ def in_workdir(
 def test_every_block_belongs_to_a_section_that_is_tested():
     blocks = sections()
     assert {title: len(found) for title, found in blocks.items()} == {
-        "Loading a set": 1,
+        "Loading a set": 2,
         "Into a Hugging Face `Trainer`": 2,
         "Into a PyTorch `DataLoader`, one rank of several": 3,
         "Token arrays through `numpy.memmap`": 2,
     }
     text = DOC.read_text(encoding="utf-8")
-    assert len(re.findall(r"^```", text, flags=re.M)) == 2 * 8  # no block in another language
+    assert len(re.findall(r"^```", text, flags=re.M)) == 2 * 9  # no block in another language
     # the blocks CI (without torch and transformers) skips:
     assert [
         (title, needs(code)) for title, found in blocks.items() for _, code in found if needs(code)
@@ -133,6 +134,11 @@ def test_every_block_belongs_to_a_section_that_is_tested():
 def test_loading_a_set(in_workdir, capsys):
     namespace = run_section("Loading a set", optional=True)
     assert namespace["train"].to_list() == in_workdir["rows"]
+    # the bare directory: datasets reads the shards in manifest order, polars the data folder
+    assert namespace["plain"].to_list() == in_workdir["rows"]
+    assert namespace["real"]["sample_id"].to_list() == [
+        row["sample_id"] for row in in_workdir["rows"] if row["origin"] == "real"
+    ]
     assert capsys.readouterr().out.splitlines()[-1] == (
         "48 ['sample_id', 'content_hash', 'origin', 'generation']"
     )
@@ -187,13 +193,17 @@ def test_memmap_data_side(in_workdir):
     tokens, x, y = namespace["tokens"], namespace["x"], namespace["y"]
     assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
     assert namespace["first_document"].tolist() == in_workdir["documents"][0]
-    assert x.shape == y.shape == (8, 64) and x.dtype == np.int64
+    # the first shard's 12 documents, each ending with the separator, and their offsets
+    first_shard = in_workdir["documents"][:12]
+    assert tokens.tolist() == [token for document in first_shard for token in document]
+    assert namespace["offsets"].tolist() == [0, *np.cumsum([len(d) for d in first_shard])]
+    assert x.shape == y.shape == (8, 32) and x.dtype == np.int64
     assert (y[:, :-1] == x[:, 1:]).all()
     for row, start in zip(x, namespace["starts"], strict=True):
-        assert row.tolist() == tokens[start : start + 64].tolist()
+        assert row.tolist() == tokens[start : start + 32].tolist()
 
 
 def test_memmap(in_workdir):
     namespace = run_section("Token arrays through `numpy.memmap`", optional=True)
-    assert tuple(namespace["x"].shape) == (8, 64)
+    assert tuple(namespace["x"].shape) == (8, 32)
     assert str(namespace["x"].dtype) == "torch.int64"

@@ -15,8 +15,10 @@ The story, one module per step:
    is enforced in every output shard, and the interleaving of the pools inside a shard.
 5. Checks (:mod:`curator.assembly.checks`): every constraint over the set and in every shard,
    before anything is written (invariant 4).
-6. Output (:mod:`curator.assembly.writer`): Parquet (or JSON Lines) shards, written under a
-   temporary name; `manifest.json` (:mod:`curator.assembly.manifest`).
+6. Output (:mod:`curator.assembly.writer`): Parquet (or JSON Lines) shards in `OUT/data/`
+   (and with format tokens their token arrays in `OUT/tokens/`,
+   :mod:`curator.assembly.tokens`), written under a temporary name; `manifest.json`
+   (:mod:`curator.assembly.manifest`).
 7. Record: the manifest and the usage ledger are committed in one catalog transaction, before the
    files are moved into place; a run killed at any point is finished by running the same command
    again (:mod:`curator.assembly.recovery`).
@@ -67,6 +69,7 @@ from curator.assembly.recovery import (
     require_empty,
 )
 from curator.assembly.selection import pick_rows
+from curator.assembly.tokens import token_output, tokens_manifest
 from curator.assembly.writer import write_outputs
 from curator.core.version import __version__
 from curator.store.catalog import store_path
@@ -152,6 +155,7 @@ def assemble(
         tmp_out = None
         committed = False
         try:
+            tokens = token_output(policy)  # a tokenizer that cannot be used fails first
             assembly = prepare(store, policy, lineage, session)
             manifest_id = new_run_id()
             con = session.con
@@ -200,6 +204,9 @@ def assemble(
                 selection_path=selection_path,
                 outputs=outputs,
             )
+            token_summary = tokens_manifest(tokens, outputs)
+            if token_summary is not None:
+                data["tokens"] = token_summary
             validate_manifest(data)
             manifest = Manifest(data, out_dir / MANIFEST_FILE)
             manifest.save(manifest_dir / MANIFEST_FILE)

@@ -223,10 +223,12 @@ def require_held(
     not written. The shards of a rows target are only reported: their quotas come from an
     integer program, except with very many shards, where :func:`_greedy_quotas` can miss a share
     by up to two rows (and the manifest says so)."""
+    from curator.assembly.writer import shard_path
+
     broken = [("the set", item) for item in constraints if not item["held"]]
     if unit != "rows":
         broken += [
-            (f"output shard {index} (part-{index:05d})", item)
+            (f"output shard {index} (`{shard_path(index, len(shards), 'parquet')}`)", item)
             for index, shard in enumerate(shards)
             for item in shard["constraints"]
             if not item["held"]

@@ -4,7 +4,10 @@
 the store snapshot it was drawn from (live shards with checksums), the plan, the achieved
 composition (overall and per output shard, by origin, generation, source and freshness, in rows
 and in the policy's unit; each shard with its own constraints report), the constraints with their
-margins, the output files with checksums, and the curator version. The manifests of a store are
+margins, the output files with checksums (paths relative to the set's directory: the shards under
+`data/`, with format ``tokens`` each shard's token arrays under `tokens/`, listed as its
+`arrays`, and the top-level `tokens`: tokenizer, separator and token counts), and the curator
+version. The manifests of a store are
 listed by :func:`manifests_of` and found by id, name or path by :func:`find_manifest`.
 """
 
@@ -196,6 +199,8 @@ def manifest_json_schema() -> dict[str, Any]:
             },
             "outputs": {
                 "type": "array",
+                "description": "The output shards in order, paths relative to the set's directory "
+                "(`data/train-00000-of-00004.parquet`).",
                 "items": {
                     "type": "object",
                     "required": ["path", "rows", "bytes", "sha256"],
@@ -204,9 +209,72 @@ def manifest_json_schema() -> dict[str, Any]:
                         "rows": {"type": "integer", "minimum": 0},
                         "bytes": {"type": "integer", "minimum": 0},
                         "sha256": checksum,
+                        "arrays": {
+                            "type": "array",
+                            "description": 'With `[output] format = "tokens"`: the shard\'s '
+                            "token ids (`tokens/<stem>.npy`, kind `ids`, one flat array, each "
+                            "document followed by the separator) and its document offsets "
+                            "(`tokens/<stem>.idx.npy`, kind `index`, int64, n_docs + 1).",
+                            "items": {
+                                "type": "object",
+                                "required": ["path", "kind", "bytes", "sha256"],
+                                "properties": {
+                                    "path": {"type": "string"},
+                                    "kind": {"enum": ["ids", "index"]},
+                                    "bytes": {"type": "integer", "minimum": 0},
+                                    "sha256": checksum,
+                                    "tokens": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "Token ids in the array, separators "
+                                        "included.",
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
             },
+            "tokens": _tokens(),
+        },
+    }
+
+
+def _tokens() -> dict[str, Any]:
+    """The top-level `tokens` of a set of format ``tokens``."""
+    counts = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+    return {
+        "type": "object",
+        "description": 'The token arrays of a set assembled with `[output] format = "tokens"`. '
+        "Every count here includes the separator that ends each document (one per document); "
+        "a target's token column (`n_tokens`) counts without separators.",
+        "required": [
+            "tokenizer",
+            "separator_id",
+            "dtype",
+            "counts_include_separators",
+            "total",
+            "by_origin",
+            "by_generation",
+            "by_freshness",
+        ],
+        "properties": {
+            "tokenizer": {
+                "type": "object",
+                "required": ["path", "sha256", "vocab_size"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "vocab_size": {"type": "integer", "minimum": 1},
+                },
+            },
+            "separator_id": {"type": "integer", "minimum": 0},
+            "dtype": {"enum": ["uint16", "uint32"]},
+            "counts_include_separators": {"const": True},
+            "total": {"type": "integer", "minimum": 0},
+            "by_origin": counts,
+            "by_generation": counts,
+            "by_freshness": counts,
         },
     }
 
@@ -249,6 +317,11 @@ class Manifest:
         """The URL the set was assembled to (``s3://bucket/prefix``), or None for a directory."""
         out = str(self.data["out_dir"])
         return out if is_url(out) else None
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every file of the set, as the manifest lists it (`path` relative to the set's
+        directory, `bytes`, `sha256`): each output shard, then its token arrays if any."""
+        return [item for output in self.outputs for item in (output, *output.get("arrays", []))]
 
     def output_paths(self) -> list[Path]:
         """The output files of a set in a directory (see :meth:`output_locations` for a URL)."""
@@ -316,15 +389,15 @@ class Manifest:
         os.replace(tmp, target)
 
     def verify(self) -> list[str]:
-        """Recompute every output file's checksum (streaming the objects of a set assembled to
-        a URL). Returns one line per file that is missing or changed (empty when all are
+        """Recompute every file's checksum (:meth:`files`: the output shards and their token
+        arrays; streaming the objects of a set assembled to a URL). Returns one line per file that is missing or changed (empty when all are
         intact)."""
         from curator.store.shards import sha256_file
 
         if self.out_url is not None:
             return self._verify_url(self.out_url)
         problems = []
-        for output in self.outputs:
+        for output in self.files():
             path = self.out_dir / output["path"]
             if not path.exists():
                 problems.append(f"missing: {path}")
@@ -345,7 +418,7 @@ class Manifest:
         fs, _ = filesystem(url)
         fs.invalidate_cache()  # objects may have changed since this process listed them
         problems = []
-        for output in self.outputs:
+        for output in self.files():
             location = join_url(url, output["path"])
             inner = filesystem(location)[1]
             with reaching(location):

@@ -85,9 +85,19 @@ class Dedup:
 
 @dataclass(frozen=True)
 class Output:
+    """How the set is written. `format`: ``parquet``, ``jsonl``, or ``tokens`` (Parquet shards
+    plus each shard's documents as token ids, encoded by `tokenizer`, each followed by
+    `separator`: a token or token id, default the tokenizer's end-of-document token). Shards
+    have `shard_rows` rows, unless `num_shards` fixes their number or `shards_multiple_of` makes
+    it a multiple (so that a set divides evenly over data-parallel ranks)."""
+
     format: str = "parquet"
     shard_rows: int = 100_000
     on_shortfall: str = "error"
+    num_shards: int | None = None
+    shards_multiple_of: int | None = None
+    tokenizer: str | None = None
+    separator: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,7 @@ class Policy:
             freshness=freshness,
             sources=sources,
             dedup=Dedup(**data.get("dedup", {})),
-            output=Output(**data.get("output", {})),
+            output=_output(data.get("output", {}), where),
         )
 
     def source_rule(self, name: str) -> SourceRule:
@@ -216,6 +226,31 @@ class Policy:
         )
         data["sources"] = [asdict(rule) for rule in self.sources]
         return json.loads(json.dumps(data, sort_keys=True))
+
+
+def _output(data: dict[str, Any], where: str) -> Output:
+    """The `[output]` table, with what the schema cannot say: keys that exclude or need each
+    other."""
+    if "num_shards" in data and "shards_multiple_of" in data:
+        raise PolicyError(
+            f"{where}: `output.num_shards` and `output.shards_multiple_of` are both given",
+            "use one: `num_shards` for an exact number of shards, `shards_multiple_of` for a "
+            "multiple of the number of data-parallel ranks",
+        )
+    tokens = data.get("format") == "tokens"
+    if tokens and "tokenizer" not in data:
+        raise PolicyError(
+            f'{where}: `output.format` = "tokens" needs `output.tokenizer`',
+            'give the path of a Hugging Face tokenizer.json, e.g. tokenizer = "tokenizer.json"',
+        )
+    for key in ("tokenizer", "separator"):
+        if key in data and not tokens:
+            raise PolicyError(
+                f"{where}: `output.{key}` is given but `output.format` is "
+                f'"{data.get("format", "parquet")}"',
+                f'set `format = "tokens"` to write token arrays, or remove `{key}`',
+            )
+    return Output(**data)
 
 
 def _fraction(description: str) -> dict[str, Any]:
@@ -308,9 +343,34 @@ def policy_json_schema() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "format": {"enum": ["parquet", "jsonl"]},
+                    "format": {
+                        "enum": ["parquet", "jsonl", "tokens"],
+                        "description": "tokens: Parquet shards plus token arrays "
+                        "(tokens/<shard>.npy, tokens/<shard>.idx.npy); needs tokenizer.",
+                    },
                     "shard_rows": positive_int,
                     "on_shortfall": {"enum": ["error", "shrink"]},
+                    "num_shards": {
+                        **positive_int,
+                        "description": "Exactly this many output shards (sizes differ by at "
+                        "most one row); excludes shards_multiple_of.",
+                    },
+                    "shards_multiple_of": {
+                        **positive_int,
+                        "description": "A number of output shards that is a multiple of this "
+                        "(e.g. the data-parallel world size); excludes num_shards.",
+                    },
+                    "tokenizer": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "With format tokens: a local Hugging Face tokenizer.json "
+                        "(or a directory holding one).",
+                    },
+                    "separator": {
+                        "type": ["string", "integer"],
+                        "description": "With format tokens: the token (or token id) after each "
+                        "document; default the tokenizer's end-of-document token.",
+                    },
                 },
             },
         },
@@ -441,8 +501,8 @@ exact = true                  # one copy of each content, the most trustworthy
 near = false                  # near-duplicate clusters (needs `curator dedup`)
 
 [output]
-format = "parquet"            # or "jsonl"
-shard_rows = 100_000
+format = "parquet"            # or "jsonl", or "tokens" (with tokenizer = "tokenizer.json")
+shard_rows = 100_000          # or: num_shards = 64, or: shards_multiple_of = 8 (the world size)
 on_shortfall = "error"        # or "shrink": the largest set that meets every constraint
 """
 

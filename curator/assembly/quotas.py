@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from curator.assembly.planner import CATEGORIES
+from curator.assembly.policy import Output, PolicyError
 from curator.assembly.selection import FractionGroups, best_choice
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ def _order_by_rows(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: st
     for category, source, _g, n, _units in cell_totals:
         per_source[(str(category), str(source))] = per_source.get((category, source), 0) + int(n)
     shard_rows = assembly.policy.output.shard_rows
+    sizes = shard_sizes(sum(per_source.values()), assembly.policy.output)
     capped = {rule.name for rule in assembly.policy.sources if rule.max_fraction < 1}
     quota_cells = [(c, src, n) for (c, src), n in sorted(per_source.items())]
-    per_cell = cell_quotas(quota_cells, shard_rows, capped) if capped else None
+    per_cell = cell_quotas(quota_cells, shard_rows, capped, sizes=sizes) if capped else None
     rows: list[tuple[str, str | None, int, int, int]] = []
 
     def ranges(labels: list[tuple[str, str | None]], quotas: list[list[int]]) -> None:
@@ -72,7 +74,7 @@ def _order_by_rows(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: st
         counts: dict[str, int] = {}
         for category, _source, n in quota_cells:
             counts[category] = counts.get(category, 0) + n
-        quotas = shard_quotas([counts.get(cat, 0) for cat in CATEGORIES], shard_rows)
+        quotas = shard_quotas([counts.get(cat, 0) for cat in CATEGORIES], shard_rows, sizes=sizes)
         ranges([(category, None) for category in CATEGORIES], quotas)
         key, partition, tie = "p.category = q.category", "category", "source, g"
     # `m`: the row's place in the interleaved order of its category (or cell): cells spread
@@ -229,8 +231,7 @@ def _order_by_units(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: s
         dtype=np.int64,
     )
     total_rows = int(sum(n for *_, n in streams))
-    shard_rows = policy.output.shard_rows
-    shards = max(1, -(-total_rows // shard_rows))
+    shards = max(1, len(shard_sizes(total_rows, policy.output)))
     ends = np.cumsum([int(n) for *_, n in streams])
     cut_sizes = np.split(sizes, ends[:-1]) if streams else []
     largest = float(sizes.max()) if len(sizes) else 0.0
@@ -253,6 +254,15 @@ def _order_by_units(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: s
             if hi > lo:
                 quota_rows.append((category, stream, shard_no, int(lo), int(hi), base))
         base += int(sizes_i.sum())
+    asked = policy.output.num_shards or policy.output.shards_multiple_of
+    if asked and len(starts) != shards:
+        key = "num_shards" if policy.output.num_shards else "shards_multiple_of"
+        raise PolicyError(
+            f"`output.{key}` = {asked}: the set's {total_rows:,} samples fill only "
+            f"{len(starts)} of {shards} shards of equal {policy.target.unit} (its largest "
+            "samples are larger than a shard's share)",
+            f"give a smaller `output.{key}`, or a larger target",
+        )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE quota (category VARCHAR, source VARCHAR, shard_no BIGINT, lo BIGINT, hi BIGINT, base BIGINT)"
     )
@@ -275,19 +285,66 @@ def _order_by_units(con: duckdb.DuckDBPyConnection, assembly: Assembly, order: s
     return starts
 
 
+def shard_sizes(total: int, output: Output) -> list[int]:
+    """Rows of each output shard of a set of `total` rows (with bytes or tokens, how many shards
+    there are). By default shards of `output.shard_rows`, the last one the rest; with
+    `output.num_shards` that many shards, and with `output.shards_multiple_of` the multiple of it
+    nearest above `total / shard_rows` shards (at most `total`): their sizes then differ by at
+    most one row, the larger first, so a set divides evenly over data-parallel ranks.
+
+    >>> shard_sizes(10, Output(num_shards=4))
+    [3, 3, 2, 2]
+
+    Raises:
+        PolicyError: more shards asked for than the set has rows.
+    """
+    if total == 0:
+        return []
+    if output.num_shards is not None:
+        count = output.num_shards
+        if count > total:
+            raise PolicyError(
+                f"`output.num_shards` = {count:,} is more than the set's {total:,} "
+                f"sample{'s' if total != 1 else ''}: a shard would be empty",
+                f"give at most {total:,} shards, or a larger target",
+            )
+    elif output.shards_multiple_of is not None:
+        multiple = output.shards_multiple_of
+        if multiple > total:
+            raise PolicyError(
+                f"`output.shards_multiple_of` = {multiple:,} is more than the set's {total:,} "
+                f"sample{'s' if total != 1 else ''}: a shard would be empty",
+                f"give at most {total:,}, or a larger target",
+            )
+        wanted = -(-total // output.shard_rows)
+        count = min(-(-wanted // multiple) * multiple, total // multiple * multiple)
+    else:
+        shard_rows = output.shard_rows
+        return [shard_rows] * (total // shard_rows) + (
+            [total % shard_rows] if total % shard_rows else []
+        )
+    return [total // count + (1 if i < total % count else 0) for i in range(count)]
+
+
 def cell_quotas(
-    cells: list[tuple[str, str, int]], shard_rows: int, capped: set[str]
+    cells: list[tuple[str, str, int]],
+    shard_rows: int,
+    capped: set[str],
+    *,
+    sizes: list[int] | None = None,
 ) -> list[list[int]] | None:
     """Rows of each (category, source) cell per output shard such that every shard is within
     one row of its share on the four category groups (as :func:`shard_quotas`) and under each
-    capped source's share plus one row. A small integer program (HiGHS); ``None`` when it has
-    no solution quickly or there are too many shards (the caller falls back to categories)."""
+    capped source's share plus one row. The shards have `sizes` rows (default: `shard_rows`
+    each, the last one the rest). A small integer program (HiGHS); ``None`` when it has no
+    solution quickly or there are too many shards (the caller falls back to categories)."""
     total = sum(n for _c, _s, n in cells)
     if total == 0:
         return []
-    sizes = [shard_rows] * (total // shard_rows) + (
-        [total % shard_rows] if total % shard_rows else []
-    )
+    if sizes is None:
+        sizes = [shard_rows] * (total // shard_rows) + (
+            [total % shard_rows] if total % shard_rows else []
+        )
     if len(sizes) * len(cells) > 20_000:
         return None
     import numpy as np
@@ -343,22 +400,27 @@ def cell_quotas(
     return [[int(values[i * k + j]) for j in range(k)] for i in range(shards)]
 
 
-def shard_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
+def shard_quotas(
+    counts: list[int], shard_rows: int, *, sizes: list[int] | None = None
+) -> list[list[int]]:
     """How many rows of each category (fresh real, used real, synthetic, unknown) go into each
     output shard, so that in every shard the floors (fresh real, all real) are short by less than
     one row of their share and the caps (synthetic, unknown) over by less than one row.
 
     This is :func:`cell_quotas` with one cell per category: the per-shard bounds form, with the
     shard sizes and category totals, a transportation problem with a laminar family per shard,
-    whose linear program has integral vertices. Very many shards use :func:`_greedy_quotas`."""
+    whose linear program has integral vertices. Very many shards use :func:`_greedy_quotas`.
+    The shards have `sizes` rows (default: `shard_rows` each, the last one the rest)."""
     if sum(counts) == 0:
         return []
     cells = [(category, category, n) for category, n in zip(CATEGORIES, counts, strict=True)]
-    quotas = cell_quotas(cells, shard_rows, set())
-    return quotas if quotas is not None else _greedy_quotas(counts, shard_rows)
+    quotas = cell_quotas(cells, shard_rows, set(), sizes=sizes)
+    return quotas if quotas is not None else _greedy_quotas(counts, shard_rows, sizes)
 
 
-def _greedy_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
+def _greedy_quotas(
+    counts: list[int], shard_rows: int, sizes: list[int] | None = None
+) -> list[list[int]]:
     """Shard quotas for very many shards, shard by shard: each category gets the floor or the
     ceiling of what keeps it on its share; among those the choice with the smallest worst group
     error wins. Without lookahead a group can miss its share by up to two rows."""
@@ -370,9 +432,9 @@ def _greedy_quotas(counts: list[int], shard_rows: int) -> list[list[int]]:
     done = 0
     shares = [c / total if total else 0.0 for c in counts]
     groups = [((0,), 1), ((0, 1), 1), ((2,), -1), ((3,), -1)]  # (categories, +1 floor / -1 cap)
-    quotas = []
+    quotas: list[list[int]] = []
     while done < total:
-        size = min(shard_rows, total - done)
+        size = sizes[len(quotas)] if sizes is not None else min(shard_rows, total - done)
         # What each category should have reached by the end of this shard, less what it has.
         target = [share * (done + size) - got for share, got in zip(shares, assigned, strict=True)]
         options = [

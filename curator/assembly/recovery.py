@@ -79,7 +79,7 @@ def upload_set(manifest: Manifest, out_dir: Path) -> None:
     from curator.store.base import crash_point as _crash_point
 
     url = str(manifest.data["out_dir"])
-    for index, output in enumerate(manifest.outputs):
+    for index, output in enumerate(manifest.files()):
         upload(str(out_dir / output["path"]), join_url(url, output["path"]))
         if index == 0:
             _crash_point("assemble-uploading")
@@ -93,9 +93,10 @@ def place_files(manifest: Manifest, out_dir: Path, tmp_out: Path) -> None:
     A set whose `out_dir` is a URL is then uploaded there (:func:`upload_set`)."""
     from curator.store.base import crash_point as _crash_point
 
-    for index, output in enumerate(manifest.outputs):
+    for index, output in enumerate(manifest.files()):
         staged = tmp_out / output["path"]
         if staged.exists():
+            (out_dir / output["path"]).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, out_dir / output["path"])
         if index == 0:
             _crash_point("assemble-placing")
@@ -193,16 +194,16 @@ def complete_interrupted(
         )
 
     how = "its files were in place"
-    if not all(intact(output) for output in recorded.outputs):
+    if not all(intact(output) for output in recorded.files()):
         how = "its files were rewritten from the recorded selection"
         shutil.rmtree(tmp_out, ignore_errors=True)
         tmp_out.mkdir(parents=True)
-        for output in recorded.outputs:
+        for output in recorded.files():
             (out_dir / output["path"]).unlink(missing_ok=True)
         _rewrite_outputs(store, policy, data, tmp_out, engine)
         changed = [
             o["path"]
-            for o in recorded.outputs
+            for o in recorded.files()
             if sha256_file(str(tmp_out / o["path"])) != o["sha256"]
         ]
         if changed:
@@ -246,7 +247,7 @@ def _rewrite_outputs(
     try:
         con.execute("SET enable_progress_bar = false")
         con.execute(
-            "CREATE TEMP TABLE chosen AS SELECT out_pos, list_position($shards, shard) - 1 AS shard, row "
+            "CREATE TEMP TABLE chosen AS SELECT out_pos, list_position($shards, shard) - 1 AS shard, row, category "
             "FROM read_parquet($selection)",
             {"shards": shards, "selection": store_path(store.root, data["selection"], "selection")},
         )

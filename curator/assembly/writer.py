@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from curator.assembly.checks import AssemblyError
 from curator.core.version import __version__
 
 if TYPE_CHECKING:
     import duckdb
 
     from curator.assembly.policy import Policy
+    from curator.assembly.tokens import TokenOutput
     from curator.engine.base import Engine
 
 #: While the output is written, DuckDB streams the chosen rows here.
@@ -32,9 +34,29 @@ DUCKDB_WRITE_MEMORY_LIMIT = "512MB"
 _READ_BATCH_ROWS = 8192
 #: The output position carried through the spill files (dropped before writing).
 _POSITION = "__curator_out_pos"
+#: The row's pool (fresh_real, …), carried through the spill files for token counts.
+_CATEGORY = "__curator_category"
 #: Spill files smaller than this in all are written in this process: starting workers would
 #: cost more than compressing them.
 SMALL_WRITE_BYTES = 32 << 20
+#: Where a set's shards go inside its directory: ``OUT/data/train-00000-of-00004.parquet``, the
+#: Hugging Face Hub's naming, so ``datasets.load_dataset("parquet", data_dir=OUT)`` puts them in
+#: the train split and ``manifest.json`` beside the folder is never read as data.
+DATA_DIR = "data"
+#: Where the token arrays of a set of format ``tokens`` go: ``OUT/tokens/<shard stem>.npy`` and
+#: ``OUT/tokens/<shard stem>.idx.npy``.
+TOKENS_DIR = "tokens"
+
+
+def shard_stem(index: int, count: int) -> str:
+    """The name of output shard `index` of `count`, without extension: ``train-00000-of-00004``."""
+    return f"train-{index:05d}-of-{count:05d}"
+
+
+def shard_path(index: int, count: int, extension: str) -> str:
+    """Output shard `index` of `count`, relative to the set's directory (as the manifest lists
+    it): ``data/train-00000-of-00004.parquet``."""
+    return f"{DATA_DIR}/{shard_stem(index, count)}.{extension}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,8 @@ class ShardWriteTask:
     out_path: str
     extension: str
     metadata: tuple[tuple[bytes, bytes], ...]
+    #: With `[output] format = "tokens"`: how the shard's documents become token arrays.
+    tokens: TokenOutput | None = None
 
     @property
     def label(self) -> str:
@@ -54,17 +78,30 @@ class ShardWriteTask:
 
 def write_shard(task: ShardWriteTask) -> dict[str, Any]:
     """Order one shard's spill file by output position and write it as the output shard (pure:
-    reads the spill file, writes the shard, removes the spill file). Returns what the manifest
-    records of it: its file name, rows, bytes and sha256."""
+    reads the spill file, writes the shard, removes the spill file), and with `task.tokens` its
+    token arrays (:func:`curator.assembly.tokens.write_token_arrays`). Returns what the manifest
+    records of it: its path in the set, rows, bytes and sha256 (and its `arrays`, with the
+    shard's token counts under `token_counts`, which the manifest's `tokens` sums)."""
     import pyarrow.compute as pc
 
     with pa.memory_map(task.spill_path) as source:
         table = pa.ipc.open_file(source).read_all()
         table = table.take(pc.sort_indices(table.column(_POSITION)))
-    table = table.drop_columns([_POSITION])
+    categories = table.column(_CATEGORY) if _CATEGORY in table.column_names else None
+    table = table.drop_columns([c for c in (_POSITION, _CATEGORY) if c in table.column_names])
     table = table.replace_schema_metadata(dict(task.metadata))
     os.remove(task.spill_path)
-    return _write_shard(task.out_path, table, task.extension)
+    written = _write_shard(task.out_path, table, task.extension)
+    if task.tokens is not None:
+        from curator.assembly.tokens import write_token_arrays
+
+        assert categories is not None
+        set_dir = os.path.dirname(os.path.dirname(task.out_path))
+        stem = os.path.basename(task.out_path).rsplit(".", 1)[0]
+        arrays, counts = write_token_arrays(table, categories, set_dir, stem, task.tokens)
+        written["arrays"] = arrays
+        written["token_counts"] = counts
+    return written
 
 
 def write_outputs(
@@ -89,13 +126,18 @@ def write_outputs(
         What the manifest records of each shard, in shard order."""
     import numpy as np
 
+    from curator.assembly.tokens import token_output
+
+    tokens = token_output(policy)
     first_positions = np.asarray(starts, dtype=np.int64)
     total = con.execute("SELECT count(*) FROM chosen").fetchall()[0][0]
     if total == 0 or not snapshot_paths:
         return []
     con.execute(f"SET memory_limit = '{DUCKDB_WRITE_MEMORY_LIMIT}'")
+    # Token counts by freshness need each row's pool, which only `chosen` knows.
+    category = f", c.category AS {_CATEGORY}" if tokens is not None else ""
     reader = con.sql(
-        f"SELECT s.* EXCLUDE (file_row_number), c.out_pos AS {_POSITION} "
+        f"SELECT s.* EXCLUDE (file_row_number), c.out_pos AS {_POSITION}{category} "
         "FROM read_parquet($paths, file_row_number = true, union_by_name = true) s "
         "JOIN chosen c ON s.file_index = c.shard AND s.file_row_number = c.row",
         params={"paths": snapshot_paths},
@@ -105,6 +147,14 @@ def write_outputs(
         for batch in reader:
             if batch.num_rows == 0:
                 continue
+            images = "image" in batch.schema.names
+            if tokens is not None and images and batch.column("image").null_count < batch.num_rows:
+                raise AssemblyError(
+                    "the set holds images (column `image`), and "
+                    '`[output] format = "tokens"` encodes text only; nothing was written',
+                    "assemble text samples only (e.g. give image sources `weight = 0` in "
+                    '`[[sources]]`), or use `format = "parquet"`',
+                )
             shard_of = (
                 np.searchsorted(first_positions, batch.column(_POSITION).to_numpy(), side="right")
                 - 1
@@ -132,13 +182,15 @@ def write_outputs(
         (b"curator.version", __version__.encode()),
         (b"curator.seed", str(policy.seed).encode()),
     )
-    extension = "parquet" if policy.output.format == "parquet" else "jsonl"
+    extension = "jsonl" if policy.output.format == "jsonl" else "parquet"
+    os.makedirs(os.path.join(tmp_dir, DATA_DIR), exist_ok=True)
     tasks = [
         ShardWriteTask(
             spill_path=os.path.join(spill_dir, f"{shard_no}.arrow"),
-            out_path=os.path.join(tmp_dir, f"part-{shard_no:05d}.{extension}"),
+            out_path=os.path.join(tmp_dir, shard_path(shard_no, len(starts), extension)),
             extension=extension,
             metadata=metadata,
+            tokens=tokens,
         )
         for shard_no in sorted(writers)
     ]
@@ -159,7 +211,7 @@ def _write_shard(path: str, table: pa.Table, extension: str) -> dict[str, Any]:
             for row in table.to_pylist():
                 handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
     return {
-        "path": os.path.basename(path),
+        "path": f"{DATA_DIR}/{os.path.basename(path)}",
         "rows": table.num_rows,
         "bytes": os.path.getsize(path),
         "sha256": sha256_file(path),

@@ -311,9 +311,9 @@ def manifest_verify(ident: str, store_path: str | None) -> None:
         for line in problems:
             click.echo(line)
         raise CuratorError(
-            f"{len(problems):,} of {len(manifest.outputs):,} output files of manifest `{manifest.manifest_id}` are missing or changed",
+            f"{len(problems):,} of {len(manifest.files()):,} output files of manifest `{manifest.manifest_id}` are missing or changed",
             "re-assemble, or restore the files",
         )
     click.echo(
-        f"ok: {len(manifest.outputs):,} files of manifest {manifest.manifest_id} match their checksums"
+        f"ok: {len(manifest.files()):,} files of manifest {manifest.manifest_id} match their checksums"
     )

@@ -119,7 +119,12 @@ PROVENANCE_TERMS: dict[str, tuple[str, str]] = {
 
 RECORD_SET = "samples"
 FILE_SET = "output-files"
-_ENCODING = {"parquet": "application/x-parquet", "jsonl": "application/jsonlines"}
+#: The shards' media type by `[output] format` ("tokens" sets: their Parquet shards).
+_ENCODING = {
+    "parquet": "application/x-parquet",
+    "jsonl": "application/jsonlines",
+    "tokens": "application/x-parquet",
+}
 
 
 def to_croissant(

@@ -222,7 +222,7 @@ def _read_facts(source: Any, fmt: str) -> tuple[pa.Table, pa.Schema]:
     import pyarrow.json as pa_json
     import pyarrow.parquet as pq
 
-    if fmt != "parquet":
+    if fmt == "jsonl":  # "tokens" sets have Parquet shards (their token arrays beside them)
         table = pa_json.read_json(source)
         return table, table.schema
     parquet = pq.ParquetFile(source)

@@ -1,6 +1,7 @@
 """Loading an assembled set as a Hugging Face dataset.
 
-A set is its output shards plus `manifest.json`. :func:`load_dataset` checks the shards against
+A set is its output shards (``data/train-00000-of-00004.parquet``, …), with format ``tokens`` their
+token arrays (``tokens/…``, read with numpy, not here), plus `manifest.json`. :func:`load_dataset` checks the shards against
 the manifest's checksums, then hands them, in manifest order, to ``datasets.load_dataset``
 ("parquet" or "json"), so the result is an ordinary ``datasets.Dataset`` (memory-mapped Arrow in
 the datasets cache) or, streaming, an ``IterableDataset`` whose shards are the output shards.
@@ -59,8 +60,8 @@ def load_dataset(
 
     Raises:
         CuratorError: ``datasets`` is not installed (the hint gives the install line).
-        ManifestError: no readable manifest, a shard missing or changed (the message names
-            it), or a set of token arrays (read those with numpy).
+        ManifestError: no readable manifest, a shard or token array missing or changed (the
+            message names it), or output shards that are neither Parquet nor JSON Lines.
         InputError: a name in `columns` that the set lacks.
 
     >>> import curator
@@ -143,8 +144,8 @@ def _builder_of(locations: list[str], where: str) -> str:
     raise ManifestError(
         f"the set of `{where}` has output files of type {', '.join(sorted(kinds))}: "
         "`curator.load_dataset` reads sets of Parquet or JSON Lines shards",
-        'read token arrays with `numpy.load(path, mmap_mode="r")` (see docs/training.md), or '
-        'assemble with `[output] format = "parquet"`',
+        'read token arrays (`tokens/<shard>.npy`) with `numpy.load(path, mmap_mode="r")` '
+        "(see docs/training.md); the Parquet shards of a set are listed as its `outputs`",
     )
 
 

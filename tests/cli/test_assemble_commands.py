@@ -101,11 +101,11 @@ def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path,
     assert first.startswith("manifest ") and first.endswith(
         f"(main #1): 20 rows, 20 rows in 3 file(s) in {out}"
     )
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "data/train-00000-of-00003.parquet",
+        "data/train-00001-of-00003.parquet",
+        "data/train-00002-of-00003.parquet",
         "manifest.json",
-        "part-00000.parquet",
-        "part-00001.parquet",
-        "part-00002.parquet",
     ]
     listed = json.loads(invoke(runner, "manifest", "list", "--json", env=env).output)
     assert [(m["name"], m["lineage"], m["sequence"], m["rows"]) for m in listed] == [
@@ -119,10 +119,12 @@ def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path,
     assert invoke(runner, "manifest", "verify", str(out), env=env).output.startswith(
         "ok: 3 files of manifest "
     )
-    (out / "part-00001.parquet").unlink()
+    (out / "data" / "train-00001-of-00003.parquet").unlink()
     result = invoke(runner, "manifest", "verify", "g1", env=env)
     assert result.exit_code == 1
-    assert result.output.splitlines()[0] == f"missing: {out / 'part-00001.parquet'}"
+    assert (
+        result.output.splitlines()[0] == f"missing: {out / 'data' / 'train-00001-of-00003.parquet'}"
+    )
     assert "Error: 1 of 3 output files of manifest" in result.output
 
 
@@ -164,7 +166,9 @@ def _texts(out) -> set[str]:
     import pyarrow.parquet as pq
 
     return {
-        t for path in sorted(out.glob("*.parquet")) for t in pq.read_table(path)["text"].to_pylist()
+        t
+        for path in sorted(out.glob("data/*.parquet"))
+        for t in pq.read_table(path)["text"].to_pylist()
     }
 
 

@@ -116,10 +116,11 @@ def test_every_command_runs_on_the_local_engine(runner, made, tmp_path):
     assert (outputs["infer"]["examined"], outputs["infer"]["relabelled"]) == (40, 0)
     manifest = outputs["assemble"]
     assert manifest["composition"]["overall"]["rows"] == 20
-    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [
+    out = tmp_path / "set"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "data/train-00000-of-00002.parquet",
+        "data/train-00001-of-00002.parquet",
         "manifest.json",
-        "part-00000.parquet",
-        "part-00001.parquet",
     ]
 
 
