@@ -202,14 +202,17 @@ class Store(StoreBase):
         num_perm: int = 128,
         shingling: str = "word:5",
         hamming: int = 8,
+        image_hash: str = "phash",
         lock_timeout: float | None = None,
         progress: bool = False,
         engine: str | Engine | None = None,
     ) -> DedupResult:
         """Find near-duplicate clusters and record them in the catalog table ``duplicates``;
-        see :func:`curator.dedup.clusters.dedup`.
+        images by the hash kind `image_hash` (``phash``, ``dhash``, ``whash``, ``average``,
+        ``colorhash``, ``crop-resistant``). See :func:`curator.dedup.clusters.dedup`.
 
         >>> store.dedup(threshold=0.8)  # doctest: +SKIP
+        >>> store.dedup(text=False, image_hash="dhash")  # doctest: +SKIP
         """
         options = dict(locals())
         del options["self"]
