@@ -540,7 +540,7 @@ def _segment_clusters(
         if len(a) > candidates.MAX_PAIRS:
             raise candidates.too_many_pairs(len(a))
         a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-        candidate_images = _image_pairs(owners[a], owners[b], np.zeros(len(a)))[0]
+        candidate_images = imagehash_kinds.image_pairs(owners[a], owners[b], np.zeros(len(a)))[0]
         keep, similarity = verify(a, b)
         a, b, similarity = a[keep], b[keep], similarity[keep]
     else:
@@ -549,25 +549,10 @@ def _segment_clusters(
         )
         candidate_images = None
     del table
-    ia, ib, similarity = _image_pairs(owners[a], owners[b], similarity)
+    ia, ib, similarity = imagehash_kinds.image_pairs(owners[a], owners[b], similarity)
     result.candidate_pairs = len(ia) if candidate_images is None else len(candidate_images)
     result.verified_pairs = len(ia)
     _components(con, kind.method, ia, ib, similarity, index.column("content_hash").combine_chunks())
-
-
-def _image_pairs(
-    a: np.ndarray, b: np.ndarray, similarity: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct pairs of different images (smaller first), each with its best similarity."""
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    other = lo != hi
-    lo, hi, similarity = lo[other], hi[other], np.asarray(similarity)[other]
-    if not len(lo):
-        return lo, hi, similarity
-    order = np.lexsort((-similarity, hi, lo))
-    lo, hi, similarity = lo[order], hi[order], similarity[order]
-    first = np.concatenate([[True], (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
-    return lo[first], hi[first], similarity[first]
 
 
 def _components(

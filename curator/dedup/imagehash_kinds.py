@@ -216,3 +216,18 @@ def verifier(kind: ImageHashKind, hashes: np.ndarray, hamming: int) -> PHashVeri
     if kind.bits == 64:
         return PHashVerifier(hashes, hamming)
     return HammingVerifier(hashes, hamming, kind.bits)
+
+
+def image_pairs(
+    a: np.ndarray, b: np.ndarray, similarity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct pairs of different images (smaller first), each with its best similarity."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    other = lo != hi
+    lo, hi, similarity = lo[other], hi[other], np.asarray(similarity)[other]
+    if not len(lo):
+        return lo, hi, similarity
+    order = np.lexsort((-similarity, hi, lo))
+    lo, hi, similarity = lo[order], hi[order], similarity[order]
+    first = np.concatenate([[True], (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
+    return lo[first], hi[first], similarity[first]
