@@ -218,3 +218,33 @@ def test_hash_values_are_imagehash_values(tmp_path):
     assert imagehash_kinds.hash_value(imagehash_kinds.KINDS["dhash"], b"not an image") == 0
     assert imagehash_kinds.hash_value(imagehash_kinds.KINDS["colorhash"], None) == -1
     assert imagehash_kinds.hash_value(imagehash_kinds.KINDS["crop-resistant"], b"x") == []
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_gives_the_local_clusters_for_the_kinds(tmp_path, monkeypatch):
+    """On Ray the hashes are computed in tasks and the bands (segments' bands for
+    crop-resistant) exchanged, grouped and verified in tasks: the same clusters."""
+    import curator.dedup.candidates
+    import curator.dedup.clusters
+    from curator.engine.ray import RayEngine
+
+    monkeypatch.setattr(curator.dedup.clusters, "SMALL_WORK_BYTES", 0)
+    monkeypatch.setattr(curator.dedup.candidates, "BAND_FILE_ROWS", 10)
+    (tmp_path / "local").mkdir()
+    local_store = _store(tmp_path / "local")
+    ray_store = curator.init_store(tmp_path / "ray-store")
+    ray_store.ingest([tmp_path / "local" / "real"], source="photos", origin="real")
+    ray_store.ingest(
+        [tmp_path / "local" / "edits"], source="edits", origin="synthetic", generation=1
+    )
+    with RayEngine() as engine:
+        for kind in ("dhash", "colorhash", "crop-resistant"):
+            here = local_store.dedup(text=False, image_hash=kind).methods[0]
+            there = ray_store.dedup(text=False, image_hash=kind, engine=engine).methods[0]
+            assert (there.contents, there.verified_pairs, there.clusters) == (
+                here.contents,
+                here.verified_pairs,
+                here.clusters,
+            ), kind
+            assert _clusters(ray_store, METHOD[kind]) == _clusters(local_store, METHOD[kind])
