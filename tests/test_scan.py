@@ -48,8 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         source="gen", origin="synthetic", generation=1, model="m-1",
     )  # fmt: skip
     crawl = [
-        {"text": f"crawled {i}", "when": f"2020-01-0{i + 1}" if i < 5 else None}
-        for i in range(9)
+        {"text": f"crawled {i}", "when": f"2020-01-0{i + 1}" if i < 5 else None} for i in range(9)
     ]
     store.ingest(
         [_jsonl(root / "crawl.jsonl", crawl)],

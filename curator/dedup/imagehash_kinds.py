@@ -70,11 +70,6 @@ class ImageHashKind:
     def value_type(self) -> pa.DataType:
         return pa.list_(pa.int64()) if self.multi else pa.int64()
 
-    @property
-    def label(self) -> str:
-        """How the CLI summary names the kind."""
-        return "pHash" if self.name == "phash" else self.name
-
 
 KINDS: dict[str, ImageHashKind] = {
     kind.name: kind
