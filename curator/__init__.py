@@ -26,8 +26,8 @@ from curator.core.errors import (
 from curator.core.version import __version__
 
 if TYPE_CHECKING:
-    from curator.api import IngestResult, Stats, Store, init_store, open_store
-    from curator.assembly.manifest import Manifest, ManifestError
+    from curator.api import IngestResult, Manifest, Stats, Store, init_store, open_store
+    from curator.assembly.manifest import ManifestError
     from curator.assembly.planner import ShortfallError
     from curator.assembly.policy import Policy, PolicyError
     from curator.core.provenance import ProvenanceSpec
@@ -42,7 +42,7 @@ _LAZY = {
     "Store": "curator.api",
     "init_store": "curator.api",
     "open_store": "curator.api",
-    "Manifest": "curator.assembly.manifest",
+    "Manifest": "curator.api",
     "ManifestError": "curator.assembly.manifest",
     "ShortfallError": "curator.assembly.planner",
     "Policy": "curator.assembly.policy",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,8 @@ from curator.store.base import Stats, StatsRow, StoreBase, create_store, new_run
 from curator.tokens import counts as _tokens
 
 if TYPE_CHECKING:
-    from curator.assembly.manifest import Manifest
+    import polars as pl
+
     from curator.assembly.policy import Policy
     from curator.assembly.pools import Assembly
     from curator.dedup.clusters import DedupResult
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IngestResult",
+    "Manifest",
     "Stats",
     "StatsRow",
     "Store",
@@ -178,14 +181,17 @@ class Store(StoreBase):
 
         >>> manifest = store.assemble("gen-2.toml", "train/gen-2", lineage="main")  # doctest: +SKIP
         """
-        return _assembly.assemble(
+        return Manifest.of(
+            _assembly.assemble(
+                self,
+                _policy(policy),
+                out,
+                lineage=lineage,
+                name=name,
+                lock_timeout=lock_timeout,
+                engine=engine,
+            ),
             self,
-            _policy(policy),
-            out,
-            lineage=lineage,
-            name=name,
-            lock_timeout=lock_timeout,
-            engine=engine,
         )
 
     def manifests(self) -> list[dict[str, Any]]:
@@ -194,7 +200,17 @@ class Store(StoreBase):
 
     def manifest(self, ident: str) -> Manifest:
         """A manifest by id, by name (the latest of that name) or by path."""
-        return _manifest.find_manifest(self, ident)
+        return Manifest.of(_manifest.find_manifest(self, ident), self)
+
+    def scan(self, columns: Sequence[str] | None = None) -> pl.LazyFrame:
+        """A ``polars.LazyFrame`` over the live samples (the live shards the catalog lists);
+        see :func:`curator.store.scan.scan_store`.
+
+        >>> store.scan().group_by("origin", "generation").len().collect()  # doctest: +SKIP
+        """
+        from curator.store import scan
+
+        return scan.scan_store(self, columns)
 
     # -- near-duplicates and inference -----------------------------------------------------
 
@@ -207,14 +223,17 @@ class Store(StoreBase):
         num_perm: int = 128,
         shingling: str = "word:5",
         hamming: int = 8,
+        image_hash: str = "phash",
         lock_timeout: float | None = None,
         progress: bool = False,
         engine: str | Engine | None = None,
     ) -> DedupResult:
         """Find near-duplicate clusters and record them in the catalog table ``duplicates``;
-        see :func:`curator.dedup.clusters.dedup`.
+        images by the hash kind `image_hash` (``phash``, ``dhash``, ``whash``, ``average``,
+        ``colorhash``, ``crop-resistant``). See :func:`curator.dedup.clusters.dedup`.
 
         >>> store.dedup(threshold=0.8)  # doctest: +SKIP
+        >>> store.dedup(text=False, image_hash="dhash")  # doctest: +SKIP
         """
         options = dict(locals())
         del options["self"]
@@ -290,13 +309,117 @@ def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:
 
 
 # -- exports: a set's provenance as Croissant, a dataset card, OpenLineage, the AI Act summary ---
-# Functions, not `Manifest` methods: the export operations import the manifest (assembly), so
-# assembly cannot import them back. `manifest` is a Manifest, a path to a set (or its
-# manifest.json), or, with `store`, a manifest id or name.
+# The export operations import the assembly manifest, so the assembly layer cannot hold these
+# methods: they are here, on a facade subclass (what `curator.Manifest`, `Store.manifest()`,
+# `Store.assemble()` and `Manifest.load()` give), and as module functions. `manifest` is a
+# Manifest, a path to a set (or its manifest.json), or, with `store`, a manifest id or name.
+
+
+@dataclass
+class Manifest(_manifest.Manifest):
+    """An assembled training set (see :class:`curator.assembly.manifest.Manifest`), with its
+    exports and a polars scan. A manifest from :meth:`Store.manifest` or :meth:`Store.assemble`
+    remembers its store, so its exports name the registered models; pass `store=` otherwise.
+
+    >>> manifest = curator.Manifest.load("train/gen-2")  # doctest: +SKIP
+    >>> manifest.to_croissant("train/gen-2/croissant.json")  # doctest: +SKIP
+    >>> manifest.scan().filter(pl.col("origin") == "synthetic").collect()  # doctest: +SKIP
+    """
+
+    store: StoreBase | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, manifest: _manifest.Manifest, store: StoreBase | None = None) -> Manifest:
+        """The facade of an assembly-layer manifest."""
+        return cls(manifest.data, manifest.path, manifest.note, store)
+
+    def _store(self, store: StoreBase | None) -> StoreBase | None:
+        return store if store is not None else self.store
+
+    def scan(
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> pl.LazyFrame:
+        """A ``polars.LazyFrame`` over the set's rows, from the files its manifest lists (in
+        manifest order; token arrays are skipped); `storage_options` go to polars for a set on
+        object storage. See :func:`curator.store.scan.scan_files`.
+
+        >>> manifest.scan(["sample_id", "origin"]).collect()  # doctest: +SKIP
+        """
+        from curator.store import scan
+
+        return scan.scan_files(
+            self.output_locations(),
+            columns=columns,
+            storage_options=storage_options,
+            what=f"manifest `{self.manifest_id}`",
+        )
+
+    def to_croissant(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        license: str | None = None,
+        store: StoreBase | None = None,
+    ) -> dict[str, Any]:
+        """The set's Croissant 1.1 JSON-LD, written to `path` when given (files named relative
+        to it); see :func:`to_croissant`."""
+        if path is None:
+            return to_croissant(self, license=license, store=self._store(store))
+        from curator.export import croissant
+
+        return croissant.write_croissant(self, path, license=license, store=self._store(store))
+
+    def to_card(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        license: str | None = None,
+        store: StoreBase | None = None,
+    ) -> str:
+        """The set's Hugging Face dataset card, written to `path` when given; see
+        :func:`to_card`."""
+        if path is None:
+            return to_card(self, license=license, store=self._store(store))
+        from curator.export import card
+
+        return card.write_card(self, path, license=license, store=self._store(store))
+
+    def to_openlineage(
+        self, path: str | os.PathLike[str] | None = None, *, store: StoreBase | None = None
+    ) -> Any:
+        """The OpenLineage run event of the assembly that made the set, written to `path` as
+        JSON when given; see :func:`to_openlineage`."""
+        if path is None:
+            return to_openlineage(self, store=self._store(store))
+        from curator.export import openlineage
+
+        return openlineage.write_openlineage(self, path, store=self._store(store))
+
+    def to_training_summary(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        fmt: str | None = None,
+        categories: Mapping[str, str] | None = None,
+        store: StoreBase | None = None,
+    ) -> dict[str, Any]:
+        """A draft of Section 2 of the AI Act training-content summary for this set, written to
+        `path` when given (`fmt` ``markdown`` or ``json``; default JSON for a ``.json`` file);
+        see :func:`to_training_summary`."""
+        if path is None:
+            return to_training_summary(self, categories=categories, store=self._store(store))
+        from curator.export import summary
+
+        return summary.write_training_summary(
+            [self], path, fmt=fmt, categories=categories, store=self._store(store)
+        )
 
 
 def to_croissant(
-    manifest: Manifest | str | os.PathLike[str],
+    manifest: _manifest.Manifest | str | os.PathLike[str],
     *,
     location: str | os.PathLike[str] | None = None,
     license: str | None = None,
@@ -314,7 +437,7 @@ def to_croissant(
 
 
 def to_card(
-    manifest: Manifest | str | os.PathLike[str],
+    manifest: _manifest.Manifest | str | os.PathLike[str],
     *,
     location: str | os.PathLike[str] | None = None,
     license: str | None = None,
@@ -329,7 +452,7 @@ def to_card(
 
 
 def to_openlineage(
-    manifest: Manifest | str | os.PathLike[str], *, store: StoreBase | None = None
+    manifest: _manifest.Manifest | str | os.PathLike[str], *, store: StoreBase | None = None
 ) -> Any:
     """The OpenLineage run event (an ``openlineage.client.event_v2.RunEvent``) of the assembly
     that made the set; see :func:`curator.export.openlineage.to_openlineage`."""
@@ -339,7 +462,7 @@ def to_openlineage(
 
 
 def to_training_summary(
-    manifest_or_lineage: Manifest | str | os.PathLike[str],
+    manifest_or_lineage: _manifest.Manifest | str | os.PathLike[str],
     *,
     categories: Mapping[str, str] | None = None,
     store: StoreBase | None = None,

@@ -541,3 +541,53 @@ def test_export_errors_are_exact(world, runner, tmp_path, monkeypatch):
         "Hint: pass -o a file in an existing directory you can write to\n"
     )
     assert not (tmp_path / "x.json").exists()
+
+
+# -- the Manifest methods (the facade) ----------------------------------------------------------
+
+
+def test_manifest_methods_give_what_the_functions_give(world, tmp_path):
+    from openlineage.client.serde import Serde
+
+    from curator.export.croissant import write_croissant
+    from curator.export.summary import write_training_summary
+
+    store = world["store"]
+    loaded = curator.Manifest.load(world["set"])
+    assert isinstance(loaded, curator.Manifest) and loaded.store is None
+    found = store.manifest("m3")
+    assert isinstance(found, curator.Manifest) and found.store is store
+
+    # Croissant: in memory and written beside the set, as the function and the writer give it
+    assert loaded.to_croissant() == curator.api.to_croissant(world["set"])
+    mine, theirs = world["set"] / "facade.json", world["set"] / "function.json"
+    assert loaded.to_croissant(mine, license="cc-by-4.0") == write_croissant(
+        world["manifest"], theirs, license="cc-by-4.0"
+    )
+    assert mine.read_text() == theirs.read_text()
+    mine.unlink()
+    theirs.unlink()
+
+    # a manifest found through the store names the registered models, as `store=` does
+    assert found.to_card() == curator.api.to_card("m3", store=store)
+    assert found.to_card() != loaded.to_card()
+    card = tmp_path / "README.md"
+    assert found.to_card(card) == card.read_text() == curator.api.to_card("m3", store=store)
+
+    event = found.to_openlineage(tmp_path / "event.json")
+    expected = curator.api.to_openlineage("m3", store=store)
+    assert (
+        json.loads(Serde.to_json(event))["outputs"]
+        == json.loads(Serde.to_json(expected))["outputs"]
+    )
+    written = json.loads((tmp_path / "event.json").read_text())
+    assert written["eventType"] == "COMPLETE" and len(written["outputs"]) == 1
+
+    summary = found.to_training_summary()
+    assert summary == curator.api.to_training_summary(world["set"], store=store)
+    found.to_training_summary(tmp_path / "summary.md")
+    write_training_summary([world["manifest"]], tmp_path / "function.md", store=store)
+    assert (tmp_path / "summary.md").read_text() == (tmp_path / "function.md").read_text()
+    assert found.to_training_summary(tmp_path / "s.json") == json.loads(
+        (tmp_path / "s.json").read_text()
+    )

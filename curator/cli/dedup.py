@@ -43,7 +43,17 @@ from curator.cli.options import (
     "--hamming",
     type=click.IntRange(0, 31),
     default=8,
-    help="Images: pHashes within this many differing bits (of 64) are copies.",
+    help="Images: hashes within this many differing bits (of the kind's 64; colorhash 42; "
+    "crop-resistant: of any segment pair) are copies.",
+)
+@click.option(
+    "--image-hash",
+    "image_hash",
+    type=click.Choice(["phash", "dhash", "whash", "average", "colorhash", "crop-resistant"]),
+    default="phash",
+    show_default=True,
+    help="Images: the hash kind (imagehash's; pHash by curator's identical, faster code). Each "
+    "kind keeps its own index and its own clusters.",
 )
 @engine_options
 @lock_timeout_option
@@ -57,6 +67,7 @@ def dedup_command(
     num_perm: int,
     shingling: str,
     hamming: int,
+    image_hash: str,
     engine: str,
     ray_address: str | None,
     lock_timeout: float | None,
@@ -66,9 +77,12 @@ def dedup_command(
     """Find near-duplicate clusters and record them in the catalog table `duplicates`.
 
     Text: MinHash signatures of shingles, LSH bands chosen for the threshold, candidate pairs
-    verified by estimated Jaccard, clusters by connected components. Images: 64-bit pHashes,
-    split into hamming + 1 bands, verified by Hamming distance. Signatures are kept under
-    STORE/indexes/, so a later run only computes new samples. In each cluster one sample is
+    verified by estimated Jaccard, clusters by connected components. Images: perceptual hashes
+    (--image-hash: phash, dhash, whash, average, colorhash, or crop-resistant, where two images
+    are copies when any of their segments' hashes are close), split into hamming + 1 bands,
+    verified by Hamming distance. Signatures are kept under STORE/indexes/, one index per kind,
+    so a later run only computes new samples; each image kind's clusters replace only that
+    kind's earlier ones. In each cluster one sample is
     kept: real before synthetic, lower generation, higher confidence, earlier, smaller id.
     A policy with `dedup.near = true` then assembles from the kept samples only. The clusters
     are in SQL: curator sql "SELECT cluster_id, sample_id, kept FROM duplicates ORDER BY 1".
@@ -77,6 +91,7 @@ def dedup_command(
     Examples:
       curator dedup
       curator dedup --no-images --threshold 0.7 --shingle word:3
+      curator dedup --no-text --image-hash dhash --hamming 6
     """
     from curator.core.output import to_json
 
@@ -89,6 +104,7 @@ def dedup_command(
             num_perm=num_perm,
             shingling=shingling,
             hamming=hamming,
+            image_hash=image_hash,
             lock_timeout=lock_timeout,
             progress=progress,
             engine=runner,
@@ -106,8 +122,10 @@ def dedup_command(
                 f"false negatives {p['false_negative']:.3f}"
             )
         else:
+            kind = "pHash" if p["kind"] == "phash" else p["kind"]
+            bits = f"{p['bits']} bits" + (" per segment" if p["kind"] == "crop-resistant" else "")
             lines.append(
-                f"  images (pHash, 64 bits): Hamming distance ≤ {p['hamming']} ({p['bands']} bands)"
+                f"  images ({kind}, {bits}): Hamming distance ≤ {p['hamming']} ({p['bands']} bands)"
             )
         lines.append(
             f"    {m.contents:,} distinct contents ({m.computed:,} newly hashed), "

@@ -37,7 +37,6 @@ import pyarrow.parquet as pq
 from curator.dedup.candidates import (
     DedupError,
     MinHashVerifier,
-    PHashVerifier,
     Verifier,
     index_batches,
     index_files,
@@ -129,7 +128,7 @@ class SignatureTask:
     column: str
     #: row numbers of the shard, ascending: the first sample of each content the index lacks
     rows: tuple[int, ...]
-    method: str  # minhash | phash
+    method: str  # minhash | an image-hash method (phash, dhash, …, crop_resistant)
     num_perm: int
     shingling: str
     out_path: str
@@ -141,8 +140,9 @@ class SignatureTask:
 
 def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Array) -> pa.Array:
     """The index values of `contents`: MinHash signatures as fixed-size binary (text) or
-    pHashes as int64 (images). Contents without a signature (no word, undecodable) get a value
-    that never clusters, so that later runs do not hash them again."""
+    image hashes as int64 (images; a list of int64 for ``crop_resistant``). Contents without a
+    signature (no word, undecodable) get a value that never clusters, so that later runs do not
+    hash them again."""
     if method == "minhash":
         from curator.dedup import minhash
 
@@ -153,6 +153,10 @@ def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Ar
         return pa.FixedSizeBinaryArray.from_buffers(
             pa.binary(4 * num_perm), len(sigs), [None, data]
         )
+    if method != "phash":
+        from curator.dedup import imagehash_kinds
+
+        return imagehash_kinds.index_values(method, contents)
     from curator.dedup import phash
 
     hashes, _ok = phash.phashes(contents.to_pylist())
@@ -462,36 +466,134 @@ def _image_method(
     run_id: str,
     hamming: int,
     progress: Callable[[int], None] | None,
+    image_hash: str = "phash",
 ) -> MethodResult:
-    from curator.dedup import phash
+    """Image clusters by the image-hash kind `image_hash`
+    (:mod:`curator.dedup.imagehash_kinds`); pHash by :mod:`curator.dedup.phash`."""
+    from curator.dedup import imagehash_kinds, phash
 
     started = time.monotonic()
-    result = MethodResult("phash", {"hamming": hamming, "bands": hamming + 1, "bits": 64})
-    index_dir = _index_dir(store, "phash-64")
+    kind = imagehash_kinds.image_hash_kind(image_hash)
+    result = MethodResult(
+        kind.method,
+        {"hamming": hamming, "bands": hamming + 1, "bits": kind.bits, "kind": kind.name},
+    )
+    index_dir = _index_dir(store, kind.index_name)
     paths = _live_paths(con, store.root, "image")
 
     if paths:
         result.computed = _compute_missing(
-            con, engine, paths, "image", index_dir, work, run_id, "phash", 0, "", pa.int64(),
-            progress,
+            con, engine, paths, "image", index_dir, work, run_id, kind.method, 0, "",
+            kind.value_type, progress,
         )  # fmt: skip
     index = _load_index(con, paths, "image", index_dir)
+    keys = index.column("content_hash").combine_chunks()
+    if kind.multi:
+        _segment_clusters(con, engine, work, kind, index, hamming, result)
+        result.seconds = time.monotonic() - started
+        return result
     hashes = (
         index.column("value").to_numpy().astype(np.int64).view(np.uint64)
         if index.num_rows
         else np.zeros(0, np.uint64)
     )
-    informative = phash.informative(hashes)
+    informative = imagehash_kinds.informative(kind, hashes, hamming)
     result.contents = int(informative.sum())
-    bands = phash.band_values(hashes, hamming + 1)
+    bands = phash.band_values(hashes, hamming + 1, kind.bits)
 
-    verify = PHashVerifier(hashes, hamming)
+    verify = imagehash_kinds.verifier(kind, hashes, hamming)
     _cluster(
-        con, engine, work, "phash", bands, index.column("content_hash").combine_chunks(), verify, result,
-        informative,
+        con, engine, work, kind.method, bands, keys, verify, result, informative,
     )  # fmt: skip
     result.seconds = time.monotonic() - started
     return result
+
+
+def _segment_clusters(
+    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
+    work: str,
+    kind: Any,
+    index: pa.Table,
+    hamming: int,
+    result: MethodResult,
+) -> None:
+    """Clusters of a multi-segment kind (``crop_resistant``): one band row per informative
+    segment, candidate segment pairs verified by Hamming distance, then two images are linked
+    when any segment pair of theirs is verified (imagehash's ``matches`` with
+    ``region_cutoff=1``); the pair counts are of image pairs."""
+    import pyarrow.compute as pc
+
+    from curator.dedup import candidates, imagehash_kinds, phash
+
+    values = (
+        index.column("value").combine_chunks() if index.num_rows else pa.array([], kind.value_type)
+    )
+    segments = np.asarray(pc.list_flatten(values).to_numpy(), np.int64).view(np.uint64)
+    owners = np.asarray(pc.list_parent_indices(values).to_numpy(), np.int64)
+    live = imagehash_kinds.informative(kind, segments, hamming)
+    result.contents = len(np.unique(owners[live]))
+    table = candidates.band_rows(phash.band_values(segments, hamming + 1), np.flatnonzero(live))
+    verify = imagehash_kinds.verifier(kind, segments, hamming)
+    if engine.name == "local":
+        a, b = candidates.pairs_in_duckdb(con, table)
+        if len(a) > candidates.MAX_PAIRS:
+            raise candidates.too_many_pairs(len(a))
+        a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+        candidate_images = imagehash_kinds.image_pairs(owners[a], owners[b], np.zeros(len(a)))[0]
+        keep, similarity = verify(a, b)
+        a, b, similarity = a[keep], b[keep], similarity[keep]
+    else:
+        a, b, similarity, _count = candidates.pairs_on_engine(
+            engine, os.path.join(work, f"candidates-{kind.method}"), table, verify
+        )
+        candidate_images = None
+    del table
+    ia, ib, similarity = imagehash_kinds.image_pairs(owners[a], owners[b], similarity)
+    result.candidate_pairs = len(ia) if candidate_images is None else len(candidate_images)
+    result.verified_pairs = len(ia)
+    _components(con, kind.method, ia, ib, similarity, index.column("content_hash").combine_chunks())
+
+
+def _components(
+    con: duckdb.DuckDBPyConnection,
+    method: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    similarity: np.ndarray,
+    keys: pa.Array,
+) -> None:
+    """Temp table `near_<method>` from verified pairs of index rows (as :func:`_cluster` ends)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(a):
+        nodes = np.unique(np.concatenate([a, b]))
+        la = np.searchsorted(nodes, a)
+        lb = np.searchsorted(nodes, b)
+        graph = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes)))
+        _count, labels = connected_components(graph, directed=False)
+        best = np.zeros(len(nodes))
+        np.maximum.at(best, la, similarity)
+        np.maximum.at(best, lb, similarity)
+        members = pa.table(
+            {
+                "content_hash": keys.take(pa.array(nodes)),
+                "component": pa.array(labels.astype(np.int64)),
+                "similarity": pa.array(best),
+            }
+        )
+    else:
+        members = pa.table(
+            {
+                "content_hash": pa.array([], pa.string()),
+                "component": pa.array([], pa.int64()),
+                "similarity": pa.array([], pa.float64()),
+            }
+        )
+    con.register("near_members", members)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE near_{method} AS SELECT * FROM near_members")
+    con.unregister("near_members")
 
 
 def dedup(
@@ -503,12 +605,16 @@ def dedup(
     num_perm: int = DEFAULT_NUM_PERM,
     shingling: str = DEFAULT_SHINGLING,
     hamming: int = DEFAULT_HAMMING,
+    image_hash: str = "phash",
     lock_timeout: float | None = None,
     progress: bool = False,
     engine: str | Engine | None = None,
 ) -> DedupResult:
     """Find near-duplicate clusters and record them in the ledger `duplicates` (a view).
 
+    `image_hash` is the image-hash kind images are clustered by (``phash``, ``dhash``,
+    ``whash``, ``average``, ``colorhash``, ``crop-resistant``;
+    :mod:`curator.dedup.imagehash_kinds`): each kind keeps its own index and its own clusters.
     `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`."""
     from curator.core.progress import Progress
@@ -540,6 +646,9 @@ def dedup(
         raise DedupError(
             str(exc), 'use word:K or char:N, e.g. --shingle word:5 (Python: `shingling="word:5"`)'
         ) from None
+    from curator.dedup.imagehash_kinds import image_hash_kind
+
+    image_method = image_hash_kind(image_hash).method
     if not (text or images):
         raise DedupError("nothing to do: both --no-text and --no-images", "drop one of them")
     clock = time.monotonic()
@@ -587,9 +696,11 @@ def dedup(
                     methods.append("minhash")
                 if images:
                     result.methods.append(
-                        _image_method(con, runner, store, work.path, run_id, hamming, advance)
+                        _image_method(
+                            con, runner, store, work.path, run_id, hamming, advance, image_hash
+                        )
                     )
-                    methods.append("phash")
+                    methods.append(image_method)
             for method, method_result in zip(methods, result.methods, strict=True):
                 _members(con, store, method, method_result, run_id)
             session.detach()

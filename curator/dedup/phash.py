@@ -83,13 +83,14 @@ def informative(hashes: np.ndarray) -> np.ndarray:
     return np.abs(bits.astype(np.int64) - 32) <= 16
 
 
-def band_values(hashes: np.ndarray, bands: int) -> np.ndarray:
-    """Split each 64-bit hash into `bands` contiguous bit ranges (as int64, shape (n, bands)):
-    two hashes within Hamming distance bands − 1 agree on at least one (pigeonhole)."""
-    edges = np.linspace(0, 64, bands + 1).round().astype(int)
+def band_values(hashes: np.ndarray, bands: int, bits: int = 64) -> np.ndarray:
+    """Split each hash of `bits` bits (64 for pHash; the low bits of the uint64) into `bands`
+    contiguous bit ranges (as int64, shape (n, bands)): two hashes within Hamming distance
+    bands − 1 agree on at least one (pigeonhole)."""
+    edges = np.linspace(0, bits, bands + 1).round().astype(int)
     out = np.empty((len(hashes), bands), np.int64)
     for i in range(bands):
         width = int(edges[i + 1] - edges[i])
         mask = np.uint64((1 << width) - 1)
-        out[:, i] = ((hashes >> np.uint64(64 - edges[i + 1])) & mask).astype(np.int64)
+        out[:, i] = ((hashes >> np.uint64(bits - edges[i + 1])) & mask).astype(np.int64)
     return out

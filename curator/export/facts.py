@@ -273,16 +273,30 @@ def _sources(overall: dict[str, Any], table: pa.Table) -> tuple[SourceFacts, ...
 
 
 def _models(table: pa.Table, store: Store | None) -> tuple[ModelFacts, ...]:
-    import pyarrow.compute as pc
+    # One polars group_by instead of a Python loop over the synthetic rows: 6-8x faster on a
+    # set of 1M rows, half synthetic (bench/export_facts.py; importing polars costs 0.1 s).
+    import polars as pl
 
-    synthetic = table.filter(pc.is_valid(table["model"]))
-    per_model: dict[str, dict[str, Any]] = {}
-    for row in synthetic.select(["model", "generation", "source"]).to_pylist():
-        entry = per_model.setdefault(row["model"], {"rows": 0, "gens": set(), "sources": set()})
-        entry["rows"] += 1
-        if row["generation"] is not None:
-            entry["gens"].add(int(row["generation"]))
-        entry["sources"].add(row["source"])
+    grouped = (
+        pl.DataFrame(table.select(["model", "generation", "source"]))
+        .lazy()
+        .filter(pl.col("model").is_not_null())
+        .group_by("model")
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("generation").drop_nulls().unique().alias("gens"),
+            pl.col("source").unique().alias("sources"),
+        )
+        .collect()
+    )
+    per_model: dict[str, dict[str, Any]] = {
+        row["model"]: {
+            "rows": int(row["rows"]),
+            "gens": {int(g) for g in row["gens"]},
+            "sources": set(row["sources"]),
+        }
+        for row in grouped.to_dicts()
+    }
     registered: dict[str, Any] = {}
     if store is not None and per_model:
         from curator.lineage.models import list_models
