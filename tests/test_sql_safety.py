@@ -202,8 +202,8 @@ def test_the_hint_lists_every_table_and_view_only_for_an_unknown_name(filled):
         }
     )
     con.close()
-    assert len(names) == 15 and {
-        "samples", "lineage_edges", "duplicates", "label_events", "ledger_files"
+    assert len(names) == 16 and {
+        "samples", "lineage_edges", "duplicates", "label_events", "ledger_files", "tokenizers"
     } <= set(names)  # fmt: skip
     expected = "tables and views: " + ", ".join(names)
     for query in ["SELECT nope FROM samples", "SELECT * FROM nope", "SELECT x.origin FROM samples"]:
