@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from curator.assembly.layout import shard_path
 from curator.assembly.planner import CATEGORIES
 from curator.core.errors import CuratorError
 
@@ -223,8 +224,6 @@ def require_held(
     not written. The shards of a rows target are only reported: their quotas come from an
     integer program, except with very many shards, where :func:`_greedy_quotas` can miss a share
     by up to two rows (and the manifest says so)."""
-    from curator.assembly.writer import shard_path
-
     broken = [("the set", item) for item in constraints if not item["held"]]
     if unit != "rows":
         broken += [

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from curator.assembly.checks import AssemblyError
+from curator.assembly.layout import array_paths
 from curator.assembly.policy import PolicyError
 from curator.core.tokenizer import TokenizerError, load_tokenizer, separator_id
 
@@ -84,13 +85,6 @@ def token_output(policy: Policy) -> TokenOutput | None:
         raise PolicyError(message, exc.hint) from None
     dtype = "uint16" if info.vocab_size <= UINT16_VOCAB else "uint32"
     return TokenOutput(info.path, info.sha256, info.vocab_size, separator, dtype)
-
-
-def array_paths(stem: str) -> tuple[str, str]:
-    """The ids and index arrays of shard `stem`, relative to the set's directory."""
-    from curator.assembly.writer import TOKENS_DIR
-
-    return f"{TOKENS_DIR}/{stem}.npy", f"{TOKENS_DIR}/{stem}.idx.npy"
 
 
 def write_token_arrays(

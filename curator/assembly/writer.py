@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from curator.assembly.checks import AssemblyError
+from curator.assembly.layout import DATA_DIR, shard_path
 from curator.core.version import __version__
 
 if TYPE_CHECKING:
@@ -39,24 +40,6 @@ _CATEGORY = "__curator_category"
 #: Spill files smaller than this in all are written in this process: starting workers would
 #: cost more than compressing them.
 SMALL_WRITE_BYTES = 32 << 20
-#: Where a set's shards go inside its directory: ``OUT/data/train-00000-of-00004.parquet``, the
-#: Hugging Face Hub's naming, so ``datasets.load_dataset("parquet", data_dir=OUT)`` puts them in
-#: the train split and ``manifest.json`` beside the folder is never read as data.
-DATA_DIR = "data"
-#: Where the token arrays of a set of format ``tokens`` go: ``OUT/tokens/<shard stem>.npy`` and
-#: ``OUT/tokens/<shard stem>.idx.npy``.
-TOKENS_DIR = "tokens"
-
-
-def shard_stem(index: int, count: int) -> str:
-    """The name of output shard `index` of `count`, without extension: ``train-00000-of-00004``."""
-    return f"train-{index:05d}-of-{count:05d}"
-
-
-def shard_path(index: int, count: int, extension: str) -> str:
-    """Output shard `index` of `count`, relative to the set's directory (as the manifest lists
-    it): ``data/train-00000-of-00004.parquet``."""
-    return f"{DATA_DIR}/{shard_stem(index, count)}.{extension}"
 
 
 @dataclass(frozen=True)
