@@ -320,6 +320,32 @@ def test_a_missing_tokenizer_file(tmp_path):
     assert caught.value.hint.startswith("give the path of a Hugging Face `tokenizer.json`")
 
 
+def test_policy_check_refuses_a_token_output_it_cannot_use(tmp_path, runner):
+    """`curator policy check` loads the tokenizer and finds the separator, as assemble would,
+    rather than calling a policy valid that assemble then refuses."""
+    from tests.conftest import invoke
+
+    policy = tmp_path / "p.toml"
+    body = '[target]\nrows = 10\n\n[output]\nformat = "tokens"\ntokenizer = "{}"\n'
+    policy.write_text(body.format(tmp_path / "none.json"))
+    result = invoke(runner, "policy", "check", str(policy), env={"CURATOR_STORE": ""})
+    assert result.exit_code == 1 and "valid policy" not in result.output
+    assert result.output.startswith(
+        f"Error: {policy}: `output.tokenizer`: tokenizer `{tmp_path / 'none.json'}` is not a file\n"
+    )
+    tokenizer_path = bpe_tokenizer(tmp_path / "t.json", ["a b c", "d e f"])
+    policy.write_text(body.format(tokenizer_path) + 'separator = "<nope>"\n')
+    result = invoke(runner, "policy", "check", str(policy), env={"CURATOR_STORE": ""})
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: {policy}: `output.separator`: separator '<nope>' is not a token of this tokenizer\n"
+    )
+    policy.write_text(body.format(tokenizer_path))
+    result = invoke(runner, "policy", "check", str(policy), env={"CURATOR_STORE": ""})
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{policy}: valid policy (target 10 rows, seed 0)\n"
+
+
 def test_a_set_with_images_cannot_be_tokens(tmp_path):
     import pyarrow as pa
 
@@ -574,6 +600,30 @@ def test_manifest_verify_on_the_command_line_counts_the_arrays(token_set, runner
     assert result.exit_code == 0, result.output
     assert result.output == (
         f"ok: 9 files of manifest {token_set['manifest'].manifest_id} match their checksums\n"
+    )
+
+
+def test_assemble_on_the_command_line_counts_shards_and_arrays_apart(token_set, runner):
+    """The summary's file count agrees with `manifest verify`: 3 shards and 6 arrays."""
+    from tests.conftest import invoke
+
+    policy = token_set["root"] / "cli.toml"
+    policy.write_text(
+        "seed = 3\n[target]\nrows = 60\n[constraints]\nmin_fresh_real_fraction = 0.5\n"
+        'max_unknown_fraction = 0.1\n[output]\nformat = "tokens"\n'
+        f'tokenizer = "{token_set["tokenizer_path"]}"\nnum_shards = 3\n'
+    )
+    out = token_set["root"] / "cli-out"
+    store = token_set["store"]
+    result = invoke(
+        runner, "assemble", "--policy", str(policy), "--out", str(out),
+        "--lineage", "cli", "--store", store.root,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (manifest,) = [m for m in store.manifests() if m["lineage"] == "cli"]
+    assert result.output.startswith(
+        f"manifest {manifest['manifest_id']} (cli #1): 60 rows, 60 rows in 3 shards "
+        f"(+6 token arrays) in {out}\n"
     )
 
 

@@ -99,8 +99,14 @@ def _summary(data: dict[str, Any]) -> str:
 
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
+    from curator.cli.output import plural
+
+    arrays = sum(len(output.get("arrays", ())) for output in data["outputs"])
+    files = plural(len(data["outputs"]), "shard") + (
+        f" (+{plural(arrays, 'token array')})" if arrays else ""
+    )
     lines = [
-        f"manifest {data['manifest_id']} ({data['lineage']} #{data['sequence']}): {overall['rows']:,} rows, {overall['units']:,} {unit} in {len(data['outputs']):,} file(s) in {data['out_dir']}",
+        f"manifest {data['manifest_id']} ({data['lineage']} #{data['sequence']}): {overall['rows']:,} rows, {overall['units']:,} {unit} in {files} in {data['out_dir']}",
     ]
     if data["plan"]["shrunk"]:
         lines.append(f"  shrunk: target was {data['plan']['target']:,} {unit}")
@@ -202,9 +208,14 @@ def policy_check(path: str, store_path: str | None, lineage: str | None) -> None
       curator policy check gen-2.toml --store ./store
     """
     from curator.assembly.planner import ShortfallError
-    from curator.assembly.policy import Policy
+    from curator.assembly.policy import Policy, PolicyError
+    from curator.assembly.tokens import token_output
 
     policy = Policy.from_toml(path)
+    try:
+        token_output(policy)  # a token output's tokenizer and separator must be usable
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc.message}", exc.hint) from None
     valid = f"{path}: valid policy (target {policy.target.amount:,} {policy.target.unit}, seed {policy.seed})"
     if store_path is None and not os.environ.get("CURATOR_STORE"):
         click.echo(valid)
