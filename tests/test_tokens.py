@@ -113,6 +113,7 @@ def test_ingest_with_a_tokenizer_counts_every_row_without_special_tokens(
     assert recorded == [{"shard_id": shard["path"].rsplit("/", 1)[1][: -len(".parquet")], **footer}]
     run_args = json.loads(store.sql("SELECT args FROM runs").to_pylist()[0]["args"])
     assert run_args["tokenizer"] == footer
+    assert result.tokens == sum(counts.values()) and result.tokenizer == footer
 
 
 def test_cli_ingest_and_tag_with_a_tokenizer(runner, tmp_path, write_jsonl, tokenizer_path):
@@ -128,6 +129,12 @@ def test_cli_ingest_and_tag_with_a_tokenizer(runner, tmp_path, write_jsonl, toke
     assert done.exit_code == 0, done.output
     store = curator.open_store(store_dir)
     assert counts_by_text(store) == {t: expected(tokenizer_path, t) for t in records}
+    total = sum(expected(tokenizer_path, t) for t in records)
+    assert (
+        f"  tokens     {total:>12,}   counted by {tokenizer_path.resolve()}\n"
+        f"             sha256 {sha256(tokenizer_path)}, vocabulary "
+        f"{Tokenizer.from_file(str(tokenizer_path)).get_vocab_size():,}\n"
+    ) in done.output
 
     done = runner.invoke(
         cli,
@@ -228,7 +235,8 @@ def test_tokens_source_limits_the_shards_counted(store, write_jsonl, tokenizer_p
         store.plan(Policy.from_dict({"target": {"tokens": 100}}))
     assert str(info.value) == (
         "`target.tokens` counts `n_tokens`, which 40 samples have no value for; by source: `web` (40)\n"
-        "Hint: add them with `curator tokens --tokenizer PATH` --source web (Python: `store.tokens(PATH)`)"
+        "Hint: add them with `curator tokens --tokenizer PATH --source web` "
+        '(Python: `store.tokens(PATH, source="web")`)'
     )
 
 

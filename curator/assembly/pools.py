@@ -408,11 +408,14 @@ def require_token_counts(
     total = sum(int(n) for _s, n in missing)
     by_source = ", ".join(f"`{source}` ({int(n):,})" for source, n in missing)
     if counted_by_curator:
-        fix = (
-            f"add them with `{TOKENS_COMMAND}`"
-            + (f" --source {missing[0][0]}" if len(missing) == 1 else "")
-            + " (Python: `store.tokens(PATH)`)"
-        )
+        if len(missing) == 1:
+            source = missing[0][0]
+            fix = (
+                f"add them with `{TOKENS_COMMAND} --source {source}` "
+                f'(Python: `store.tokens(PATH, source="{source}")`)'
+            )
+        else:
+            fix = f"add them with `{TOKENS_COMMAND}` (Python: `store.tokens(PATH)`)"
     else:
         fix = f"give every sample a `{token_column}`, or drop `token_column` and run `{TOKENS_COMMAND}`"
     raise MissingTokenCounts(

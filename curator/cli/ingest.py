@@ -98,6 +98,12 @@ def ingest_command(
     if result.rejects_path:
         lines.append(f"  rejects    {result.rejects_path}")
     lines += first_reject_lines(result.first_rejects)
+    if result.tokenizer is not None:
+        lines += [
+            f"  tokens     {result.tokens or 0:>12,}   counted by {result.tokenizer['path']}",
+            f"             sha256 {result.tokenizer['sha256']}, "
+            f"vocabulary {result.tokenizer['vocab_size']:,}",
+        ]
     lines.append(f"  time       {result.seconds:>11.2f}s   {rate:,.0f} rows/s")
     click.echo("\n".join(lines))
 

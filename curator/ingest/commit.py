@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import IngestFailed, InputError, ProvenanceError
 from curator.core.provenance import ProvenanceSpec
-from curator.core.schema import MAX_GENERATION
+from curator.core.schema import MAX_GENERATION, N_TOKENS_COLUMN
 from curator.core.version import __version__
 from curator.ingest.decide import drop_known, reconcile_columns
 from curator.ingest.result import IngestResult, codes_text, first_rejects, kept_nothing_error
@@ -317,6 +317,9 @@ def _commit_ingest(
             raise
         result.ingested = sum(s.rows for s in staged)
         result.content_bytes = sum(s.content_bytes for s in staged)
+        if "tokenizer" in args:
+            result.tokenizer = args["tokenizer"]
+            result.tokens = _token_total(staged)
         assert result.rows_read == result.ingested + result.skipped + result.rejected, result
         result.rejects_path = _keep_rejects(store, run_id, results, extra_rejects, result)
         result.first_rejects = first_rejects(result.rejects_path, result.reject_codes)
@@ -364,6 +367,20 @@ def _commit_ingest(
         work.committed()
     result.shards = len(staged)
     return result
+
+
+def _token_total(staged: list[WrittenShard]) -> int:
+    """The sum of `n_tokens` over the staged shards (one int32 column of each)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    total = 0
+    for shard in staged:
+        if N_TOKENS_COLUMN not in pq.read_schema(shard.path).names:
+            continue  # a shard of images
+        counts = pq.read_table(shard.path, columns=[N_TOKENS_COLUMN])[N_TOKENS_COLUMN]
+        total += int(pc.sum(counts).as_py() or 0)
+    return total
 
 
 def _keep_rejects(

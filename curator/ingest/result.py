@@ -31,6 +31,10 @@ class IngestResult:
     first_rejects: dict[str, str] = field(default_factory=dict)
     ignored_files: list[str] = field(default_factory=list)
     files: int = 0
+    #: with a tokenizer: the tokens of the samples ingested, and the tokenizer that counted them
+    #: (path, sha256, vocabulary size)
+    tokens: int | None = None
+    tokenizer: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
