@@ -496,6 +496,21 @@ def test_export_errors_are_exact(world, runner, tmp_path, monkeypatch):
         f"Error: no manifest `nope` in store `{store.root}`\n"
         "Hint: list them with `curator manifest list` (Python: `store.manifests()`)\n"
     )
+    no_path = invoke(
+        runner, "export", "card", str(tmp_path / "sets" / "gen-9"), "--store", store.root,
+        "-o", out,
+    )  # fmt: skip
+    assert no_path.exit_code == 1
+    assert no_path.output == (
+        f"Error: no file or directory `{tmp_path / 'sets' / 'gen-9'}` (nor a manifest of that "
+        f"id or name in store `{store.root}`)\n"
+        "Hint: check the path: pass a set's directory or its manifest.json\n"
+    )
+    no_summary = invoke(
+        runner, "export", "training-summary", "sets/gen-9/manifest.json", "--store", store.root,
+        "-o", out,
+    )  # fmt: skip
+    assert no_summary.output.startswith("Error: no file or directory `sets/gen-9/manifest.json`")
     no_lineage = invoke(
         runner, "export", "training-summary", "nope", "--store", store.root, "-o", out
     )

@@ -470,10 +470,22 @@ def find_manifest(store: Store, ident: str) -> Manifest:
             return Manifest.load(
                 Path(store.root) / "manifests" / row["manifest_id"] / MANIFEST_FILE
             )
+    if looks_like_path(ident):
+        raise CuratorError(
+            f"no file or directory `{ident}` (nor a manifest of that id or name in store "
+            f"`{store.root}`)",
+            "check the path: pass a set's directory or its manifest.json",
+        )
     raise CuratorError(
         f"no manifest `{ident}` in store `{store.root}`",
         "list them with `curator manifest list` (Python: `store.manifests()`)",
     )
+
+
+def looks_like_path(ident: str) -> bool:
+    """Whether `ident` reads as a path rather than a manifest id or name: it holds a path
+    separator or ends in ``.json``."""
+    return "/" in ident or os.sep in ident or ident.endswith(".json")
 
 
 def usage_from_selection(

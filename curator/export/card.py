@@ -104,9 +104,9 @@ def _body(facts: SetFacts) -> str:
         f"# {facts.name}",
         "",
         f"A training set assembled by curator {data['curator_version']} under a mixing policy: "
-        f"manifest `{data['manifest_id']}`, generation {data['sequence']} of lineage "
+        f"manifest `{data['manifest_id']}`, #{data['sequence']} of lineage "
         f"`{data['lineage']}`, made {data['created_at']}. {facts.rows:,} rows ({facts.units:,} "
-        f"{unit}) in {len(data['outputs']):,} file(s). Every row carries its provenance: origin "
+        f"{unit}) in {len(data['outputs']):,} shard(s). Every row carries its provenance: origin "
         "(`real`, `synthetic`, `unknown`), generation depth, the model that made it, the sample it "
         "was derived from, its source and collection time, and the evidence for its label.",
         "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from curator.assembly.manifest import Manifest, find_manifest, manifests_of
+from curator.assembly.manifest import Manifest, find_manifest, looks_like_path, manifests_of
 from curator.core.errors import CuratorError
 from curator.core.remote import is_url
 from curator.store.paths import store_path
@@ -55,6 +55,8 @@ def resolve_manifests(
     if any(text in (row["manifest_id"], row["name"]) for row in rows):
         return [find_manifest(store, text)]
     lineage = [row for row in rows if row["lineage"] == text]
+    if not lineage and looks_like_path(text):
+        return [find_manifest(store, text)]  # it says that the path does not exist
     if not lineage:
         raise CuratorError(
             f"no manifest or lineage `{text}` in store `{store.root}`",
