@@ -105,6 +105,11 @@ def png_bytes(
     return buffer.getvalue()
 
 
+#: Seconds a test waits for a subprocess (a CLI run, a killed writer) before it fails: far above
+#: what any takes on a loaded machine, so that a hang is a failure and never a stuck run.
+SUBPROCESS_TIMEOUT = 300
+
+
 def invoke(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Any:
     """Run the CLI in-process and return the click Result."""
     from curator.cli import cli

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from tests.conftest import SUBPROCESS_TIMEOUT
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pyarrow", "numpy", "duckdb", "polars")
 
@@ -20,7 +22,12 @@ HEAVY = ("pyarrow", "numpy", "duckdb", "polars")
 def _run(code: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
 
 

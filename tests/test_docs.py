@@ -12,6 +12,7 @@ import click
 import pytest
 
 from curator.cli import cli
+from tests.conftest import SUBPROCESS_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -48,7 +49,11 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
 
 def test_cli_shim_runs_from_a_checkout():
     out = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, check=True
+        [sys.executable, str(ROOT / "cli.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert out.stdout.startswith("Usage: curator [OPTIONS] COMMAND [ARGS]...")
 

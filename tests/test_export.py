@@ -18,7 +18,7 @@ import pytest
 
 import curator
 import curator.api
-from tests.conftest import invoke
+from tests.conftest import SUBPROCESS_TIMEOUT, invoke
 
 POLICY = """name = "{name}"
 seed = 1
@@ -222,7 +222,10 @@ def test_mlcroissant_validate_command_accepts_the_file(world):
     write_croissant(world["manifest"], path, license="cc-by-4.0")
     command = Path(sys.executable).with_name("mlcroissant")
     done = subprocess.run(
-        [str(command), "validate", "--jsonld", str(path)], capture_output=True, text=True
+        [str(command), "validate", "--jsonld", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
     assert "Done." in done.stderr

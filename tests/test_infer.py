@@ -19,7 +19,7 @@ from PIL import Image, PngImagePlugin
 
 import curator
 from curator.infer.signals import read_signals, strongest
-from tests.conftest import invoke, png_bytes
+from tests.conftest import SUBPROCESS_TIMEOUT, invoke, png_bytes
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -465,6 +465,7 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
         capture_output=True,
         text=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
 
 

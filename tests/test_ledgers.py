@@ -18,6 +18,7 @@ import pytest
 
 import curator
 from curator.store import ledgers
+from tests.conftest import SUBPROCESS_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,7 +175,12 @@ def test_duckdb_started_inside_the_store_answers_on_the_ledgers(tmp_path):
         "con.execute('SELECT count(*) FROM duplicates').fetchall()[0][0])"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=store.root, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        cwd=store.root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert out.stdout.split() == ["3", "3"]
 
@@ -229,6 +235,7 @@ def test_a_killed_write_leaves_no_registered_ledger_file(tmp_path, write_jsonl):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     placed = Path(store.root) / killed.stdout.strip()

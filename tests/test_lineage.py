@@ -16,7 +16,7 @@ import pytest
 
 import curator
 from curator.lineage.models import ModelError
-from tests.conftest import invoke
+from tests.conftest import SUBPROCESS_TIMEOUT, invoke
 
 WORDS = [
     "river",
@@ -571,6 +571,7 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
         capture_output=True,
         text=True,
         check=False,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert result.stdout == "range\n0\n1\n"
     assert "Error" not in result.stderr and "Traceback" not in result.stderr

@@ -20,6 +20,7 @@ from datasets.distributed import split_dataset_by_node
 import curator
 from curator.assembly.manifest import Manifest, ManifestError
 from curator.assembly.policy import Policy
+from tests.conftest import SUBPROCESS_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -279,7 +280,12 @@ def test_load_dataset_is_exported_lazily():
     code = "import sys, curator\nfrom curator.cli import cli\nprint('datasets' in sys.modules)\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert result.stdout.strip() == "False"
 

@@ -32,7 +32,7 @@ import curator.ingest.readers
 import curator.store.base
 from curator.engine.local import LocalEngine
 from curator.engine.ray import RayEngine
-from tests.conftest import invoke, png_bytes
+from tests.conftest import SUBPROCESS_TIMEOUT, invoke, png_bytes
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_cluster")]
 
@@ -282,6 +282,7 @@ def _run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         capture_output=True,
         text=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import curator
 from curator.store.shards import sha256_file
-from tests.conftest import invoke
+from tests.conftest import SUBPROCESS_TIMEOUT, invoke
 
 REFUSED_WRITE_HINT = (
     "to write a result to a file, use `curator sql QUERY --format parquet -o FILE` "
@@ -247,7 +247,12 @@ def test_the_catalog_opened_by_duckdb_itself_is_unchanged(filled, tmp_path):
         "print(con.execute(\"SELECT current_setting('enable_external_access')\").fetchall())"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=filled.root, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=filled.root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert out.stdout.strip() == "[(True,)]"
     assert (tmp_path / "n.csv").read_text() == "n\n50\n"

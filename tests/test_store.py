@@ -16,12 +16,14 @@ import pytest
 
 import curator
 from curator.core.schema import PROVENANCE_NAMES
+from tests.conftest import SUBPROCESS_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    kwargs.setdefault("timeout", SUBPROCESS_TIMEOUT)
     return subprocess.run(
         [sys.executable, "-m", "curator", *args],
         env=full_env,
@@ -87,7 +89,12 @@ def test_duckdb_alone_answers_inside_the_store_directory(filled):
         "print(con.execute('SELECT origin, count(*) FROM samples GROUP BY 1 ORDER BY 1').fetchall())"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=filled.root, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        cwd=filled.root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert out.stdout.strip() == "[('real', 6), ('synthetic', 3)]"
 
@@ -222,7 +229,7 @@ def _start_big_ingest(store, tmp_path, rows: int) -> tuple[subprocess.Popen, lis
 def test_sigkill_in_the_middle_of_a_large_ingest(store, tmp_path):
     process, args = _start_big_ingest(store, tmp_path, 300_000)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.wait(timeout=SUBPROCESS_TIMEOUT)
     assert _store_state(store.root)[:2] == (0, 0)
     rerun = run_cli(*args, "--json")
     assert rerun.returncode == 0, rerun.stderr
@@ -284,7 +291,7 @@ def test_a_second_writer_times_out_with_a_clear_message(store, write_jsonl):
         assert "--lock-timeout" in caught.value.hint
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=SUBPROCESS_TIMEOUT)
     assert store.stats().total_rows == 0
     assert store.ingest([path], source="s", origin="real", lock_timeout=5).ingested == 1
 
@@ -296,7 +303,7 @@ def test_a_second_writer_waits_for_the_first(store, write_jsonl):
     result = store.ingest([path], source="s", origin="real", lock_timeout=30)
     assert time.monotonic() - started >= 0.5
     assert result.ingested == 1
-    holder.wait()
+    holder.wait(timeout=SUBPROCESS_TIMEOUT)
 
 
 def test_concurrent_ingests_both_land(store, write_jsonl):
@@ -351,7 +358,7 @@ def test_readers_wait_while_the_catalog_is_held(store):
     finally:
         os.environ["CURATOR_LOCK_TIMEOUT"] = "20"
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=SUBPROCESS_TIMEOUT)
     assert store.stats().total_rows == 0
 
 

@@ -99,7 +99,7 @@ def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path,
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
     assert first.startswith("manifest ") and first.endswith(
-        f"(main #1): 20 rows, 20 rows in 3 file(s) in {out}"
+        f"(main #1): 20 rows, 20 rows in 3 shards in {out}"
     )
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "data/train-00000-of-00003.parquet",
