@@ -159,6 +159,11 @@ def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Ar
     return pa.array(hashes.view(np.int64))
 
 
+def _compression(method: str) -> str | dict[str, str]:
+    """MinHash signatures are random bytes that zstd cannot shrink: they are stored plain."""
+    return {"content_hash": "zstd", "value": "none"} if method == "minhash" else "zstd"
+
+
 def compute_signatures(task: SignatureTask) -> int:
     """Run one :class:`SignatureTask`; returns how many signatures it wrote."""
     wanted = np.asarray(task.rows, np.int64)
@@ -179,7 +184,9 @@ def compute_signatures(task: SignatureTask) -> int:
                     task.method, task.num_perm, task.shingling, picked.column(task.column)
                 )
                 table = pa.table({"content_hash": picked.column("content_hash"), "value": values})
-                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer = writer or pq.ParquetWriter(
+                    tmp, table.schema, compression=_compression(task.method)
+                )
                 writer.write_table(table)
                 written += table.num_rows
             start = stop
@@ -276,7 +283,7 @@ def _compute_missing(
     tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
     schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression=_compression(method)) as writer:
             for task, count in zip(tasks, counts, strict=True):
                 if count:
                     for batch in pq.ParquetFile(task.out_path).iter_batches(batch_size=65_536):
@@ -304,33 +311,30 @@ def _cluster(
 
     On the local engine DuckDB groups the bands here; on another engine they are exchanged by
     band and grouped and verified in tasks (:mod:`curator.dedup.candidates`): the same pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     from curator.dedup import candidates
 
     n, _b = bands.shape
     rows = np.arange(n, dtype=np.int64) if live is None else np.flatnonzero(live)
-    table = candidates.band_rows(bands, rows)
     if engine.name == "local":
-        a, b_ = candidates.pairs_in_duckdb(con, table)
+        # the same pairs as DuckDB's grouping of the band rows, by sorts in this process
+        a, b_ = candidates.pairs_in_numpy(bands, rows)
         if len(a) > candidates.MAX_PAIRS:
             raise candidates.too_many_pairs(len(a))
         result.candidate_pairs = len(a)
         keep, similarity = verify(a, b_)
         a, b_, similarity = a[keep], b_[keep], similarity[keep]
     else:
+        table = candidates.band_rows(bands, rows)
         a, b_, similarity, result.candidate_pairs = candidates.pairs_on_engine(
             engine, os.path.join(work, f"candidates-{method}"), table, verify
         )
-    del table
+        del table
     result.verified_pairs = len(a)
     if len(a):
         nodes = np.unique(np.concatenate([a, b_]))
         la = np.searchsorted(nodes, a)
         lb = np.searchsorted(nodes, b_)
-        graph = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes)))
-        _count, labels = connected_components(graph, directed=False)
+        labels = candidates.components(len(nodes), la, lb)
         # similarity of each member to its best verified neighbour
         best = np.zeros(len(nodes))
         np.maximum.at(best, la, similarity)
