@@ -159,9 +159,17 @@ def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Ar
     return pa.array(hashes.view(np.int64))
 
 
-def _compression(method: str) -> str | dict[str, str]:
-    """MinHash signatures are random bytes that zstd cannot shrink: they are stored plain."""
-    return {"content_hash": "zstd", "value": "none"} if method == "minhash" else "zstd"
+def _writer_options(method: str) -> dict[str, Any]:
+    """Parquet options of index files. MinHash signatures are random bytes: zstd cannot shrink
+    them, a dictionary never pays and min/max statistics of 512-byte values are useless, so
+    they are written plain (the content hashes, hex digits, still compress)."""
+    if method != "minhash":
+        return {"compression": "zstd"}
+    return {
+        "compression": {"content_hash": "zstd", "value": "none"},
+        "use_dictionary": False,
+        "write_statistics": ["content_hash"],
+    }
 
 
 def compute_signatures(task: SignatureTask) -> int:
@@ -179,13 +187,15 @@ def compute_signatures(task: SignatureTask) -> int:
             stop = start + batch.num_rows
             lo, hi = np.searchsorted(wanted, [start, stop])
             if hi > lo:
-                picked = batch.take(pa.array(wanted[lo:hi] - start))
+                # rows are unique and ascending: as many as the batch has means all of them
+                whole = hi - lo == batch.num_rows
+                picked = batch if whole else batch.take(pa.array(wanted[lo:hi] - start))
                 values = signature_values(
                     task.method, task.num_perm, task.shingling, picked.column(task.column)
                 )
                 table = pa.table({"content_hash": picked.column("content_hash"), "value": values})
                 writer = writer or pq.ParquetWriter(
-                    tmp, table.schema, compression=_compression(task.method)
+                    tmp, table.schema, **_writer_options(task.method)
                 )
                 writer.write_table(table)
                 written += table.num_rows
@@ -283,7 +293,7 @@ def _compute_missing(
     tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
     schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
     try:
-        with pq.ParquetWriter(tmp, schema, compression=_compression(method)) as writer:
+        with pq.ParquetWriter(tmp, schema, **_writer_options(method)) as writer:
             for task, count in zip(tasks, counts, strict=True):
                 if count:
                     for batch in pq.ParquetFile(task.out_path).iter_batches(batch_size=65_536):
@@ -391,8 +401,9 @@ def _load_bands(
     empty: list[np.ndarray] = []
     for key, sigs in index_batches(index_dir, num_perm):
         keys.append(key)
-        parts.append(minhash.band_hashes(np.ascontiguousarray(sigs), bands, rows))
-        empty.append((sigs == np.uint32(0xFFFFFFFF)).all(axis=1))  # no shingle
+        sigs = np.ascontiguousarray(sigs)
+        parts.append(minhash.band_hashes(sigs, bands, rows))
+        empty.append(minhash.empty_rows(sigs))  # no shingle
     key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
     band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
     live_hashes = (

@@ -429,3 +429,18 @@ def union_find(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             r = parent[r]
         parent[i] = r
     return parent
+
+
+@numba.njit(nogil=True, cache=True)
+def empty_rows(sigs: np.ndarray) -> np.ndarray:
+    """Which signatures are all 0xFFFFFFFF (texts without a shingle)."""
+    n, p = sigs.shape
+    out = np.zeros(n, np.bool_)
+    for d in range(n):
+        empty = True
+        for j in range(p):
+            if sigs[d, j] != np.uint32(0xFFFFFFFF):
+                empty = False
+                break
+        out[d] = empty
+    return out
