@@ -22,6 +22,7 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -527,7 +528,7 @@ def dedup(
     `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`."""
     from curator.core.progress import Progress
-    from curator.dedup.minhash import Shingling
+    from curator.dedup.shingling import Shingling
     from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
@@ -558,6 +559,8 @@ def dedup(
     if not (text or images):
         raise DedupError("nothing to do: both --no-text and --no-images", "drop one of them")
     clock = time.monotonic()
+    if text:
+        _warm_up_text_kernels()
     run_id = new_run_id()
     result = DedupResult(run_id)
     with (
@@ -613,6 +616,21 @@ def dedup(
             session.close()
     result.seconds = time.monotonic() - clock
     return result
+
+
+def _warm_up_text_kernels() -> None:
+    """Import numba and load the MinHash kernels from its cache in a thread, while this one
+    opens the catalog and DuckDB finds the contents to hash (it releases the GIL): that fixed
+    cost (about half a second) then overlaps work instead of preceding it."""
+    import threading
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the real call reports any problem
+            from curator.dedup import minhash
+
+            minhash.warm_up()
+
+    threading.Thread(target=run, name="minhash-warm-up", daemon=True).start()
 
 
 def _members(

@@ -22,9 +22,7 @@ version and rensa in ``bench/dedup.py --kernels``.
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -33,33 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curator.dedup.shingling import SHINGLE_PATTERN, Shingling  # noqa: F401 (re-exported)
+
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
 
-SHINGLE_PATTERN = re.compile(r"^(word|char):([1-9][0-9]?)$")
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _COMBINE = np.uint64(0x9E3779B97F4A7C15)
-
-
-@dataclass(frozen=True)
-class Shingling:
-    """``word:k`` or ``char:n``."""
-
-    kind: str
-    size: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shingling:
-        match = SHINGLE_PATTERN.match(text.strip())
-        if not match:
-            raise ValueError(
-                f"{text!r} is not a shingling; use word:K or char:N with K, N from 1 to 99, e.g. word:5"
-            )
-        return cls(match.group(1), int(match.group(2)))
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.size}"
 
 
 @lru_cache(maxsize=1)
@@ -444,3 +423,14 @@ def empty_rows(sigs: np.ndarray) -> np.ndarray:
                 break
         out[d] = empty
     return out
+
+
+def warm_up() -> None:
+    """Load every kernel from numba's cache (compiling it the first time), so that the first
+    real call does not pay for it: :func:`curator.dedup.clusters.dedup` runs this in a thread
+    while DuckDB finds the work."""
+    signatures(pa.array(["warm up", None], pa.string()))
+    sigs = np.zeros((1, 16), np.uint32)
+    band_hashes(sigs, 2, 8)
+    empty_rows(sigs)
+    union_find(2, np.zeros(1, np.int64), np.ones(1, np.int64))
