@@ -123,6 +123,11 @@ def test_signatures_on_threads_equal_one_slice(monkeypatch: pytest.MonkeyPatch) 
         pa.string(),
     )
     one, one_has = minhash.signatures(texts)
+    # the fused word kernel equals shingles then signatures
+    hashes, offsets = minhash.shingle_hash_arrays(texts)
+    a, b = minhash.permutations(128, 1)
+    assert np.array_equal(one, minhash._signatures(hashes, offsets, a, b))
+    assert np.array_equal(one_has, np.diff(offsets) > 0)
     monkeypatch.setattr(minhash, "THREAD_SLICE_ROWS", 64)
     many, many_has = minhash.signatures(texts)
     assert np.array_equal(one, many)

@@ -50,6 +50,60 @@ def _word_table() -> np.ndarray:
     )
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _doc_words(
+    data: np.ndarray, i: int, end: int, table: np.ndarray, out: np.ndarray, count: int
+) -> int:
+    """FNV-1a 64 of every word of ``data[i:end]`` written to ``out[count:]``; the new count."""
+    in_word = False
+    h = _FNV_OFFSET
+    while i < end:
+        b0 = data[i]
+        if b0 < 0x80:
+            # ASCII: letters (lower-cased here: the texts may not have been) and digits
+            if table[b0]:
+                if not in_word:
+                    h = _FNV_OFFSET
+                    in_word = True
+                c = b0 + 32 if 0x41 <= b0 <= 0x5A else b0
+                h = np.uint64((h ^ np.uint64(c)) * _FNV_PRIME)
+            elif in_word:
+                out[count] = h
+                count += 1
+                in_word = False
+            i += 1
+            continue
+        if b0 < 0xE0:
+            cp = ((np.int64(b0) & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F)
+            length = 2
+        elif b0 < 0xF0:
+            cp = (
+                ((np.int64(b0) & 0x0F) << 12)
+                | ((np.int64(data[i + 1]) & 0x3F) << 6)
+                | (np.int64(data[i + 2]) & 0x3F)
+            )
+            length = 3
+        else:
+            cp = np.int64(0x10000)
+            length = 4
+        word = cp >= 0x10000 or table[cp]
+        if word:
+            if not in_word:
+                h = _FNV_OFFSET
+                in_word = True
+            for k in range(length):
+                h = np.uint64((h ^ np.uint64(data[i + k])) * _FNV_PRIME)
+        elif in_word:
+            out[count] = h
+            count += 1
+            in_word = False
+        i += length
+    if in_word:
+        out[count] = h
+        count += 1
+    return count
+
+
 @numba.njit(nogil=True, cache=True)
 def _word_hashes(
     data: np.ndarray, offsets: np.ndarray, table: np.ndarray
@@ -61,56 +115,47 @@ def _word_hashes(
     count = 0
     for d in range(n):
         doc_start[d] = count
-        i = offsets[d]
-        end = offsets[d + 1]
-        in_word = False
-        h = _FNV_OFFSET
-        while i < end:
-            b0 = data[i]
-            if b0 < 0x80:
-                # ASCII: letters (lower-cased here: the texts may not have been) and digits
-                if table[b0]:
-                    if not in_word:
-                        h = _FNV_OFFSET
-                        in_word = True
-                    c = b0 + 32 if 0x41 <= b0 <= 0x5A else b0
-                    h = np.uint64((h ^ np.uint64(c)) * _FNV_PRIME)
-                elif in_word:
-                    out[count] = h
-                    count += 1
-                    in_word = False
-                i += 1
-                continue
-            if b0 < 0xE0:
-                cp = ((np.int64(b0) & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F)
-                length = 2
-            elif b0 < 0xF0:
-                cp = (
-                    ((np.int64(b0) & 0x0F) << 12)
-                    | ((np.int64(data[i + 1]) & 0x3F) << 6)
-                    | (np.int64(data[i + 2]) & 0x3F)
-                )
-                length = 3
-            else:
-                cp = np.int64(0x10000)
-                length = 4
-            word = cp >= 0x10000 or table[cp]
-            if word:
-                if not in_word:
-                    h = _FNV_OFFSET
-                    in_word = True
-                for k in range(length):
-                    h = np.uint64((h ^ np.uint64(data[i + k])) * _FNV_PRIME)
-            elif in_word:
-                out[count] = h
-                count += 1
-                in_word = False
-            i += length
-        if in_word:
-            out[count] = h
-            count += 1
+        count = _doc_words(data, offsets[d], offsets[d + 1], table, out, count)
     doc_start[n] = count
     return out[:count], doc_start
+
+
+@numba.njit(nogil=True, cache=True)
+def _word_signatures(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    table: np.ndarray,
+    k: int,
+    a: np.ndarray,
+    b: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_word_hashes`, :func:`_shingle` and :func:`_signatures` in one pass per document
+    (the words and shingles of one document at a time, never of the whole array)."""
+    n = len(offsets) - 1
+    p = len(a)
+    out = np.full((n, p), np.uint32(0xFFFFFFFF), np.uint32)
+    has = np.zeros(n, np.bool_)
+    longest = 0
+    for d in range(n):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    words = np.empty(longest // 2 + 2, np.uint64)
+    for d in range(n):
+        m = _doc_words(data, offsets[d], offsets[d + 1], table, words, 0)
+        if m == 0:
+            continue
+        has[d] = True
+        width = min(k, m)
+        row = out[d]
+        for i in range(max(1, m - k + 1)):
+            h = np.uint64(0)
+            for j in range(width):
+                h = np.uint64(h * _COMBINE + words[i + j])
+            f = _fmix32(np.uint32(h >> np.uint64(32)))
+            for j in range(p):
+                v = np.uint32(f * a[j] + b[j])
+                if v < row[j]:
+                    row[j] = v
+    return out, has
 
 
 @numba.njit(nogil=True, cache=True)
@@ -256,6 +301,9 @@ def _pool() -> Any:
 def _signatures_of(
     texts: pa.Array, shingling: Shingling, a: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
+    if shingling.kind == "word":
+        data, offsets = _normalised_buffers(texts, shingling)
+        return _word_signatures(data, offsets, _word_table(), shingling.size, a, b)
     hashes, offsets = shingle_hash_arrays(texts, shingling)
     return _signatures(hashes, offsets, a, b), np.diff(offsets) > 0
 
