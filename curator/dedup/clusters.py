@@ -293,12 +293,16 @@ def _compute_missing(
     final = os.path.join(index_dir, f"{run_id}.parquet")
     tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
     schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
+    parts = [task.out_path for task, count in zip(tasks, counts, strict=True) if count]
     try:
+        if len(parts) == 1 and pq.read_schema(parts[0]).remove_metadata().equals(schema):
+            # one part (one shard had new contents): it is the index file as it stands
+            place_file(parts[0], final)
+            return computed
         with pq.ParquetWriter(tmp, schema, **_writer_options(method)) as writer:
-            for task, count in zip(tasks, counts, strict=True):
-                if count:
-                    for batch in pq.ParquetFile(task.out_path).iter_batches(batch_size=65_536):
-                        writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            for part in parts:
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
         place_file(tmp, final)
     finally:
         if os.path.exists(tmp):
