@@ -295,7 +295,15 @@ THREAD_SLICE_ROWS = 2048
 def _pool() -> Any:
     from concurrent.futures import ThreadPoolExecutor
 
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="minhash")
+    return ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="minhash")
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity mask, as a container or taskset sets
+    it), not every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _signatures_of(
@@ -326,7 +334,7 @@ def signatures(
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     a, b = permutations(num_perm, seed)
-    threads = os.cpu_count() or 1
+    threads = _cores()
     if threads == 1 or len(array) < 2 * THREAD_SLICE_ROWS:
         return _signatures_of(array, shingling, a, b)
     step = max(THREAD_SLICE_ROWS, -(-len(array) // (4 * threads)))
