@@ -331,7 +331,7 @@ def text_bench(work: Path, docs: int, subset: int) -> dict[str, object]:
     )
     scaled = base["seconds"] * docs / min(subset, docs)
     speedup = scaled / ours["seconds"]
-    q = quality(store, copies)  # type: ignore[arg-type]
+    q = quality(store, copies)
     target = TARGETS.get(docs)
     print(
         f"curator dedup, {docs:,} docs:        {ours['seconds']:.1f} s ({docs / ours['seconds']:,.0f} docs/s), peak {ours['peak_rss_bytes'] / 1e6:,.0f} MB (target < 2000)"
