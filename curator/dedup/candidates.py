@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import duckdb
 
     from curator.engine.base import Engine
+
+R = TypeVar("R")
 
 SMALL_BUCKET = 32
 #: Band rows per Parquet file that the driver writes for the exchange, and per partition.
@@ -77,34 +79,78 @@ def index_files(directory: str) -> list[str]:
 
 def index_batches(index_dir: str, num_perm: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
     """(content hashes, signature matrix view) per batch of the MinHash index, in a fixed order."""
-    width = 4 * num_perm
     for path in index_files(index_dir):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-            values = batch.column("value")
-            if values.type != pa.binary(width):
-                raise DedupError(
-                    f"the MinHash index file `{path}` holds signatures of another size",
-                    "delete STORE/indexes/minhash-* and run again",
-                )
-            data = np.frombuffer(values.buffers()[1], np.uint8)[
-                values.offset * width : (values.offset + len(values)) * width
-            ]
-            yield (
-                batch.column("content_hash").cast(pa.string()),
-                data.view(np.uint32).reshape(-1, num_perm),
-            )
+            yield _keys_and_signatures(path, batch, num_perm)
+
+
+def _keys_and_signatures(
+    path: str, batch: pa.RecordBatch | pa.Table, num_perm: int
+) -> tuple[pa.Array, np.ndarray]:
+    width = 4 * num_perm
+    values = batch.column("value")
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != pa.binary(width):
+        raise DedupError(
+            f"the MinHash index file `{path}` holds signatures of another size",
+            "delete STORE/indexes/minhash-* and run again",
+        )
+    data = np.frombuffer(values.buffers()[1], np.uint8)[
+        values.offset * width : (values.offset + len(values)) * width
+    ]
+    keys = batch.column("content_hash")
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    return keys.cast(pa.string()), data.view(np.uint32).reshape(-1, num_perm)
+
+
+def map_index(
+    index_dir: str,
+    num_perm: int,
+    function: Callable[[pa.Array, np.ndarray, int], R],
+    positions: np.ndarray | None = None,
+) -> list[R]:
+    """``function(content hashes, signatures, first position)`` of every row group of the
+    MinHash index, in index order, the row groups read and processed on all cores (threads:
+    Parquet reading and the kernels release the GIL); one row group's signatures at a time per
+    thread. With sorted `positions`, only the row groups that hold one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    groups: list[tuple[str, int, int]] = []
+    start = 0
+    for path in index_files(index_dir):
+        metadata = pq.ParquetFile(path).metadata
+        for group in range(metadata.num_row_groups):
+            rows = metadata.row_group(group).num_rows
+            if positions is None or np.searchsorted(positions, start) < np.searchsorted(
+                positions, start + rows
+            ):
+                groups.append((path, group, start))
+            start += rows
+
+    def run(item: tuple[str, int, int]) -> R:
+        path, group, first = item
+        table = pq.ParquetFile(path).read_row_group(group, columns=["content_hash", "value"])
+        keys, sigs = _keys_and_signatures(path, table, num_perm)
+        return function(keys, sigs, first)
+
+    if len(groups) < 2:
+        return [run(item) for item in groups]
+    with ThreadPoolExecutor(max_workers=min(len(groups), os.cpu_count() or 1)) as pool:
+        return list(pool.map(run, groups))
 
 
 def gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
     """The signatures at the given (sorted, unique) positions of the index."""
     out = np.empty((len(positions), num_perm), np.uint32)
-    start = 0
-    for _key, sigs in index_batches(index_dir, num_perm):
-        stop = start + len(sigs)
-        lo, hi = np.searchsorted(positions, [start, stop])
+
+    def take(_keys: pa.Array, sigs: np.ndarray, start: int) -> None:
+        lo, hi = np.searchsorted(positions, [start, start + len(sigs)])
         if hi > lo:
             out[lo:hi] = sigs[positions[lo:hi] - start]
-        start = stop
+
+    map_index(index_dir, num_perm, take, positions)
     return out
 
 

@@ -40,8 +40,8 @@ from curator.dedup.candidates import (
     MinHashVerifier,
     PHashVerifier,
     Verifier,
-    index_batches,
     index_files,
+    map_index,
 )
 from curator.store.base import STAGING_DIR
 from curator.store.catalog import store_path
@@ -401,14 +401,15 @@ def _load_bands(
 
     from curator.dedup import minhash
 
-    keys: list[pa.Array] = []
-    parts: list[np.ndarray] = []
-    empty: list[np.ndarray] = []
-    for key, sigs in index_batches(index_dir, num_perm):
-        keys.append(key)
+    def bands_of(keys: pa.Array, sigs: np.ndarray, _start: int) -> tuple[Any, Any, Any]:
         sigs = np.ascontiguousarray(sigs)
-        parts.append(minhash.band_hashes(sigs, bands, rows))
-        empty.append(minhash.empty_rows(sigs))  # no shingle
+        # band hashes, and the contents without a shingle (all 0xFFFFFFFF)
+        return keys, minhash.band_hashes(sigs, bands, rows), minhash.empty_rows(sigs)
+
+    found = map_index(index_dir, num_perm, bands_of)
+    keys = [k for k, _b, _e in found]
+    parts = [b for _k, b, _e in found]
+    empty = [e for _k, _b, e in found]
     key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
     band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
     live_hashes = (
