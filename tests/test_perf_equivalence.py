@@ -208,3 +208,33 @@ def test_components_equal_scipy(n: int, m: int, seed: int) -> None:
     got = candidates.components(n, a, b)
     assert got.dtype == expected.dtype
     assert got.tolist() == expected.tolist()
+
+
+def test_index_read_by_row_group_equals_the_batches(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(5)
+    sigs = rng.integers(0, 2**32, size=(50, 16), dtype=np.uint32)
+    sigs[7] = 0xFFFFFFFF
+    for number, (lo, hi) in enumerate([(0, 20), (20, 21), (21, 50)]):
+        part = sigs[lo:hi]
+        table = pa.table(
+            {
+                "content_hash": pa.array([f"h{i:03d}" for i in range(lo, hi)], pa.string()),
+                "value": pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(64), len(part), [None, pa.py_buffer(part.tobytes())]
+                ),
+            }
+        )
+        pq.write_table(table, tmp_path / f"run-{number}.parquet", row_group_size=6)
+    batches = list(candidates.index_batches(str(tmp_path), 16))
+    assert np.array_equal(np.concatenate([s for _k, s in batches]), sigs)
+    found = candidates.map_index(
+        str(tmp_path), 16, lambda keys, s, start: (keys.to_pylist(), s.copy(), start)
+    )
+    assert [f[2] for f in found] == [0, 6, 12, 18, 20, 21, 27, 33, 39, 45]
+    assert np.array_equal(np.concatenate([f[1] for f in found]), sigs)
+    assert [key for f in found for key in f[0]] == [f"h{i:03d}" for i in range(50)]
+    positions = np.array([0, 5, 6, 19, 20, 21, 49])
+    assert np.array_equal(candidates.gather(str(tmp_path), 16, positions), sigs[positions])
+    assert minhash.empty_rows(sigs).tolist() == [i == 7 for i in range(50)]
