@@ -1,14 +1,14 @@
 """Near-duplicate detection: speed against datasketch, quality against exact Jaccard, image
 hashing against imagehash, and the signature kernels side by side.
 
-    python bench/dedup.py [--docs 1000000] [--subset 20000] [--images 400] [--keep DIR]
+    python bench/dedup.py [--sizes 100000,1000000] [--subset 20000] [--images 400] [--keep DIR]
 
-1. Text. Builds a store of `docs` documents of about 1 KB (90 % distinct, 10 % copies of one of
+1. Text, at each of `sizes` (default: the two sizes of issue 16). Builds a store of `docs` documents of about 1 KB (90 % distinct, 10 % copies of one of
    them with 0-30 % of the words replaced), then, each in a fresh process, (a) `curator dedup
    --no-images` on the whole store, and (b) the straightforward datasketch pipeline — Python
    shingling, `MinHash.bulk`, `MinHashLSH` insert and query — on the first `subset` documents,
-   scaled to `docs` (its cost is linear in the documents). Prints both, the speed-up (target
-   >= 10) and curator's peak memory (target < 2 GB).
+   scaled to `docs` (its cost is linear in the documents). Prints both, the speed-up (targets of
+   issue 16: >= 20 at 100,000 documents, >= 40 at 1,000,000) and curator's peak memory (< 2 GB).
 2. Quality: for every copy, its exact Jaccard similarity (5-word shingles) to its original;
    recall = copies at or above the threshold found in their original's cluster, precision =
    clustered pairs at or above it (each pair's exact Jaccard computed from the texts).
@@ -306,41 +306,50 @@ def kernels(path: Path, subset: int) -> dict[str, float]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--docs", type=int, default=1_000_000)
-    parser.add_argument("--subset", type=int, default=20_000)
-    parser.add_argument("--images", type=int, default=400)
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
-    args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-dedup-"))
+TARGETS = {100_000: 20.0, 1_000_000: 40.0}
+
+
+def text_bench(work: Path, docs: int, subset: int) -> dict[str, object]:
+    """Part 1 and 2 at one size: curator against datasketch (scaled), and the quality."""
+    import shutil
+
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.parquet"
     copies_file = work / "copies.json"
     store = work / "store"
     if not (store / "catalog.duckdb").exists():
-        copies = make_corpus(corpus, args.docs)
+        copies = make_corpus(corpus, docs)
         copies_file.write_text(json.dumps(copies))
         built = measure(BUILD.format(store=str(store), path=str(corpus)))
         print(f"store: {built['rows']:,} documents")
     copies = [tuple(c) for c in json.loads(copies_file.read_text())]
-    import shutil
-
     shutil.rmtree(store / "indexes", ignore_errors=True)  # hash everything, every run
+    load = _loadavg()
     ours = measure(CURATOR.format(store=str(store), threshold=THRESHOLD))
-    base = measure(DATASKETCH.format(path=str(corpus), subset=args.subset, threshold=THRESHOLD))
-    scaled = base["seconds"] * args.docs / args.subset
+    base = measure(
+        DATASKETCH.format(path=str(corpus), subset=min(subset, docs), threshold=THRESHOLD)
+    )
+    scaled = base["seconds"] * docs / min(subset, docs)
     speedup = scaled / ours["seconds"]
-    q = quality(store, copies)  # type: ignore[arg-type]
-    images = images_bench(work, args.images)
-    kernel = kernels(corpus, args.subset)
-    report = {
-        "docs": args.docs,
+    q = quality(store, copies)
+    target = TARGETS.get(docs)
+    print(
+        f"curator dedup, {docs:,} docs:        {ours['seconds']:.1f} s ({docs / ours['seconds']:,.0f} docs/s), peak {ours['peak_rss_bytes'] / 1e6:,.0f} MB (target < 2000)"
+    )
+    print(
+        f"datasketch, {min(subset, docs):,} docs:          {base['seconds']:.1f} s -> {scaled:.0f} s scaled to {docs:,}"
+    )
+    print(
+        f"speed-up at {docs:,} docs:             {speedup:.1f}x"
+        + (f"   target >= {target:g}" if target else "")
+        + f"   (load average before: {load})"
+    )
+    print(f"quality at J >= {THRESHOLD}: recall {q['recall']:.4f}, precision {q['precision']:.4f}")
+    return {
+        "docs": docs,
         "curator_seconds": round(ours["seconds"], 2),
-        "curator_docs_per_s": round(args.docs / ours["seconds"]),
-        "datasketch_subset": args.subset,
+        "curator_docs_per_s": round(docs / ours["seconds"]),
+        "datasketch_subset": min(subset, docs),
         "datasketch_subset_seconds": round(base["seconds"], 2),
         "datasketch_scaled_seconds": round(scaled, 1),
         "speedup": round(speedup, 1),
@@ -349,7 +358,46 @@ def main() -> None:
         "candidates": ours["candidates"],
         "verified": ours["verified"],
         "clusters": ours["clusters"],
+        "loadavg": load,
         **{k: round(v, 4) for k, v in q.items()},
+    }
+
+
+def _loadavg() -> str:
+    with open("/proc/loadavg") as handle:
+        return " ".join(handle.read().split()[:3])
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[100_000, 1_000_000],
+        help="documents in the store, comma-separated (default: 100000,1000000)",
+    )
+    parser.add_argument("--docs", type=int, help="one size only (same as --sizes DOCS)")
+    parser.add_argument("--subset", type=int, default=20_000)
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args()
+    sizes = [args.docs] if args.docs else args.sizes
+    work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-dedup-"))
+    work.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    texts = [text_bench(work / f"text-{docs}", docs, args.subset) for docs in sizes]
+    corpus = work / f"text-{sizes[-1]}" / "corpus.parquet"
+    images = images_bench(work, args.images)
+    kernel = kernels(corpus, min(args.subset, sizes[-1]))
+    report = {
+        "text": texts,
         "image_speedup": round(images["speedup"], 2),
         "image_identical": f"{images['identical']}/{images['images']}",
         "image_recall": round(images["image_recall"], 4),
@@ -357,14 +405,6 @@ def main() -> None:
         **{k: round(v) for k, v in kernel.items() if v == v},
         "cores": os.cpu_count(),
     }
-    print(
-        f"curator dedup, {args.docs:,} docs:        {ours['seconds']:.1f} s ({report['curator_docs_per_s']:,} docs/s), peak {report['curator_peak_rss_mb']:,} MB (target < 2000)"
-    )
-    print(
-        f"datasketch, {args.subset:,} docs:          {base['seconds']:.1f} s -> {scaled:.0f} s scaled to {args.docs:,}"
-    )
-    print(f"speed-up:                              {speedup:.1f}x   target >= 10")
-    print(f"quality at J >= {THRESHOLD}: recall {q['recall']:.4f}, precision {q['precision']:.4f}")
     print(
         f"pHash, {args.images} JPEGs 512x384: imagehash {images['imagehash_seconds']:.2f} s, curator {images['curator_seconds']:.2f} s -> {images['speedup']:.2f}x (target >= 1.5); identical {report['image_identical']}"
     )
@@ -376,6 +416,8 @@ def main() -> None:
         "signature kernels (docs/s): "
         + ", ".join(f"{k.replace('_docs_per_s', '')} {v:,.0f}" for k, v in kernel.items())
     )
+    for t in texts:
+        print(f"text speed-up at {t['docs']:,} docs: {t['speedup']}x (load {t['loadavg']})")
     print(json.dumps(report))
     if not args.keep:
         shutil.rmtree(work)

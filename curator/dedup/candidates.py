@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import duckdb
 
     from curator.engine.base import Engine
+
+R = TypeVar("R")
 
 SMALL_BUCKET = 32
 #: Band rows per Parquet file that the driver writes for the exchange, and per partition.
@@ -77,34 +79,78 @@ def index_files(directory: str) -> list[str]:
 
 def index_batches(index_dir: str, num_perm: int) -> Iterator[tuple[pa.Array, np.ndarray]]:
     """(content hashes, signature matrix view) per batch of the MinHash index, in a fixed order."""
-    width = 4 * num_perm
     for path in index_files(index_dir):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
-            values = batch.column("value")
-            if values.type != pa.binary(width):
-                raise DedupError(
-                    f"the MinHash index file `{path}` holds signatures of another size",
-                    "delete STORE/indexes/minhash-* and run again",
-                )
-            data = np.frombuffer(values.buffers()[1], np.uint8)[
-                values.offset * width : (values.offset + len(values)) * width
-            ]
-            yield (
-                batch.column("content_hash").cast(pa.string()),
-                data.view(np.uint32).reshape(-1, num_perm),
-            )
+            yield _keys_and_signatures(path, batch, num_perm)
+
+
+def _keys_and_signatures(
+    path: str, batch: pa.RecordBatch | pa.Table, num_perm: int
+) -> tuple[pa.Array, np.ndarray]:
+    width = 4 * num_perm
+    values = batch.column("value")
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != pa.binary(width):
+        raise DedupError(
+            f"the MinHash index file `{path}` holds signatures of another size",
+            "delete STORE/indexes/minhash-* and run again",
+        )
+    data = np.frombuffer(values.buffers()[1], np.uint8)[
+        values.offset * width : (values.offset + len(values)) * width
+    ]
+    keys = batch.column("content_hash")
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    return keys.cast(pa.string()), data.view(np.uint32).reshape(-1, num_perm)
+
+
+def map_index(
+    index_dir: str,
+    num_perm: int,
+    function: Callable[[pa.Array, np.ndarray, int], R],
+    positions: np.ndarray | None = None,
+) -> list[R]:
+    """``function(content hashes, signatures, first position)`` of every row group of the
+    MinHash index, in index order, the row groups read and processed on all cores (threads:
+    Parquet reading and the kernels release the GIL); one row group's signatures at a time per
+    thread. With sorted `positions`, only the row groups that hold one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    groups: list[tuple[str, int, int]] = []
+    start = 0
+    for path in index_files(index_dir):
+        metadata = pq.ParquetFile(path).metadata
+        for group in range(metadata.num_row_groups):
+            rows = metadata.row_group(group).num_rows
+            if positions is None or np.searchsorted(positions, start) < np.searchsorted(
+                positions, start + rows
+            ):
+                groups.append((path, group, start))
+            start += rows
+
+    def run(item: tuple[str, int, int]) -> R:
+        path, group, first = item
+        table = pq.ParquetFile(path).read_row_group(group, columns=["content_hash", "value"])
+        keys, sigs = _keys_and_signatures(path, table, num_perm)
+        return function(keys, sigs, first)
+
+    if len(groups) < 2:
+        return [run(item) for item in groups]
+    with ThreadPoolExecutor(max_workers=min(len(groups), os.cpu_count() or 1)) as pool:
+        return list(pool.map(run, groups))
 
 
 def gather(index_dir: str, num_perm: int, positions: np.ndarray) -> np.ndarray:
     """The signatures at the given (sorted, unique) positions of the index."""
     out = np.empty((len(positions), num_perm), np.uint32)
-    start = 0
-    for _key, sigs in index_batches(index_dir, num_perm):
-        stop = start + len(sigs)
-        lo, hi = np.searchsorted(positions, [start, stop])
+
+    def take(_keys: pa.Array, sigs: np.ndarray, start: int) -> None:
+        lo, hi = np.searchsorted(positions, [start, start + len(sigs)])
         if hi > lo:
             out[lo:hi] = sigs[positions[lo:hi] - start]
-        start = stop
+
+    map_index(index_dir, num_perm, take, positions)
     return out
 
 
@@ -166,6 +212,78 @@ def pairs_in_duckdb(con: duckdb.DuckDBPyConnection, table: pa.Table) -> tuple[An
     finally:
         con.unregister("band_rows")
     return np.asarray(pairs["a"], np.int64), np.asarray(pairs["b"], np.int64)
+
+
+def pairs_in_numpy(bands: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs ``(a, b)`` of the given rows of the band matrix: the pairs that
+    :data:`PAIRS_SQL` gives for :func:`band_rows` ``(bands, rows)``, as one sorted set, found
+    band by band with a sort in this process (no band-row table, no DuckDB), the bands on
+    all cores (numpy's sorts release the GIL).
+
+    `rows` must be ascending (a stable sort then keeps each bucket's members ascending, so the
+    first is its root)."""
+    ids = np.asarray(rows, np.int64)
+    if len(ids) < 2 or not bands.shape[1]:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if int(ids[-1]) >= 1 << 32:
+        raise DedupError(
+            f"{int(ids[-1]) + 1:,} contents: more than the 2³² that dedup numbers",
+            "dedup a smaller store",
+        )
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(bands.shape[1], os.cpu_count() or 1)) as pool:
+        chunks = [
+            chunk
+            for found in pool.map(lambda band: _band_pairs(bands, ids, band), range(bands.shape[1]))
+            for chunk in found
+        ]
+    if not chunks:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    packed = np.unique(np.concatenate(chunks))
+    return (packed >> np.uint64(32)).astype(np.int64), (packed & np.uint64(0xFFFFFFFF)).astype(
+        np.int64
+    )
+
+
+def _band_pairs(bands: np.ndarray, ids: np.ndarray, band: int) -> list[np.ndarray]:
+    """The packed candidate pairs of one band (see :func:`pairs_in_numpy`)."""
+    column = bands[ids, band]
+    order = np.argsort(column, kind="stable")
+    values = column[order]
+    members = ids[order]
+    del column, order
+    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+    sizes = np.diff(np.concatenate([starts, [len(values)]]))
+    multi = sizes > 1
+    if not multi.any():
+        return []
+    starts, sizes = starts[multi], sizes[multi]
+    # every member linked to its bucket's root (the smallest id, first in the bucket)
+    roots = np.repeat(members[starts], sizes - 1)
+    chunks = [_pack(roots, members[_non_root_positions(starts, sizes)])]
+    # in small buckets, every pair of non-root members too
+    for size in np.unique(sizes[(sizes > 2) & (sizes <= SMALL_BUCKET)]):
+        first = starts[sizes == size]
+        x, y = np.triu_indices(int(size), 1)
+        keep = x > 0
+        x, y = x[keep], y[keep]
+        chunks.append(
+            _pack(members[first[:, None] + x[None, :]], members[first[:, None] + y[None, :]])
+        )
+    return chunks
+
+
+def _non_root_positions(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The positions of every member but the first of each bucket (``start``, ``size``)."""
+    counts = sizes - 1
+    offsets = np.repeat(starts + 1 - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return offsets + np.arange(int(counts.sum()))
+
+
+def _pack(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairs of ids (< 2³²) packed in one uint64 each, ``a`` in the high half."""
+    return (a.astype(np.uint64).reshape(-1) << np.uint64(32)) | b.astype(np.uint64).reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -239,3 +357,21 @@ def too_many_pairs(count: int) -> DedupError:
         "holds in memory to take their connected components",
         "raise the threshold (e.g. --threshold 0.9), or dedup a smaller store",
     )
+
+
+def components(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component labels of nodes ``0 .. count-1`` linked by the edges ``(a, b)``:
+    the labels ``scipy.sparse.csgraph.connected_components`` gives (components numbered in the
+    order of their smallest node), by union-find in a compiled kernel (no scipy import)."""
+    roots = _union_find(count, np.asarray(a, np.int64), np.asarray(b, np.int64))
+    # number the components by their smallest node: the first node of each root, in order
+    _unique, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)].astype(np.int32)
+
+
+def _union_find(count: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from curator.dedup.minhash import union_find
+
+    return union_find(count, a, b)

@@ -22,6 +22,7 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -38,8 +39,8 @@ from curator.dedup.candidates import (
     DedupError,
     MinHashVerifier,
     Verifier,
-    index_batches,
     index_files,
+    map_index,
 )
 from curator.store.base import STAGING_DIR
 from curator.store.catalog import store_path
@@ -163,6 +164,19 @@ def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Ar
     return pa.array(hashes.view(np.int64))
 
 
+def _writer_options(method: str) -> dict[str, Any]:
+    """Parquet options of index files. MinHash signatures are random bytes: zstd cannot shrink
+    them, a dictionary never pays and min/max statistics of 512-byte values are useless, so
+    they are written plain (the content hashes, hex digits, still compress)."""
+    if method != "minhash":
+        return {"compression": "zstd"}
+    return {
+        "compression": {"content_hash": "zstd", "value": "none"},
+        "use_dictionary": False,
+        "write_statistics": ["content_hash"],
+    }
+
+
 def compute_signatures(task: SignatureTask) -> int:
     """Run one :class:`SignatureTask`; returns how many signatures it wrote."""
     wanted = np.asarray(task.rows, np.int64)
@@ -178,12 +192,16 @@ def compute_signatures(task: SignatureTask) -> int:
             stop = start + batch.num_rows
             lo, hi = np.searchsorted(wanted, [start, stop])
             if hi > lo:
-                picked = batch.take(pa.array(wanted[lo:hi] - start))
+                # rows are unique and ascending: as many as the batch has means all of them
+                whole = hi - lo == batch.num_rows
+                picked = batch if whole else batch.take(pa.array(wanted[lo:hi] - start))
                 values = signature_values(
                     task.method, task.num_perm, task.shingling, picked.column(task.column)
                 )
                 table = pa.table({"content_hash": picked.column("content_hash"), "value": values})
-                writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer = writer or pq.ParquetWriter(
+                    tmp, table.schema, **_writer_options(task.method)
+                )
                 writer.write_table(table)
                 written += table.num_rows
             start = stop
@@ -279,12 +297,16 @@ def _compute_missing(
     final = os.path.join(index_dir, f"{run_id}.parquet")
     tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
     schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
+    parts = [task.out_path for task, count in zip(tasks, counts, strict=True) if count]
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for task, count in zip(tasks, counts, strict=True):
-                if count:
-                    for batch in pq.ParquetFile(task.out_path).iter_batches(batch_size=65_536):
-                        writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+        if len(parts) == 1 and pq.read_schema(parts[0]).remove_metadata().equals(schema):
+            # one part (one shard had new contents): it is the index file as it stands
+            place_file(parts[0], final)
+            return computed
+        with pq.ParquetWriter(tmp, schema, **_writer_options(method)) as writer:
+            for part in parts:
+                for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
+                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
         place_file(tmp, final)
     finally:
         if os.path.exists(tmp):
@@ -308,33 +330,30 @@ def _cluster(
 
     On the local engine DuckDB groups the bands here; on another engine they are exchanged by
     band and grouped and verified in tasks (:mod:`curator.dedup.candidates`): the same pairs."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     from curator.dedup import candidates
 
     n, _b = bands.shape
     rows = np.arange(n, dtype=np.int64) if live is None else np.flatnonzero(live)
-    table = candidates.band_rows(bands, rows)
     if engine.name == "local":
-        a, b_ = candidates.pairs_in_duckdb(con, table)
+        # the same pairs as DuckDB's grouping of the band rows, by sorts in this process
+        a, b_ = candidates.pairs_in_numpy(bands, rows)
         if len(a) > candidates.MAX_PAIRS:
             raise candidates.too_many_pairs(len(a))
         result.candidate_pairs = len(a)
         keep, similarity = verify(a, b_)
         a, b_, similarity = a[keep], b_[keep], similarity[keep]
     else:
+        table = candidates.band_rows(bands, rows)
         a, b_, similarity, result.candidate_pairs = candidates.pairs_on_engine(
             engine, os.path.join(work, f"candidates-{method}"), table, verify
         )
-    del table
+        del table
     result.verified_pairs = len(a)
     if len(a):
         nodes = np.unique(np.concatenate([a, b_]))
         la = np.searchsorted(nodes, a)
         lb = np.searchsorted(nodes, b_)
-        graph = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes)))
-        _count, labels = connected_components(graph, directed=False)
+        labels = candidates.components(len(nodes), la, lb)
         # similarity of each member to its best verified neighbour
         best = np.zeros(len(nodes))
         np.maximum.at(best, la, similarity)
@@ -386,13 +405,15 @@ def _load_bands(
 
     from curator.dedup import minhash
 
-    keys: list[pa.Array] = []
-    parts: list[np.ndarray] = []
-    empty: list[np.ndarray] = []
-    for key, sigs in index_batches(index_dir, num_perm):
-        keys.append(key)
-        parts.append(minhash.band_hashes(np.ascontiguousarray(sigs), bands, rows))
-        empty.append((sigs == np.uint32(0xFFFFFFFF)).all(axis=1))  # no shingle
+    def bands_of(keys: pa.Array, sigs: np.ndarray, _start: int) -> tuple[Any, Any, Any]:
+        sigs = np.ascontiguousarray(sigs)
+        # band hashes, and the contents without a shingle (all 0xFFFFFFFF)
+        return keys, minhash.band_hashes(sigs, bands, rows), minhash.empty_rows(sigs)
+
+    found = map_index(index_dir, num_perm, bands_of)
+    keys = [k for k, _b, _e in found]
+    parts = [b for _k, b, _e in found]
+    empty = [e for _k, _b, e in found]
     key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
     band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
     live_hashes = (
@@ -618,7 +639,7 @@ def dedup(
     `engine` computes the signatures: ``local`` (default; env `CURATOR_ENGINE`) or an
     :class:`~curator.engine.base.Engine`."""
     from curator.core.progress import Progress
-    from curator.dedup.minhash import Shingling
+    from curator.dedup.shingling import Shingling
     from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import new_run_id
@@ -652,6 +673,8 @@ def dedup(
     if not (text or images):
         raise DedupError("nothing to do: both --no-text and --no-images", "drop one of them")
     clock = time.monotonic()
+    if text:
+        _warm_up_text_kernels()
     run_id = new_run_id()
     result = DedupResult(run_id)
     with (
@@ -709,6 +732,21 @@ def dedup(
             session.close()
     result.seconds = time.monotonic() - clock
     return result
+
+
+def _warm_up_text_kernels() -> None:
+    """Import numba and load the MinHash kernels from its cache in a thread, while this one
+    opens the catalog and DuckDB finds the contents to hash (it releases the GIL): that fixed
+    cost (about half a second) then overlaps work instead of preceding it."""
+    import threading
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the real call reports any problem
+            from curator.dedup import minhash
+
+            minhash.warm_up()
+
+    threading.Thread(target=run, name="minhash-warm-up", daemon=True).start()
 
 
 def _members(
