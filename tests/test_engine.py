@@ -20,7 +20,7 @@ import pytest
 import curator
 import curator.api
 import curator.assembly.writer
-import curator.dedup.clusters
+import curator.dedup.signatures
 import curator.ingest.commit
 import curator.ingest.pipeline
 import curator.ingest.readers
@@ -79,7 +79,7 @@ def parallel(monkeypatch):
     """Small work goes to the workers too, and every input file is a task of its own."""
     monkeypatch.setattr(curator.ingest.readers, "TASK_BYTES", 1)
     monkeypatch.setattr(curator.ingest.pipeline, "INLINE_BYTES", 0)
-    monkeypatch.setattr(curator.dedup.clusters, "SMALL_WORK_BYTES", 0)
+    monkeypatch.setattr(curator.dedup.signatures, "SMALL_WORK_BYTES", 0)
     fixed = lambda: "20250101T000000-fixed"  # noqa: E731
     monkeypatch.setattr(curator.store.base, "new_run_id", fixed)
     monkeypatch.setattr(curator.ingest.commit, "new_run_id", fixed)

@@ -226,10 +226,10 @@ def test_ray_gives_the_local_clusters_for_the_kinds(tmp_path, monkeypatch):
     """On Ray the hashes are computed in tasks and the bands (segments' bands for
     crop-resistant) exchanged, grouped and verified in tasks: the same clusters."""
     import curator.dedup.candidates
-    import curator.dedup.clusters
+    import curator.dedup.signatures
     from curator.engine.ray import RayEngine
 
-    monkeypatch.setattr(curator.dedup.clusters, "SMALL_WORK_BYTES", 0)
+    monkeypatch.setattr(curator.dedup.signatures, "SMALL_WORK_BYTES", 0)
     monkeypatch.setattr(curator.dedup.candidates, "BAND_FILE_ROWS", 10)
     (tmp_path / "local").mkdir()
     local_store = _store(tmp_path / "local")

@@ -24,7 +24,7 @@ import pytest
 
 import curator
 import curator.dedup.candidates
-import curator.dedup.clusters
+import curator.dedup.signatures
 import curator.infer.inference
 import curator.ingest.commit
 import curator.ingest.pipeline
@@ -97,7 +97,7 @@ def parallel(monkeypatch):
     """Small work goes to the engine too, every input file is a task, and run ids are fixed."""
     monkeypatch.setattr(curator.ingest.readers, "TASK_BYTES", 1)
     monkeypatch.setattr(curator.ingest.pipeline, "INLINE_BYTES", 0)
-    monkeypatch.setattr(curator.dedup.clusters, "SMALL_WORK_BYTES", 0)
+    monkeypatch.setattr(curator.dedup.signatures, "SMALL_WORK_BYTES", 0)
     monkeypatch.setattr(curator.infer.inference, "SMALL_WORK_BYTES", 0)
     # band rows in several files and partitions
     monkeypatch.setattr(curator.dedup.candidates, "BAND_FILE_ROWS", 1000)

@@ -7,7 +7,8 @@ hash — are grouped on ``(band, h)``; in every bucket of more than one member, 
 linked to the smallest (`root`), and in buckets of at most :data:`SMALL_BUCKET` members every
 pair is linked. A verifier keeps the pairs whose signatures really are close.
 
-- On the local engine, DuckDB groups all band rows at once (out of core) and the driver
+- On the local engine, each band is sorted in the driver (numpy, the bands on all cores:
+  :func:`pairs_in_numpy`, the same pairs as :data:`PAIRS_SQL` over all band rows) and the driver
   verifies the pairs.
 - On another engine (Ray), the band rows are written to Parquet and routed by
   :meth:`~curator.engine.base.Engine.exchange` on ``(band, h)``, so that each partition holds
@@ -15,7 +16,8 @@ pair is linked. A verifier keeps the pairs whose signatures really are close.
   pairs. A pair found in several partitions (two contents sharing several bands) is verified
   in each and kept once. Either way the set of verified pairs, and so the clusters, are the same.
 
-The driver then takes the connected components of the verified pairs, holding every candidate
+The driver then takes the connected components of the verified pairs (union-find in a compiled
+kernel), holding every candidate
 pair in memory once: up to :data:`MAX_PAIRS` (100 million; about 24 bytes each, 2.4 GB at the
 limit). Past it dedup stops with a :class:`DedupError` before writing anything, on either engine.
 """

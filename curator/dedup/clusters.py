@@ -1,13 +1,14 @@
 """Near-duplicate clusters: MinHash for text, perceptual hashes for images.
 
 1. Signatures. Each distinct ``content_hash`` of the live shards gets a MinHash signature (text,
-   :mod:`curator.dedup.minhash`) or a 64-bit pHash (images, :mod:`curator.dedup.phash`). They are kept under
-   ``STORE/indexes/`` keyed by content, so a later run computes only new content.
+   :mod:`curator.dedup.minhash`) or a 64-bit pHash (images, :mod:`curator.dedup.phash`), computed
+   by :mod:`curator.dedup.signatures` and kept under ``STORE/indexes/`` keyed by content, so a
+   later run computes only new content.
 2. Candidates. Text signatures are cut into LSH bands (b × r chosen for the threshold); images'
    64-bit hashes into k + 1 bands (two hashes within Hamming distance k agree on at least one).
-   Equal bands are grouped — by DuckDB out of core on the local engine, by a keyed exchange and
-   one task per partition on another engine (:mod:`curator.dedup.candidates`); every bucket links
-   its members to its smallest one, and small buckets (≤ 32) link all pairs.
+   Equal bands are grouped — band by band with numpy sorts on the local engine, by a keyed
+   exchange and one task per partition on another engine (:mod:`curator.dedup.candidates`);
+   every bucket links its members to its smallest one, and small buckets (≤ 32) link all pairs.
 3. Verification (in those tasks on another engine). A text pair is kept when the signatures' estimated Jaccard similarity reaches the
    threshold; an image pair when the Hamming distance is at most k.
 4. Clusters: connected components of the verified pairs, plus exact copies (one content, several
@@ -23,7 +24,6 @@ transaction.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import time
 from collections.abc import Callable
@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curator.dedup.candidates import (
     DedupError,
@@ -42,9 +41,8 @@ from curator.dedup.candidates import (
     index_files,
     map_index,
 )
-from curator.store.base import STAGING_DIR
+from curator.dedup.signatures import MINHASH_SEED, WORK_PREFIX, compute_missing
 from curator.store.catalog import store_path
-from curator.store.locking import place_file
 
 if TYPE_CHECKING:
     import duckdb
@@ -58,13 +56,7 @@ DEFAULT_SHINGLING = "word:5"
 #: Image copies: pHashes within this Hamming distance (of 64 bits). Re-encoding, resizing and
 #: brightening stay within it on bench/dedup.py's ground truth; see the README.
 DEFAULT_HAMMING = 8
-MINHASH_SEED = 1
 DUCKDB_MEMORY_LIMIT = "512MB"
-_WORK_PREFIX = "dedup-"
-BATCH_ROWS = 8192
-#: Below this many bytes of shards to read, signatures are computed in this process: starting
-#: worker processes would cost more than it saves.
-SMALL_WORK_BYTES = 32 << 20
 
 TRUST_ORDER = (
     "CASE origin WHEN 'real' THEN 0 WHEN 'synthetic' THEN 1 ELSE 2 END, generation NULLS LAST, "
@@ -103,13 +95,6 @@ def _index_dir(store: Store, name: str) -> str:
     return os.path.join(store.root, "indexes", name)
 
 
-def _work_path(index_dir: str, run_id: str) -> str:
-    """The work directory of the dedup run `run_id` (``STORE/.staging/dedup-<run>``), from one
-    of the store's index directories (``STORE/indexes/<name>``)."""
-    root = os.path.dirname(os.path.dirname(index_dir))
-    return os.path.join(root, STAGING_DIR, _WORK_PREFIX + run_id)
-
-
 def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[str]:
     return [
         store_path(root, row[0])
@@ -117,201 +102,6 @@ def _live_paths(con: duckdb.DuckDBPyConnection, root: str, kind: str) -> list[st
             "SELECT path FROM cat.shards WHERE live AND content_kind = ? ORDER BY path", [kind]
         ).fetchall()
     ]
-
-
-@dataclass(frozen=True)
-class SignatureTask:
-    """Compute the signatures of some rows of one live shard (a pure task: it reads the shard
-    and writes one Parquet file of ``(content_hash, value)``)."""
-
-    index: int
-    path: str
-    column: str
-    #: row numbers of the shard, ascending: the first sample of each content the index lacks
-    rows: tuple[int, ...]
-    method: str  # minhash | an image-hash method (phash, dhash, …, crop_resistant)
-    num_perm: int
-    shingling: str
-    out_path: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} signatures of `{self.path}`"
-
-
-def signature_values(method: str, num_perm: int, shingling: str, contents: pa.Array) -> pa.Array:
-    """The index values of `contents`: MinHash signatures as fixed-size binary (text) or
-    image hashes as int64 (images; a list of int64 for ``crop_resistant``). Contents without a
-    signature (no word, undecodable) get a value that never clusters, so that later runs do not
-    hash them again."""
-    if method == "minhash":
-        from curator.dedup import minhash
-
-        sigs, _ok = minhash.signatures(
-            contents, num_perm=num_perm, seed=MINHASH_SEED, shingling=shingling
-        )
-        data = pa.py_buffer(np.ascontiguousarray(sigs).tobytes())
-        return pa.FixedSizeBinaryArray.from_buffers(
-            pa.binary(4 * num_perm), len(sigs), [None, data]
-        )
-    if method != "phash":
-        from curator.dedup import imagehash_kinds
-
-        return imagehash_kinds.index_values(method, contents)
-    from curator.dedup import phash
-
-    hashes, _ok = phash.phashes(contents.to_pylist())
-    return pa.array(hashes.view(np.int64))
-
-
-def _writer_options(method: str) -> dict[str, Any]:
-    """Parquet options of index files. MinHash signatures are random bytes: zstd cannot shrink
-    them, a dictionary never pays and min/max statistics of 512-byte values are useless, so
-    they are written plain (the content hashes, hex digits, still compress)."""
-    if method != "minhash":
-        return {"compression": "zstd"}
-    return {
-        "compression": {"content_hash": "zstd", "value": "none"},
-        "use_dictionary": False,
-        "write_statistics": ["content_hash"],
-    }
-
-
-def compute_signatures(task: SignatureTask) -> int:
-    """Run one :class:`SignatureTask`; returns how many signatures it wrote."""
-    wanted = np.asarray(task.rows, np.int64)
-    writer: pq.ParquetWriter | None = None
-    tmp = task.out_path + ".tmp"
-    written = 0
-    start = 0
-    try:
-        source = pq.ParquetFile(task.path)
-        for batch in source.iter_batches(
-            batch_size=BATCH_ROWS, columns=["content_hash", task.column]
-        ):
-            stop = start + batch.num_rows
-            lo, hi = np.searchsorted(wanted, [start, stop])
-            if hi > lo:
-                # rows are unique and ascending: as many as the batch has means all of them
-                whole = hi - lo == batch.num_rows
-                picked = batch if whole else batch.take(pa.array(wanted[lo:hi] - start))
-                values = signature_values(
-                    task.method, task.num_perm, task.shingling, picked.column(task.column)
-                )
-                table = pa.table({"content_hash": picked.column("content_hash"), "value": values})
-                writer = writer or pq.ParquetWriter(
-                    tmp, table.schema, **_writer_options(task.method)
-                )
-                writer.write_table(table)
-                written += table.num_rows
-            start = stop
-        if writer is not None:
-            writer.close()
-            writer = None
-            os.replace(tmp, task.out_path)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return written
-
-
-def _compute_missing(
-    con: duckdb.DuckDBPyConnection,
-    engine: Engine,
-    paths: list[str],
-    column: str,
-    index_dir: str,
-    work: str,
-    run_id: str,
-    method: str,
-    num_perm: int,
-    shingling: str,
-    value_type: pa.DataType,
-    progress: Callable[[int], None] | None,
-) -> int:
-    """Signatures of the live contents the index lacks, written as one new index file (staged
-    in the run's work directory, then placed: a killed run leaves nothing in `indexes/`).
-
-    The driver picks the first sample (in shard order) of every content the index lacks; one
-    task per shard computes those samples' signatures; their files, joined in shard order, are
-    the new index file, so that it does not depend on the engine or on timing."""
-    existing = index_files(index_dir)
-    known = (
-        "SELECT content_hash FROM read_parquet($index)"
-        if existing
-        else "SELECT NULL::VARCHAR WHERE false"
-    )
-    params: dict[str, Any] = {"paths": paths}
-    if existing:
-        params["index"] = existing
-    con.register("live_files", pa.table({"filename": paths, "file_no": range(len(paths))}))
-    try:
-        # one (shard, row) per missing content, packed in one integer: its first sample
-        firsts = con.sql(
-            f"""
-            SELECT min((f.file_no::BIGINT << 40) + s.file_row_number) AS first
-            FROM read_parquet($paths, union_by_name = true, filename = true, file_row_number = true) s
-            JOIN live_files f USING (filename)
-            WHERE s.{column} IS NOT NULL AND s.content_hash NOT IN ({known})
-            GROUP BY s.content_hash
-            """,
-            params=params,
-        ).fetchnumpy()["first"]
-    finally:
-        con.unregister("live_files")
-    packed = np.sort(np.asarray(firsts, np.int64))
-    file_nos = packed >> 40
-    row_nos = packed & ((1 << 40) - 1)
-    if not len(packed):
-        return 0
-    parts_dir = os.path.join(work, f"signatures-{method}")
-    os.makedirs(parts_dir, exist_ok=True)
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(file_nos)) + 1, [len(file_nos)]])
-    tasks = [
-        SignatureTask(
-            index=number,
-            path=paths[int(file_nos[lo])],
-            column=column,
-            rows=tuple(row_nos[lo:hi].tolist()),
-            method=method,
-            num_perm=num_perm,
-            shingling=shingling,
-            out_path=os.path.join(parts_dir, f"{int(file_nos[lo]):06d}.parquet"),
-        )
-        for number, (lo, hi) in enumerate(itertools.pairwise(bounds))
-    ]
-    content_bytes = sum(os.path.getsize(task.path) for task in tasks)
-    counts = engine.map(
-        compute_signatures,
-        tasks,
-        on_result=lambda task, _count: progress(len(task.rows)) if progress else None,
-        small=content_bytes < SMALL_WORK_BYTES,
-        threads=True,  # the kernels run outside the GIL: no worker interpreters needed here
-    )
-    computed = sum(counts)
-    if not computed:
-        return 0
-    os.makedirs(index_dir, exist_ok=True)
-    final = os.path.join(index_dir, f"{run_id}.parquet")
-    tmp = os.path.join(_work_path(index_dir, run_id), os.path.basename(index_dir) + ".parquet")
-    schema = pa.schema([("content_hash", pa.string()), ("value", value_type)])
-    parts = [task.out_path for task, count in zip(tasks, counts, strict=True) if count]
-    try:
-        if len(parts) == 1 and pq.read_schema(parts[0]).remove_metadata().equals(schema):
-            # one part (one shard had new contents): it is the index file as it stands
-            place_file(parts[0], final)
-            return computed
-        with pq.ParquetWriter(tmp, schema, **_writer_options(method)) as writer:
-            for part in parts:
-                for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536):
-                    writer.write_table(pa.Table.from_batches([batch]).cast(schema))
-        place_file(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return computed
 
 
 def _cluster(
@@ -328,7 +118,7 @@ def _cluster(
     """Candidates from equal bands, verified pairs, components → temp table `near_<method>`
     (content_hash, component, similarity to its closest verified neighbour).
 
-    On the local engine DuckDB groups the bands here; on another engine they are exchanged by
+    On the local engine numpy sorts group each band here; on another engine they are exchanged by
     band and grouped and verified in tasks (:mod:`curator.dedup.candidates`): the same pairs."""
     from curator.dedup import candidates
 
@@ -463,7 +253,7 @@ def _text_method(
                  result)  # fmt: skip
         return result
 
-    result.computed = _compute_missing(
+    result.computed = compute_missing(
         con, engine, paths, "text", index_dir, work, run_id, "minhash", num_perm, str(shingle),
         pa.binary(4 * num_perm), progress,
     )  # fmt: skip
@@ -503,7 +293,7 @@ def _image_method(
     paths = _live_paths(con, store.root, "image")
 
     if paths:
-        result.computed = _compute_missing(
+        result.computed = compute_missing(
             con, engine, paths, "image", index_dir, work, run_id, kind.method, 0, "",
             kind.value_type, progress,
         )  # fmt: skip
@@ -680,7 +470,7 @@ def dedup(
     with (
         using_engine(engine) as runner,
         writing(store, "dedup", lock_timeout),
-        WorkDir.create(store.root, run_id, prefix=_WORK_PREFIX) as work,
+        WorkDir.create(store.root, run_id, prefix=WORK_PREFIX) as work,
     ):
         with store.connect(read_only=False) as rw:
             catalog.ensure(rw)
