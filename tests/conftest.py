@@ -110,6 +110,23 @@ def png_bytes(
 SUBPROCESS_TIMEOUT = 300
 
 
+def run_python(code: str, *, cwd: str | os.PathLike[str] | None = None) -> Any:
+    """Run `code` in a new Python process of this interpreter, with this checkout importable;
+    fails on a non-zero exit. Returns the CompletedProcess (text output captured)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+
+
 def invoke(runner: CliRunner, *args: str, env: dict[str, str] | None = None) -> Any:
     """Run the CLI in-process and return the click Result."""
     from curator.cli import cli

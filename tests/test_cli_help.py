@@ -6,29 +6,19 @@ Each check runs in a fresh interpreter, so what the test process already importe
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import click
 
-from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pyarrow", "numpy", "duckdb", "polars")
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    return run_python(code)
 
 
 def _heavy_loaded(after: str) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 
 import curator
 from curator.store import ledgers
-from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.conftest import SUBPROCESS_TIMEOUT, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,14 +174,7 @@ def test_duckdb_started_inside_the_store_answers_on_the_ledgers(tmp_path):
         "print(con.execute('SELECT count(*) FROM usage').fetchall()[0][0], "
         "con.execute('SELECT count(*) FROM duplicates').fetchall()[0][0])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=store.root,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    out = run_python(script, cwd=store.root)
     assert out.stdout.split() == ["3", "3"]
 
 

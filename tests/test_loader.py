@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,7 +18,7 @@ from datasets.distributed import split_dataset_by_node
 import curator
 from curator.assembly.manifest import Manifest, ManifestError
 from curator.assembly.policy import Policy
-from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.conftest import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -278,15 +276,7 @@ def test_load_dataset_is_exported_lazily():
     assert curator.load_dataset is curator.training.load_dataset
     assert "load_dataset" in dir(curator) and "load_dataset" in curator.__all__
     code = "import sys, curator\nfrom curator.cli import cli\nprint('datasets' in sys.modules)\n"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    result = run_python(code)
     assert result.stdout.strip() == "False"
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -13,7 +11,7 @@ import pytest
 
 import curator
 from curator.store.shards import sha256_file
-from tests.conftest import SUBPROCESS_TIMEOUT, invoke
+from tests.conftest import invoke, run_python
 
 REFUSED_WRITE_HINT = (
     "to write a result to a file, use `curator sql QUERY --format parquet -o FILE` "
@@ -246,14 +244,7 @@ def test_the_catalog_opened_by_duckdb_itself_is_unchanged(filled, tmp_path):
         f"con.execute(\"COPY (SELECT count(*) AS n FROM samples) TO '{tmp_path / 'n.csv'}'\"); "
         "print(con.execute(\"SELECT current_setting('enable_external_access')\").fetchall())"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=filled.root,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    out = run_python(code, cwd=filled.root)
     assert out.stdout.strip() == "[(True,)]"
     assert (tmp_path / "n.csv").read_text() == "n\n50\n"
 

@@ -16,7 +16,7 @@ import pytest
 
 import curator
 from curator.core.schema import PROVENANCE_NAMES
-from tests.conftest import SUBPROCESS_TIMEOUT
+from tests.conftest import SUBPROCESS_TIMEOUT, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,14 +88,7 @@ def test_duckdb_alone_answers_inside_the_store_directory(filled):
         "import duckdb; con = duckdb.connect('catalog.duckdb', read_only=True); "
         "print(con.execute('SELECT origin, count(*) FROM samples GROUP BY 1 ORDER BY 1').fetchall())"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=filled.root,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=SUBPROCESS_TIMEOUT,
-    )
+    out = run_python(code, cwd=filled.root)
     assert out.stdout.strip() == "[('real', 6), ('synthetic', 3)]"
 
 
