@@ -3,6 +3,7 @@ peak resident memory of its whole process tree (the process and every worker it 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -65,3 +66,14 @@ def measure(code: str) -> dict[str, float]:
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_bytes"] = peak
     return result
+
+
+def sizes_parser(doc: str | None, default: str, help: str) -> argparse.ArgumentParser:
+    """The command line every bench shares: its docstring as the description, `--sizes` (the
+    sizes at which it prints its ratio, comma-separated) and `--keep DIR`."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default=default, help=f"{help} (default: {default})")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    return parser

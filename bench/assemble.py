@@ -13,7 +13,6 @@ The target (issue 3): ratio <= 2 and curator's peak memory < 2 GB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import measure
+from bench._common import measure, sizes_parser
 from bench.ingest import make_input
 
 POLICY = """
@@ -150,18 +149,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--sizes",
-        default="400000:100000,1000000:250000",
-        help="STORE_ROWS:TARGET, comma-separated (default: 400000:100000,1000000:250000)",
+    parser = sizes_parser(
+        __doc__, "400000:100000,1000000:250000", "STORE_ROWS:TARGET, comma-separated"
     )
     parser.add_argument("--store-rows", type=int, help="one size only (with --target)")
     parser.add_argument("--target", type=int, default=1_000_000)
     parser.add_argument("--doc-bytes", type=int, default=1000)
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
     sizes = (
         [(args.store_rows, args.target)]

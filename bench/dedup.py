@@ -21,7 +21,6 @@ hashing against imagehash, and the signature kernels side by side.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import measure
+from bench._common import measure, sizes_parser
 
 THRESHOLD = 0.8
 
@@ -373,21 +372,12 @@ def _sizes(text: str) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--sizes",
-        type=_sizes,
-        default=[100_000, 1_000_000],
-        help="documents in the store, comma-separated (default: 100000,1000000)",
-    )
+    parser = sizes_parser(__doc__, "100000,1000000", "documents in the store, comma-separated")
     parser.add_argument("--docs", type=int, help="one size only (same as --sizes DOCS)")
     parser.add_argument("--subset", type=int, default=20_000)
     parser.add_argument("--images", type=int, default=400)
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
-    sizes = [args.docs] if args.docs else args.sizes
+    sizes = [args.docs] if args.docs else _sizes(args.sizes)
     work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-dedup-"))
     work.mkdir(parents=True, exist_ok=True)
     import shutil

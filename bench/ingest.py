@@ -13,7 +13,6 @@ Targets (issue 16): ratio >= 0.9 at 300,000 rows, >= 1.0 at 1,000,000; peak memo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import measure
+from bench._common import measure, sizes_parser
 
 
 def make_input(path: Path, rows: int, doc_bytes: int, seed: int = 0) -> int:
@@ -166,17 +165,9 @@ def one_size(work: Path, rows: int, files: int, doc_bytes: int) -> dict[str, obj
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--sizes",
-        default="300000x4,1000000x1",
-        help="ROWS[xFILES], comma-separated (default: 300000x4,1000000x1)",
-    )
+    parser = sizes_parser(__doc__, "300000x4,1000000x1", "ROWS[xFILES], comma-separated")
     parser.add_argument("--rows", type=int, help="one size only, one file (same as --sizes ROWS)")
     parser.add_argument("--doc-bytes", type=int, default=1000)
-    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     args = parser.parse_args()
     sizes = [(args.rows, 1)] if args.rows else [_size(p) for p in args.sizes.split(",") if p]
     work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-"))
