@@ -206,9 +206,33 @@ def copy_set(sets: dict[str, Any], fmt: str, to: Path) -> Path:
 
 def test_a_copied_set_is_read_beside_its_manifest(sets, tmp_path):
     copy = copy_set(sets, "parquet", tmp_path / "moved")
-    assert Manifest.load(copy).out_dir == sets["root"] / "parquet"  # as recorded
+    manifest = Manifest.load(copy)
+    assert manifest.data["out_dir"] == str(sets["root"] / "parquet")  # where it was assembled
+    assert manifest.out_dir == copy  # where it is
+    assert manifest.output_paths() == [copy / o["path"] for o in manifest.outputs]
     dataset = curator.load_dataset(copy, streaming=True, cache_dir=tmp_path / "hf")
     assert list(dataset) == sets["rows"]
+
+
+def test_verify_checks_the_set_it_is_given_not_where_it_was_assembled(sets, tmp_path, runner):
+    """A copy with a shard removed fails `manifest verify`, though the original is intact; a
+    copy whose original is gone passes; the store's copy of the manifest checks the original."""
+    from tests.conftest import invoke
+
+    copy = copy_set(sets, "parquet", tmp_path / "copy")
+    gone = copy / "data" / "train-00001-of-00004.parquet"
+    gone.unlink()
+    assert Manifest.load(copy).verify() == [f"missing: {gone}"]
+    result = invoke(runner, "manifest", "verify", str(copy))
+    assert result.exit_code == 1
+    assert f"missing: {gone}\n" in result.output
+    whole = copy_set(sets, "jsonl", tmp_path / "whole")
+    assert Manifest.load(whole).verify() == []
+    manifest = sets["manifests"]["parquet"]
+    stored = Manifest.load(
+        sets["root"] / "store" / "manifests" / manifest.manifest_id / "manifest.json"
+    )
+    assert stored.out_dir == sets["root"] / "parquet" and stored.verify() == []
 
 
 def test_a_tampered_shard_fails_the_check_naming_it(sets, tmp_path):

@@ -310,13 +310,27 @@ class Manifest:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.data["out_dir"])
+        """The set's directory: the one holding the manifest.json this was read from (a set
+        moved or copied is read where it is now), else — for the store's copy of a manifest
+        (``STORE/manifests/<id>/``) — where the set was assembled."""
+        here = self._set_dir()
+        return here if here is not None else Path(self.data["out_dir"])
 
     @property
     def out_url(self) -> str | None:
         """The URL the set was assembled to (``s3://bucket/prefix``), or None for a directory."""
         out = str(self.data["out_dir"])
         return out if is_url(out) else None
+
+    def _set_dir(self) -> Path | None:
+        """The directory of the set whose own manifest.json this was read from; None when read
+        from the store's copy, from a URL, or for a set assembled to a URL."""
+        if self.path is None or is_url(str(self.data["out_dir"])):
+            return None
+        parent = self.path.parent
+        if parent.name == self.manifest_id and parent.parent.name == "manifests":
+            return None  # the store's copy: the set is where it was assembled
+        return parent
 
     def files(self) -> list[dict[str, Any]]:
         """Every file of the set, as the manifest lists it (`path` relative to the set's

@@ -123,17 +123,9 @@ def _datasets() -> Any:
 
 
 def _manifest_of(source: str | os.PathLike[str]) -> Manifest:
-    """The manifest of a set; a local set whose shards sit beside the manifest file is read
-    there, wherever it was assembled (a set copied to the training machine)."""
-    manifest = Manifest.load(source)
-    if manifest.path is None or manifest.out_url is not None or not manifest.outputs:
-        return manifest
-    here = manifest.path.parent
-    if here.resolve() == manifest.out_dir.resolve():
-        return manifest
-    if (here / manifest.outputs[0]["path"]).exists():
-        return Manifest({**manifest.data, "out_dir": str(here)}, manifest.path, manifest.note)
-    return manifest
+    """The manifest of a set; a local set is read where its manifest.json is, wherever it was
+    assembled (a set copied to the training machine: :attr:`Manifest.out_dir`)."""
+    return Manifest.load(source)
 
 
 def _builder_of(locations: list[str], where: str) -> str:
