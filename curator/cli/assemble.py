@@ -288,11 +288,7 @@ def manifest_show(ident: str, store_path: str | None, as_json: bool) -> None:
     Examples:
       curator manifest show gen-2 --json
     """
-    from curator.assembly.manifest import Manifest
-
-    manifest = (
-        Manifest.load(ident) if os.path.exists(ident) else open_store_at(store_path).manifest(ident)
-    )
+    manifest = _manifest_named(ident, store_path)
     if as_json:
         click.echo(json.dumps(manifest.data, indent=2))
         return
@@ -311,12 +307,9 @@ def manifest_verify(ident: str, store_path: str | None) -> None:
       curator manifest verify train/gen-2
       curator manifest verify s3://bucket/sets/gen-2
     """
-    from curator.assembly.manifest import Manifest
     from curator.core.errors import CuratorError
-    from curator.core.remote import is_url
 
-    by_path = os.path.exists(ident) or is_url(ident)
-    manifest = Manifest.load(ident) if by_path else open_store_at(store_path).manifest(ident)
+    manifest = _manifest_named(ident, store_path)
     problems = manifest.verify()
     if problems:
         for line in problems:
@@ -328,3 +321,11 @@ def manifest_verify(ident: str, store_path: str | None) -> None:
     click.echo(
         f"ok: {len(manifest.files()):,} files of manifest {manifest.manifest_id} match their checksums"
     )
+
+
+def _manifest_named(ident: str, store_path: str | None) -> Any:
+    """The manifest `ident` names: a set's directory, manifest.json or URL, or with a store
+    (--store, CURATOR_STORE) an id or name; a path that does not exist is named as such."""
+    from curator.export.target import resolve_manifest
+
+    return resolve_manifest(ident, open_store_at(store_path) if store_path else None)

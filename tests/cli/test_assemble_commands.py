@@ -323,3 +323,20 @@ def test_policy_init_with_a_store_names_its_sources(runner, tmp_path, write_json
     assert result.output.startswith(
         "Error: `sources[0].name` is `web-2021`, which is not a source of the store (its sources: `gen`, `web`)\n"
     )
+
+
+def test_manifest_commands_name_a_path_that_does_not_exist(runner, tmp_path, write_jsonl):
+    for command in ("verify", "show"):
+        result = invoke(
+            runner, "manifest", command, str(tmp_path / "nope"), env={"CURATOR_STORE": ""}
+        )
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: no manifest at `{tmp_path / 'nope'}`\n"
+            "Hint: pass a manifest.json or the directory that holds it, or, with --store DIR "
+            "(env CURATOR_STORE), a manifest id or name\n"
+        )
+    env = _store(runner, tmp_path, write_jsonl)
+    result = invoke(runner, "manifest", "verify", str(tmp_path / "sets" / "nope"), env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: no file or directory `{tmp_path / 'sets' / 'nope'}`")
