@@ -346,6 +346,28 @@ def test_policy_check_refuses_a_token_output_it_cannot_use(tmp_path, runner):
     assert result.output == f"{policy}: valid policy (target 10 rows, seed 0)\n"
 
 
+def test_a_tokenizer_path_in_a_policy_file_is_relative_to_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    bpe_tokenizer(folder / "t.json", ["a b c", "d e f"])
+    (folder / "p.toml").write_text(
+        '[target]\nrows = 10\n[output]\nformat = "tokens"\ntokenizer = "t.json"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the policy's folder
+    policy = Policy.from_toml("policies/p.toml")
+    assert policy.output.tokenizer == str(folder / "t.json")
+    (folder / "q.toml").write_text(
+        '[target]\nrows = 10\n[output]\nformat = "tokens"\ntokenizer = "../none.json"\n'
+    )
+    with pytest.raises(PolicyError) as caught:
+        from curator.assembly.tokens import token_output
+
+        token_output(Policy.from_toml("policies/q.toml"))
+    assert caught.value.message == (
+        f"`output.tokenizer`: tokenizer `{folder / '..' / 'none.json'}` is not a file"
+    )
+
+
 def test_a_set_with_images_cannot_be_tokens(tmp_path):
     import pyarrow as pa
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -155,6 +156,12 @@ class Policy:
                 f"`{path}` is not valid TOML: {exc}",
                 "fix the syntax; `curator policy init` writes an example",
             ) from exc
+        output = data.get("output")
+        if isinstance(output, dict) and isinstance(output.get("tokenizer"), str):
+            # a path in a policy file is relative to the file, not to where curator runs
+            output["tokenizer"] = os.path.join(
+                os.path.dirname(os.path.abspath(path)), os.path.expanduser(output["tokenizer"])
+            )
         return cls.from_dict(data, where=str(path))
 
     @classmethod
@@ -364,7 +371,8 @@ def policy_json_schema() -> dict[str, Any]:
                         "type": "string",
                         "minLength": 1,
                         "description": "With format tokens: a local Hugging Face tokenizer.json "
-                        "(or a directory holding one).",
+                        "(or a directory holding one); a relative path is relative to the policy "
+                        "file.",
                     },
                     "separator": {
                         "type": ["string", "integer"],
