@@ -275,6 +275,56 @@ def test_a_tokens_target_counts_n_tokens_and_the_manifest_names_the_tokenizer(
     assert "token_counts" not in rows.data
 
 
+def _other_tokenizer(path: Path) -> Path:
+    """A second WordLevel tokenizer, whitespace-split (so its counts differ), with `</s>`."""
+    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.train_from_iterator(
+        [" ".join(WORDS)], trainers.WordLevelTrainer(special_tokens=["[UNK]", "</s>"])
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path))
+    return path
+
+
+def test_counts_from_two_tokenizers_or_arrays_by_a_third_are_refused(
+    store, write_jsonl, tokenizer_path, tmp_path
+):
+    """Fractions in tokens add up `n_tokens`: counts of two tokenizers do not add up, and
+    arrays encoded by another tokenizer than the one that counted would not hold the mix."""
+    from curator.assembly.pools import MixedTokenizers
+
+    _ingest_two_sources(store, write_jsonl)
+    other = _other_tokenizer(tmp_path / "other" / "tokenizer.json")
+    store.tokens(tokenizer_path, source="web")
+    store.tokens(other, source="gen")
+    policy = Policy.from_dict({"target": {"tokens": 100}})
+    with pytest.raises(MixedTokenizers) as caught:
+        store.plan(policy)
+    first, second = sorted(
+        [(sha256(tokenizer_path), tokenizer_path, "web"), (sha256(other), other, "gen")]
+    )
+    assert caught.value.message == (
+        "`target.tokens` counts `n_tokens`, which 2 tokenizers counted: "
+        f"`{first[1].resolve()}` (sha256 {first[0][:12]}…; `{first[2]}`); "
+        f"`{second[1].resolve()}` (sha256 {second[0][:12]}…; `{second[2]}`); "
+        "their tokens do not add up"
+    )
+    assert caught.value.hint.startswith("count every source with one tokenizer: `curator tokens")
+    store.tokens(tokenizer_path)  # counts `gen` again, with the first tokenizer
+    assert store.plan(policy).policy.target.amount == 100
+    arrays = Policy.from_dict(
+        {"target": {"tokens": 100}, "output": {"format": "tokens", "tokenizer": str(other)}}
+    )
+    with pytest.raises(MixedTokenizers) as caught:
+        store.assemble(arrays, tmp_path / "set")
+    assert caught.value.message.startswith(
+        f"`output.tokenizer` `{other}` (sha256 {sha256(other)[:12]}…) is not the tokenizer "
+        f"that counted `n_tokens`, `{tokenizer_path.resolve()}`"
+    )
+    assert not (tmp_path / "set").exists()
+
+
 def test_a_user_token_column_records_no_tokenizer(store, write_jsonl, tmp_path):
     path = write_jsonl("d.jsonl", [{"text": t, "words": len(t.split())} for t in texts(30)])
     store.ingest([path], source="web", origin="real")

@@ -12,6 +12,7 @@ generation), are the pools the planner (:mod:`curator.assembly.planner`) gives e
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -255,6 +256,8 @@ def prepare(store: Store, policy: Policy, lineage: str | None, session: CatalogS
         else:
             token_column = policy.target.token_column or DEFAULT_TOKEN_COLUMN
             require_token_counts(con, paths, columns, token_column)
+            if token_column == DEFAULT_TOKEN_COLUMN:
+                require_one_tokenizer(paths, policy)
             size = f'greatest(coalesce(TRY_CAST("{token_column}" AS BIGINT), 0), 0)'
         fresh_after = policy.freshness.fresh_after
         fresh_clause = (
@@ -423,6 +426,66 @@ def require_token_counts(
         f"{'sample has' if total == 1 else 'samples have'} no value for; by source: {by_source}",
         fix,
     )
+
+
+class MixedTokenizers(PolicyError):
+    """A `tokens` target over counts from more than one tokenizer, or token arrays encoded by
+    another tokenizer than the one that counted."""
+
+
+def require_one_tokenizer(paths: list[str], policy: Policy) -> None:
+    """A `tokens` target adds up `n_tokens`: they must all come from one tokenizer, or the
+    fractions would mix units; with token arrays, from the tokenizer that encodes them, or the
+    arrays would not hold the mix that the counts promise. Reads each shard's footer.
+
+    Raises:
+        MixedTokenizers: naming the tokenizers, the sources each counted, and the command that
+            counts them again with one.
+    """
+    import pyarrow.parquet as pq
+
+    from curator.core.schema import footer_tokenizer
+
+    by_sha: dict[str, tuple[str, set[str]]] = {}
+    for path in paths:
+        schema = pq.read_schema(path)
+        counted = footer_tokenizer(schema.metadata)
+        if counted is None or DEFAULT_TOKEN_COLUMN not in schema.names:
+            continue
+        source = os.path.basename(os.path.dirname(path))
+        entry = by_sha.setdefault(str(counted.get("sha256")), (str(counted.get("path")), set()))
+        entry[1].add(source)
+
+    def described(sha: str) -> str:
+        name, sources = by_sha[sha]
+        return f"`{name}` (sha256 {sha[:12]}…; {', '.join(f'`{s}`' for s in sorted(sources))})"
+
+    if len(by_sha) > 1:
+        raise MixedTokenizers(
+            f"`target.tokens` counts `{DEFAULT_TOKEN_COLUMN}`, which {len(by_sha)} tokenizers "
+            f"counted: {'; '.join(described(sha) for sha in sorted(by_sha))}; their tokens do not "
+            "add up",
+            f"count every source with one tokenizer: `{TOKENS_COMMAND}` (it counts again the "
+            "shards another tokenizer counted; Python: `store.tokens(PATH)`)",
+        )
+    output = policy.output
+    if output.format != "tokens" or output.tokenizer is None or not by_sha:
+        return
+    from curator.core.tokenizer import TokenizerError, tokenizer_file, tokenizer_sha256
+
+    try:
+        encoding = tokenizer_sha256(tokenizer_file(output.tokenizer))
+    except TokenizerError:
+        return  # the token output reports an unusable tokenizer itself
+    (counting,) = by_sha
+    if encoding != counting:
+        raise MixedTokenizers(
+            f"`output.tokenizer` `{output.tokenizer}` (sha256 {encoding[:12]}…) is not the "
+            f"tokenizer that counted `{DEFAULT_TOKEN_COLUMN}`, {described(counting)}: the token "
+            "arrays would not hold the mix the counts promise",
+            f"count with the tokenizer that writes the arrays: `curator tokens --tokenizer "
+            f"{output.tokenizer}`, or set `output.tokenizer` to `{by_sha[counting][0]}`",
+        )
 
 
 def token_counts(store_root: str, policy: Policy, selection: str) -> dict[str, Any] | None:

@@ -55,6 +55,11 @@ def tokenizer_file(path: str | os.PathLike[str]) -> Path:
     return candidate.resolve()
 
 
+def tokenizer_sha256(path: Path) -> str:
+    """The sha256 of a tokenizer file (what the manifests and shard footers record)."""
+    return _sha256(path)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
