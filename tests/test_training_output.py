@@ -400,6 +400,12 @@ def test_a_set_with_images_cannot_be_tokens(tmp_path):
             "multiple of the number of data-parallel ranks",
         ),
         (
+            {"num_shards": 4, "shard_rows": 100},
+            "policy: `output.num_shards` and `output.shard_rows` are both given",
+            "use one: `num_shards` fixes the number of shards (their rows follow from the "
+            "target), `shard_rows` their size",
+        ),
+        (
             {"format": "tokens"},
             'policy: `output.format` = "tokens" needs `output.tokenizer`',
             'give the path of a Hugging Face tokenizer.json, e.g. tokenizer = "tokenizer.json"',

@@ -244,6 +244,12 @@ def _output(data: dict[str, Any], where: str) -> Output:
             "use one: `num_shards` for an exact number of shards, `shards_multiple_of` for a "
             "multiple of the number of data-parallel ranks",
         )
+    if "num_shards" in data and "shard_rows" in data:
+        raise PolicyError(
+            f"{where}: `output.num_shards` and `output.shard_rows` are both given",
+            "use one: `num_shards` fixes the number of shards (their rows follow from the "
+            "target), `shard_rows` their size",
+        )
     tokens = data.get("format") == "tokens"
     if tokens and "tokenizer" not in data:
         raise PolicyError(
@@ -355,12 +361,15 @@ def policy_json_schema() -> dict[str, Any]:
                         "description": "tokens: Parquet shards plus token arrays "
                         "(tokens/<shard>.npy, tokens/<shard>.idx.npy); needs tokenizer.",
                     },
-                    "shard_rows": positive_int,
+                    "shard_rows": {
+                        **positive_int,
+                        "description": "Rows per output shard; excludes num_shards.",
+                    },
                     "on_shortfall": {"enum": ["error", "shrink"]},
                     "num_shards": {
                         **positive_int,
                         "description": "Exactly this many output shards (sizes differ by at "
-                        "most one row); excludes shards_multiple_of.",
+                        "most one row); excludes shards_multiple_of and shard_rows.",
                     },
                     "shards_multiple_of": {
                         **positive_int,

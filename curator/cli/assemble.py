@@ -224,7 +224,7 @@ def policy_check(path: str, store_path: str | None, lineage: str | None) -> None
     try:
         assembly = open_store_at(store_path).plan(policy, lineage=lineage)
     except ShortfallError:
-        click.echo(valid)
+        click.echo(f"{valid}; this store cannot meet it:")
         raise
     click.echo(valid)
     click.echo(assembly.describe())

@@ -68,6 +68,14 @@ def test_policy_init_and_check(runner, tmp_path, write_jsonl):
     assert lines[1] == "lineage default: 0 earlier manifest(s) count as used; 60 candidate samples"
     assert lines[2] == "target 20 rows; planned 20 rows"
     assert "  min_fresh_real_fraction      >= 0.5      achieved 0.7500  ok" in lines
+    # the example's 800,000 rows are more than this store holds: valid, but not here
+    invoke(runner, "policy", "init", str(tmp_path / "mine.toml"), env=env)
+    result = invoke(runner, "policy", "check", str(tmp_path / "mine.toml"), env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"{tmp_path / 'mine.toml'}: valid policy (target 800,000 rows, seed 7); this store "
+        "cannot meet it:\nError: "
+    )
 
 
 def test_assemble_dry_run_then_for_real_then_manifest_commands(runner, tmp_path, write_jsonl):
