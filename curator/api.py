@@ -315,7 +315,7 @@ def _policy(policy: Policy | str | os.PathLike[str]) -> Policy:
 # Manifest, a path to a set (or its manifest.json), or, with `store`, a manifest id or name.
 
 
-@dataclass
+@dataclass(repr=False)  # the base's short repr, not the whole manifest
 class Manifest(_manifest.Manifest):
     """An assembled training set (see :class:`curator.assembly.manifest.Manifest`), with its
     exports and a polars scan. A manifest from :meth:`Store.manifest` or :meth:`Store.assemble`

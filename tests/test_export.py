@@ -522,6 +522,12 @@ def test_export_errors_are_exact(world, runner, tmp_path, monkeypatch):
         f"Error: no manifest or lineage `nope` in store `{store.root}`\n"
         "Hint: list them with `curator manifest list` (Python: `store.manifests()`)\n"
     )
+    typo = invoke(runner, "export", "training-summary", "mian", "--store", store.root, "-o", out)
+    assert typo.output == (
+        f"Error: no manifest or lineage `mian` in store `{store.root}`\n"
+        "Hint: did you mean `main`? list them with `curator manifest list` (Python: "
+        "`store.manifests()`)\n"
+    )
     category = invoke(
         runner, "export", "training-summary", str(world["set"]), "-o", out,
         "--category", "web-2021=synthetic",

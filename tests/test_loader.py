@@ -313,3 +313,11 @@ def test_a_set_on_object_storage_streams_from_its_url(sets, tmp_path, s3_bucket)
     assert list(stream) == sets["rows"]
     dataset = curator.load_dataset(f"{url}/manifest.json", cache_dir=tmp_path / "hf")
     assert dataset.to_list() == sets["rows"]
+
+
+def test_a_manifest_prints_as_which_set_it_is(sets):
+    manifest = curator.Manifest.load(sets["root"] / "parquet")
+    assert repr(manifest) == (
+        f"Manifest({manifest.manifest_id!r}, lineage='parquet' #1, rows=48, files=4, "
+        f"out_dir={str(sets['root'] / 'parquet')!r})"
+    )

@@ -210,7 +210,7 @@ def test_tokens_adds_counts_to_a_store_and_switches_shards_atomically(
         cli, ["tokens", "--tokenizer", str(tokenizer_path), "--store", store.root]
     )
     assert again.exit_code == 0, again.output
-    assert "0 shards rewritten, 2 already counted, 0 of images" in again.output
+    assert "0 shards rewritten, 2 already counted, 0 shards of images" in again.output
     assert [s["path"] for s in store.live_shards()] == new_shards
 
 
@@ -391,7 +391,7 @@ def test_tokens_for_an_unknown_source_lists_the_sources(store, write_jsonl, toke
         store.tokens(tokenizer_path, source="wbe")
     assert str(info.value) == (
         f"`--source wbe`: the store `{store.root}` has no live shard of source `wbe`\n"
-        "Hint: its sources: `gen`, `web`"
+        "Hint: did you mean `web`? its sources: `gen`, `web`"
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curator.core.errors import CuratorError
+from curator.core.errors import CuratorError, did_you_mean
 from curator.core.remote import is_url, join_url
 
 if TYPE_CHECKING:
@@ -292,6 +292,17 @@ class Manifest:
     #: What happened beyond the usual, for people (e.g. an interrupted assembly was completed).
     note: str | None = None
 
+    def __repr__(self) -> str:
+        # the whole manifest (kilobytes of composition) is `.data`; this says which set it is
+        unit = self.data.get("plan", {}).get("unit", "rows")
+        units = self.data.get("composition", {}).get("overall", {}).get("units")
+        return (
+            f"Manifest({self.manifest_id!r}, lineage={self.lineage!r} "
+            f"#{self.data.get('sequence')}, rows={self.rows:,}"
+            + (f", {unit}={units:,}" if unit != "rows" and units is not None else "")
+            + f", files={len(self.files())}, out_dir={str(self.out_dir)!r})"
+        )
+
     @property
     def manifest_id(self) -> str:
         return str(self.data["manifest_id"])
@@ -490,9 +501,11 @@ def find_manifest(store: Store, ident: str) -> Manifest:
             f"`{store.root}`)",
             "check the path: pass a set's directory or its manifest.json",
         )
+    known = sorted({str(row["name"]) for row in manifests_of(store) if row["name"]})
     raise CuratorError(
         f"no manifest `{ident}` in store `{store.root}`",
-        "list them with `curator manifest list` (Python: `store.manifests()`)",
+        did_you_mean(ident, known)
+        + "list them with `curator manifest list` (Python: `store.manifests()`)",
     )
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from curator.core.errors import CuratorError
+from curator.core.errors import CuratorError, did_you_mean
 
 Unit = Literal["rows", "bytes", "tokens"]
 UNITS: tuple[str, ...] = ("rows", "bytes", "tokens")
@@ -445,7 +445,6 @@ def _key_path(path: Any) -> str:
 
 def _unknown_key_hint(key: str, table_path: list[Any], valid: list[str]) -> str:
     """Name the table, the closest valid key (difflib) and every valid key of that table."""
-    import difflib
 
     names = [str(p) for p in table_path if not isinstance(p, int)]
     if not names:
@@ -454,10 +453,8 @@ def _unknown_key_hint(key: str, table_path: list[Any], valid: list[str]) -> str:
         table = "`[[sources]]`"
     else:
         table = f"`[{'.'.join(names)}]`"
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     listed = ", ".join(f"`{name}`" for name in valid)
-    guess = f"did you mean `{close[0]}`? " if close else ""
-    return f"{guess}the keys of {table} are {listed}"
+    return f"{did_you_mean(key, valid)}the keys of {table} are {listed}"
 
 
 def _check_finite(value: Any, where: str, path: tuple[Any, ...]) -> None:
@@ -550,18 +547,16 @@ def check_sources(policy: Policy, store_sources: list[str]) -> None:
     Raises:
         PolicyError: naming the unknown source, the closest store source and the store's sources.
     """
-    import difflib
 
     known = sorted(set(store_sources))
     for index, rule in enumerate(policy.sources):
         if rule.name in known:
             continue
-        close = difflib.get_close_matches(rule.name, known, n=1, cutoff=0.6)
         listed = ", ".join(f"`{name}`" for name in known) or "none yet"
         raise PolicyError(
             f"`sources[{index}].name` is `{rule.name}`, which is not a source of the store "
             f"(its sources: {listed})",
-            (f"did you mean `{close[0]}`? " if close else "")
+            did_you_mean(rule.name, known)
             + "use one of the store's sources, or delete the `[[sources]]` table",
         )
 

@@ -111,7 +111,11 @@ def _summary(data: dict[str, Any]) -> str:
     if data["plan"]["shrunk"]:
         lines.append(f"  shrunk: target was {data['plan']['target']:,} {unit}")
     total = overall["units"] or 1
-    for key, value in sorted(overall["by_freshness"].items()):
+    order = list(POOL_LABELS)  # fresh real, used real, …: the pools in the policy's order
+    by_freshness = overall["by_freshness"]
+    for key, value in sorted(
+        by_freshness.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99, kv[0])
+    ):
         lines.append(
             f"  {POOL_LABELS.get(key, key):<30} {value['units']:>14,} {unit}  {100 * value['units'] / total:5.1f}%"
         )

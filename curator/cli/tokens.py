@@ -69,7 +69,7 @@ def tokens_command(
         f"  tokenizer  {counted['path']}",
         f"             sha256 {counted['sha256']}, vocabulary {counted['vocab_size']:,}",
         f"  shards     {plural(result.shards_rewritten, 'shard')} rewritten, "
-        f"{result.shards_current:,} already counted, {result.shards_image:,} of images",
+        f"{result.shards_current:,} already counted, {plural(result.shards_image, 'shard')} of images",
     ]
     for name, counts in sorted(result.by_source.items()):
         lines.append(

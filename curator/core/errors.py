@@ -51,3 +51,12 @@ class IngestFailed(CuratorError):
 
 class QueryError(CuratorError):
     """A SQL query given to ``curator sql`` failed."""
+
+
+def did_you_mean(name: str, names: list[str]) -> str:
+    """``"did you mean `x`? "`` for the closest of `names` to a mistyped `name`, else ``""``:
+    the start of a hint."""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`? " if close else ""

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from curator.assembly.manifest import Manifest, find_manifest, looks_like_path, manifests_of
-from curator.core.errors import CuratorError
+from curator.core.errors import CuratorError, did_you_mean
 from curator.core.remote import is_url
 from curator.store.paths import store_path
 
@@ -58,9 +58,11 @@ def resolve_manifests(
     if not lineage and looks_like_path(text):
         return [find_manifest(store, text)]  # it says that the path does not exist
     if not lineage:
+        known = sorted({str(row[k]) for row in rows for k in ("name", "lineage") if row[k]})
         raise CuratorError(
             f"no manifest or lineage `{text}` in store `{store.root}`",
-            "list them with `curator manifest list` (Python: `store.manifests()`)",
+            did_you_mean(text, known)
+            + "list them with `curator manifest list` (Python: `store.manifests()`)",
         )
     paths = {
         row["manifest_id"]: row["manifest_path"]

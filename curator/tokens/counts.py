@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curator.core.errors import CuratorError
+from curator.core.errors import CuratorError, did_you_mean
 from curator.core.schema import N_TOKENS_COLUMN, footer_tokenizer
 
 if TYPE_CHECKING:
@@ -131,7 +131,8 @@ def tokens(
             raise TokensError(
                 f"`--source {source}`: the store `{store.root}` has no live shard of source "
                 f"`{source}`",
-                ("its sources: " + ", ".join(f"`{s}`" for s in sources))
+                did_you_mean(source, sources)
+                + ("its sources: " + ", ".join(f"`{s}`" for s in sources))
                 if sources
                 else "ingest something first (`curator ingest`)",
             )
