@@ -148,6 +148,10 @@ def test_cli_ingest_and_tag_with_a_tokenizer(runner, tmp_path, write_jsonl, toke
     assert table["n_tokens"].to_pylist() == [expected(tokenizer_path, t) for t in records]
     footer = json.loads(table.schema.metadata[b"curator.tokenizer"])
     assert footer["sha256"] == sha256(tokenizer_path)
+    assert done.output.endswith(
+        f"tokens {total:,} counted by {tokenizer_path.resolve()} (sha256 "
+        f"{sha256(tokenizer_path)}, vocabulary {footer['vocab_size']:,})\n"
+    )
 
 
 def test_an_input_column_named_n_tokens_clashes_with_the_tokenizer(

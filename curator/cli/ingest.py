@@ -171,6 +171,11 @@ def tag_command(
         + (f" ({reject_codes(result.reject_codes)})" if result.reject_codes else "")
     )
     click.echo("\n".join(input_output_lines(result.outputs_by_input, result.out)))
+    if result.tokenizer is not None:
+        click.echo(
+            f"tokens {result.tokens or 0:,} counted by {result.tokenizer['path']} "
+            f"(sha256 {result.tokenizer['sha256']}, vocabulary {result.tokenizer['vocab_size']:,})"
+        )
     if result.rejects_path:
         from curator.api import first_rejects
 

@@ -319,7 +319,7 @@ def _commit_ingest(
         result.content_bytes = sum(s.content_bytes for s in staged)
         if "tokenizer" in args:
             result.tokenizer = args["tokenizer"]
-            result.tokens = _token_total(staged)
+            result.tokens = token_total([shard.path for shard in staged])
         assert result.rows_read == result.ingested + result.skipped + result.rejected, result
         result.rejects_path = _keep_rejects(store, run_id, results, extra_rejects, result)
         result.first_rejects = first_rejects(result.rejects_path, result.reject_codes)
@@ -369,16 +369,17 @@ def _commit_ingest(
     return result
 
 
-def _token_total(staged: list[WrittenShard]) -> int:
-    """The sum of `n_tokens` over the staged shards (one int32 column of each)."""
+def token_total(paths: list[str]) -> int:
+    """The sum of `n_tokens` over the shards at `paths` (one int32 column of each; shards of
+    images have none)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     total = 0
-    for shard in staged:
-        if N_TOKENS_COLUMN not in pq.read_schema(shard.path).names:
+    for path in paths:
+        if N_TOKENS_COLUMN not in pq.read_schema(path).names:
             continue  # a shard of images
-        counts = pq.read_table(shard.path, columns=[N_TOKENS_COLUMN])[N_TOKENS_COLUMN]
+        counts = pq.read_table(path, columns=[N_TOKENS_COLUMN])[N_TOKENS_COLUMN]
         total += int(pc.sum(counts).as_py() or 0)
     return total
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from curator.core.errors import IngestFailed, InputError
 from curator.core.provenance import ProvenanceSpec
@@ -34,6 +34,9 @@ class TagResult:
     reject_codes: dict[str, int] = field(default_factory=dict)
     rejects_path: str | None = None
     seconds: float = 0.0
+    #: with a tokenizer: the tokens of the rows written, and the tokenizer that counted them
+    tokens: int | None = None
+    tokenizer: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -88,7 +91,7 @@ def tag(
     >>> curator.tag(["corpus.jsonl"], "tagged/", source="web-2021", origin="real")  # doctest: +SKIP
     """
     from curator.core.version import __version__
-    from curator.ingest.commit import check_tokenizer
+    from curator.ingest.commit import check_tokenizer, token_total
     from curator.ingest.pipeline import TaskConfig, run_tasks
     from curator.ingest.readers import ReaderOptions, discover, plan_tasks
     from curator.ingest.result import first_rejects, kept_nothing_error
@@ -195,6 +198,9 @@ def tag(
             read_from = [r.shard_inputs[n]] if n in r.shard_inputs else [f.path for f in task.files]
             for input_path in read_from:
                 result.outputs_by_input[input_path].append(final)
+        if counted:
+            result.tokenizer = counted
+            result.tokens = token_total(result.files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result.seconds = time.monotonic() - clock
