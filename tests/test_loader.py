@@ -227,7 +227,13 @@ def test_verify_checks_the_set_it_is_given_not_where_it_was_assembled(sets, tmp_
     assert result.exit_code == 1
     assert f"missing: {gone}\n" in result.output
     whole = copy_set(sets, "jsonl", tmp_path / "whole")
-    assert Manifest.load(whole).verify() == []
+    (whole / "manifest.json").write_text(  # as if its original were gone
+        (whole / "manifest.json").read_text().replace(str(sets["root"]), str(tmp_path / "gone"))
+    )
+    assert Manifest.load(whole).out_dir == whole and Manifest.load(whole).verify() == []
+    link = tmp_path / "current.json"
+    link.symlink_to(whole / "manifest.json")
+    assert Manifest.load(link).out_dir == whole and Manifest.load(link).verify() == []
     manifest = sets["manifests"]["parquet"]
     stored = Manifest.load(
         sets["root"] / "store" / "manifests" / manifest.manifest_id / "manifest.json"

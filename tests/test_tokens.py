@@ -168,6 +168,20 @@ def test_an_input_column_named_n_tokens_clashes_with_the_tokenizer(
     assert store.sql("SELECT count(*) AS n FROM samples").to_pylist() == [{"n": 0}]
 
 
+def test_counts_into_a_store_whose_n_tokens_is_text_are_still_totalled(
+    store, write_jsonl, tokenizer_path
+):
+    """A store that took a user's `n_tokens` as text keeps that type: the counts of a later
+    `--tokenizer` ingest are written as text, and the summary's total still adds them up."""
+    store.ingest(
+        [write_jsonl("u.jsonl", [{"text": "a b", "n_tokens": "many"}])], source="u", origin="real"
+    )
+    records = texts(5, offset=900)
+    path = write_jsonl("v.jsonl", [{"text": t} for t in records])
+    result = store.ingest([path], source="v", origin="real", tokenizer=tokenizer_path)
+    assert result.tokens == sum(expected(tokenizer_path, t) for t in records)
+
+
 def _ingest_two_sources(store, write_jsonl) -> dict[str, list[str]]:
     web, gen = texts(40), texts(25, offset=500)
     store.ingest(
@@ -327,6 +341,34 @@ def test_counts_from_two_tokenizers_or_arrays_by_a_third_are_refused(
         f"that counted `n_tokens`, `{tokenizer_path.resolve()}`"
     )
     assert not (tmp_path / "set").exists()
+
+
+def test_images_counted_by_no_tokenizer_and_excluded_sources_do_not_mix(
+    store, write_jsonl, tokenizer_path, tmp_path
+):
+    """Images ingested with a tokenizer carry its footer but no counts; `curator tokens` leaves
+    them alone: they do not make a second tokenizer, nor does a source of weight 0."""
+    from tests.conftest import png_bytes
+
+    _ingest_two_sources(store, write_jsonl)
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(3):
+        (images / f"{i}.png").write_bytes(png_bytes((i * 40, 10, 10)))
+    other = _other_tokenizer(tmp_path / "other" / "tokenizer.json")
+    store.ingest([images], source="pics", origin="real", tokenizer=other)
+    store.tokens(tokenizer_path, source="web")
+    store.tokens(other, source="gen")
+    policy = {"target": {"tokens": 100}}
+    with pytest.raises(curator.CuratorError):
+        store.plan(Policy.from_dict(policy))  # web and gen: two tokenizers
+    sources = [{"name": "gen", "weight": 0}, {"name": "web"}, {"name": "pics"}]
+    planned = store.plan(Policy.from_dict({**policy, "sources": sources}))
+    assert planned.policy.target.amount == 100
+    manifest = store.assemble(Policy.from_dict({**policy, "sources": sources}), tmp_path / "set")
+    assert [t["sha256"] for t in manifest.data["token_counts"]["tokenizers"]] == [
+        sha256(tokenizer_path)
+    ]
 
 
 def test_a_user_token_column_records_no_tokenizer(store, write_jsonl, tmp_path):

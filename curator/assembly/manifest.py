@@ -300,7 +300,7 @@ class Manifest:
             f"Manifest({self.manifest_id!r}, lineage={self.lineage!r} "
             f"#{self.data.get('sequence')}, rows={self.rows:,}"
             + (f", {unit}={units:,}" if unit != "rows" and units is not None else "")
-            + f", files={len(self.files())}, out_dir={str(self.out_dir)!r})"
+            + f", files={len(self.files())}, out_dir={self.out_url or str(self.out_dir)!r})"
         )
 
     @property
@@ -338,7 +338,7 @@ class Manifest:
         from the store's copy, from a URL, or for a set assembled to a URL."""
         if self.path is None or is_url(str(self.data["out_dir"])):
             return None
-        parent = self.path.parent
+        parent = self.path.resolve().parent  # a link to a set's manifest.json reads the set
         if parent.name == self.manifest_id and parent.parent.name == "manifests":
             return None  # the store's copy: the set is where it was assembled
         return parent

@@ -160,7 +160,7 @@ class Policy:
         if isinstance(output, dict) and isinstance(output.get("tokenizer"), str):
             # a path in a policy file is relative to the file, not to where curator runs
             output["tokenizer"] = os.path.join(
-                os.path.dirname(os.path.abspath(path)), os.path.expanduser(output["tokenizer"])
+                os.path.dirname(os.path.realpath(path)), os.path.expanduser(output["tokenizer"])
             )
         return cls.from_dict(data, where=str(path))
 

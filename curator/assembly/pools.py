@@ -428,6 +428,29 @@ def require_token_counts(
     )
 
 
+def counting_tokenizer(path: str) -> dict[str, Any] | None:
+    """The tokenizer (path, sha256, vocab_size) whose `n_tokens` a store shard carries, from its
+    footer; None when it has no counts — no column, or only nulls (a shard of images, which a
+    tokenizer given to ingest leaves uncounted)."""
+    import pyarrow.parquet as pq
+
+    from curator.core.schema import footer_tokenizer
+
+    metadata = pq.ParquetFile(path).metadata
+    counted = footer_tokenizer(metadata.schema.to_arrow_schema().metadata)
+    leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    if counted is None or DEFAULT_TOKEN_COLUMN not in leaves:
+        return None
+    column = leaves.index(DEFAULT_TOKEN_COLUMN)
+    nulls = 0
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics
+        if statistics is None or not statistics.has_null_count:
+            return dict(counted)  # unknown: take the footer at its word
+        nulls += statistics.null_count
+    return None if nulls == metadata.num_rows else dict(counted)
+
+
 class MixedTokenizers(PolicyError):
     """A `tokens` target over counts from more than one tokenizer, or token arrays encoded by
     another tokenizer than the one that counted."""
@@ -442,17 +465,13 @@ def require_one_tokenizer(paths: list[str], policy: Policy) -> None:
         MixedTokenizers: naming the tokenizers, the sources each counted, and the command that
             counts them again with one.
     """
-    import pyarrow.parquet as pq
-
-    from curator.core.schema import footer_tokenizer
-
+    excluded = {rule.name for rule in policy.sources if rule.weight == 0}
     by_sha: dict[str, tuple[str, set[str]]] = {}
     for path in paths:
-        schema = pq.read_schema(path)
-        counted = footer_tokenizer(schema.metadata)
-        if counted is None or DEFAULT_TOKEN_COLUMN not in schema.names:
+        source = os.path.basename(os.path.dirname(path))  # shards/<source>/<shard>.parquet
+        counted = counting_tokenizer(path)
+        if counted is None or source in excluded:
             continue
-        source = os.path.basename(os.path.dirname(path))
         entry = by_sha.setdefault(str(counted.get("sha256")), (str(counted.get("path")), set()))
         entry[1].add(source)
 
@@ -498,8 +517,6 @@ def token_counts(store_root: str, policy: Policy, selection: str) -> dict[str, A
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from curator.core.schema import footer_tokenizer
-
     if policy.target.unit != "tokens":
         return None
     column = policy.target.token_column or DEFAULT_TOKEN_COLUMN
@@ -507,9 +524,8 @@ def token_counts(store_root: str, policy: Policy, selection: str) -> dict[str, A
     if column == DEFAULT_TOKEN_COLUMN:
         shards = pc.unique(pq.read_table(selection, columns=["shard"])["shard"]).to_pylist()
         for relative in sorted(shards):
-            schema = pq.read_schema(store_path(store_root, relative))
-            counted = footer_tokenizer(schema.metadata)
-            if counted is not None and column in schema.names:
+            counted = counting_tokenizer(store_path(store_root, relative))
+            if counted is not None:
                 found[json.dumps(counted, sort_keys=True)] = {
                     "path": counted.get("path"),
                     "sha256": counted.get("sha256"),

@@ -372,6 +372,7 @@ def _commit_ingest(
 def token_total(paths: list[str]) -> int:
     """The sum of `n_tokens` over the shards at `paths` (one int32 column of each; shards of
     images have none)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -380,6 +381,9 @@ def token_total(paths: list[str]) -> int:
         if N_TOKENS_COLUMN not in pq.read_schema(path).names:
             continue  # a shard of images
         counts = pq.read_table(path, columns=[N_TOKENS_COLUMN])[N_TOKENS_COLUMN]
+        if not pa.types.is_integer(counts.type):
+            # the store held `n_tokens` as another type, and the counts were written in it
+            counts = pc.cast(counts, pa.int64(), safe=False)
         total += int(pc.sum(counts).as_py() or 0)
     return total
 
