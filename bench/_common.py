@@ -40,10 +40,18 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def measure(code: str) -> dict[str, float]:
+#: The Arrow memory pool asked for before curator was imported (curator asks for jemalloc on
+#: Linux unless one was): baselines run with it, so with PyArrow's own default when none was.
+_USER_POOL = os.environ.get("ARROW_DEFAULT_MEMORY_POOL")
+
+
+def measure(code: str, *, baseline: bool = False) -> dict[str, float]:
     """Run Python `code` in a fresh interpreter; returns its wall seconds (as it reports them
-    in a JSON line on stdout, key `seconds`) and the peak RSS of its process tree."""
+    in a JSON line on stdout, key `seconds`) and the peak RSS of its process tree. A `baseline`
+    runs with PyArrow's default memory pool (or the one set before the bench started)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if baseline and _USER_POOL is None:
+        env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
     process = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
     )

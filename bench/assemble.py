@@ -128,7 +128,8 @@ def one_size(
                     paths=paths,
                     selection=str(store / ours_runs[-1]["selection"]),
                     root=str(store),
-                )
+                ),
+                baseline=True,
             )
         )
     ours = min(ours_runs, key=lambda r: r["seconds"])

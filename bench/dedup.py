@@ -326,7 +326,8 @@ def text_bench(work: Path, docs: int, subset: int) -> dict[str, object]:
     load = _loadavg()
     ours = measure(CURATOR.format(store=str(store), threshold=THRESHOLD))
     base = measure(
-        DATASKETCH.format(path=str(corpus), subset=min(subset, docs), threshold=THRESHOLD)
+        DATASKETCH.format(path=str(corpus), subset=min(subset, docs), threshold=THRESHOLD),
+        baseline=True,
     )
     scaled = base["seconds"] * docs / min(subset, docs)
     speedup = scaled / ours["seconds"]

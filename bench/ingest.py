@@ -118,10 +118,12 @@ def one_size(work: Path, rows: int, files: int, doc_bytes: int) -> dict[str, obj
         )
     load = _loadavg()
     stream = measure(
-        BASELINE.format(pairs=[(str(s), str(work / f"stream-{s.name}")) for s in srcs])
+        BASELINE.format(pairs=[(str(s), str(work / f"stream-{s.name}")) for s in srcs]),
+        baseline=True,
     )
     table = measure(
-        BASELINE_TABLE.format(pairs=[(str(s), str(work / f"table-{s.name}")) for s in srcs])
+        BASELINE_TABLE.format(pairs=[(str(s), str(work / f"table-{s.name}")) for s in srcs]),
+        baseline=True,
     )
     baseline = min(stream["seconds"], table["seconds"])
     store = work / "store"

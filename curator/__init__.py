@@ -12,7 +12,15 @@ evidence behind that label; training sets are assembled with a guaranteed share 
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
 from typing import TYPE_CHECKING, Any
+
+if _sys.platform.startswith("linux"):
+    # Arrow's jemalloc pool instead of its default (mimalloc): ingest and assembly ran 15-20 %
+    # faster with it here (README, Performance). Read when pyarrow first allocates, so it takes
+    # effect unless pyarrow was used before curator was imported; a value you set wins.
+    _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 from curator.core.errors import (
     CuratorError,
