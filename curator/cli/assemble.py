@@ -17,6 +17,7 @@ from curator.cli.options import (
     open_store_at,
     store_option,
 )
+from curator.cli.output import plural
 
 
 @cli.command("assemble")
@@ -99,8 +100,6 @@ def _summary(data: dict[str, Any]) -> str:
 
     overall = data["composition"]["overall"]
     unit = data["plan"]["unit"]
-    from curator.cli.output import plural
-
     arrays = sum(len(output.get("arrays", ())) for output in data["outputs"])
     files = plural(len(data["outputs"]), "shard") + (
         f" (+{plural(arrays, 'token array')})" if arrays else ""

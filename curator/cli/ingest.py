@@ -18,7 +18,13 @@ from curator.cli.options import (
     provenance_options,
     store_option,
 )
-from curator.cli.output import first_reject_lines, input_output_lines, plural, reject_codes
+from curator.cli.output import (
+    first_reject_lines,
+    input_output_lines,
+    plural,
+    reject_codes,
+    tokenizer_identity,
+)
 
 
 @cli.command("ingest")
@@ -101,8 +107,7 @@ def ingest_command(
     if result.tokenizer is not None:
         lines += [
             f"  tokens     {result.tokens or 0:>12,}   counted by {result.tokenizer['path']}",
-            f"             sha256 {result.tokenizer['sha256']}, "
-            f"vocabulary {result.tokenizer['vocab_size']:,}",
+            f"             {tokenizer_identity(result.tokenizer)}",
         ]
     lines.append(f"  time       {result.seconds:>11.2f}s   {rate:,.0f} rows/s")
     click.echo("\n".join(lines))
@@ -174,7 +179,7 @@ def tag_command(
     if result.tokenizer is not None:
         click.echo(
             f"tokens {result.tokens or 0:,} counted by {result.tokenizer['path']} "
-            f"(sha256 {result.tokenizer['sha256']}, vocabulary {result.tokenizer['vocab_size']:,})"
+            f"({tokenizer_identity(result.tokenizer)})"
         )
     if result.rejects_path:
         from curator.api import first_rejects

@@ -14,6 +14,11 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
 
 
+def tokenizer_identity(info: dict[str, object]) -> str:
+    """How summaries name the tokenizer that counted: ``sha256 …, vocabulary N``."""
+    return f"sha256 {info['sha256']}, vocabulary {info['vocab_size']:,}"
+
+
 def pct(value: float | None) -> str:
     """A fraction as a percentage with one decimal, ``-`` when unknown."""
     return "-" if value is None else f"{100 * value:.1f}%"

@@ -14,7 +14,7 @@ from curator.cli.options import (
     progress_option,
     store_option,
 )
-from curator.cli.output import plural
+from curator.cli.output import plural, tokenizer_identity
 
 
 @cli.command("tokens")
@@ -67,7 +67,7 @@ def tokens_command(
         f"tokens {result.run_id}: {result.samples:,} samples, {result.tokens:,} tokens counted"
         + (f" (source {result.source})" if result.source else ""),
         f"  tokenizer  {counted['path']}",
-        f"             sha256 {counted['sha256']}, vocabulary {counted['vocab_size']:,}",
+        f"             {tokenizer_identity(counted)}",
         f"  shards     {plural(result.shards_rewritten, 'shard')} rewritten, "
         f"{result.shards_current:,} already counted, {plural(result.shards_image, 'shard')} of images",
     ]

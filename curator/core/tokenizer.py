@@ -57,10 +57,6 @@ def tokenizer_file(path: str | os.PathLike[str]) -> Path:
 
 def tokenizer_sha256(path: Path) -> str:
     """The sha256 of a tokenizer file (what the manifests and shard footers record)."""
-    return _sha256(path)
-
-
-def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -84,7 +80,7 @@ def _load(path: str, sha256: str) -> Tokenizer:
 def load_tokenizer(path: str | os.PathLike[str]) -> tuple[Tokenizer, TokenizerInfo]:
     """Load the tokenizer at `path` (cached per process, keyed by file and content)."""
     file = tokenizer_file(path)
-    sha256 = _sha256(file)
+    sha256 = tokenizer_sha256(file)
     tokenizer = _load(str(file), sha256)
     return tokenizer, TokenizerInfo(
         str(file), sha256, tokenizer.get_vocab_size(with_added_tokens=True)

@@ -378,9 +378,10 @@ def token_total(paths: list[str]) -> int:
 
     total = 0
     for path in paths:
-        if N_TOKENS_COLUMN not in pq.read_schema(path).names:
+        shard = pq.ParquetFile(path)
+        if N_TOKENS_COLUMN not in shard.schema_arrow.names:
             continue  # a shard of images
-        counts = pq.read_table(path, columns=[N_TOKENS_COLUMN])[N_TOKENS_COLUMN]
+        counts = shard.read(columns=[N_TOKENS_COLUMN])[N_TOKENS_COLUMN]
         if not pa.types.is_integer(counts.type):
             # the store held `n_tokens` as another type, and the counts were written in it
             counts = pc.cast(counts, pa.int64(), safe=False)
