@@ -11,8 +11,8 @@ def test_hypothesis_runs_without_deadlines_everywhere():
 
 
 def test_curator_asks_arrow_for_jemalloc_on_linux_unless_told_otherwise(monkeypatch):
-    """Importing curator picks Arrow's jemalloc pool (ingest and assembly measured 15-40 %
-    faster with it than with the default), unless ARROW_DEFAULT_MEMORY_POOL says otherwise."""
+    """Importing curator picks Arrow's jemalloc pool (assembly and small ingests measured faster
+    with it than with the default), unless ARROW_DEFAULT_MEMORY_POOL says otherwise."""
     import sys
 
     import pytest
