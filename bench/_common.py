@@ -45,12 +45,20 @@ def _tree_rss(pid: int) -> int:
 _USER_POOL = os.environ.get("ARROW_DEFAULT_MEMORY_POOL")
 
 
-def measure(code: str, *, baseline: bool = False) -> dict[str, float]:
+#: The Arrow memory pool curator asks for on Linux (curator/__init__.py), for baselines measured
+#: on the same pool.
+CURATOR_POOL = "jemalloc" if sys.platform.startswith("linux") else None
+
+
+def measure(code: str, *, baseline: bool = False, pool: str | None = None) -> dict[str, float]:
     """Run Python `code` in a fresh interpreter; returns its wall seconds (as it reports them
     in a JSON line on stdout, key `seconds`) and the peak RSS of its process tree. A `baseline`
-    runs with PyArrow's default memory pool (or the one set before the bench started)."""
+    runs with PyArrow's default memory pool (or the one set before the bench started), or with
+    `pool` when one is given."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if baseline and _USER_POOL is None:
+    if pool is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = pool
+    elif baseline and _USER_POOL is None:
         env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
     process = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True

@@ -335,3 +335,20 @@ def test_thread_tasks_come_back_in_task_order_and_errors_name_their_task():
         with pytest.raises(ValueError) as caught:
             engine.map(math.sqrt, [4, -1, 9], threads=True)
     assert any("task 2 of 3" in note for note in getattr(caught.value, "__notes__", []))
+
+
+def _arrow_in_a_worker(step: str) -> object:
+    """What a worker sees: after building Arrow arrays, is pandas imported? Then, does
+    PyArrow's pandas conversion still work?"""
+    if step == "arrays":
+        pa.table({"a": pa.array(["x", None]), "b": [1, 2]})
+        return "pandas" in sys.modules
+    return int(pa.table({"a": [1, 2]}).to_pandas()["a"].sum())
+
+
+def test_workers_build_arrays_without_importing_pandas_and_can_still_convert():
+    # PyArrow's first array from Python objects imports pandas (0.3-0.5 s a worker) only to
+    # ask whether they are pandas objects; workers answer that without it.
+    with LocalEngine(jobs=2) as engine:
+        assert engine.map(_arrow_in_a_worker, ["arrays", "arrays"]) == [False, False]
+        assert engine.map(_arrow_in_a_worker, ["pandas", "pandas"]) == [3, 3]

@@ -9,8 +9,10 @@ and Python versions.
 
 from __future__ import annotations
 
+import binascii
 import unicodedata
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -50,9 +52,10 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     """`content_hash` and normalised length (in UTF-8 bytes) of every text in an Arrow array;
     the same values as :func:`text_hash`, computed on Arrow buffers.
 
-    ASCII rows are folded by Arrow kernels (one regex pass and a trim for the whole batch);
-    other rows go through NFC and `str.split` in Python. Nulls hash to null; the caller rejects
-    them before writing.
+    ASCII rows are folded by Arrow kernels (one regex pass and a trim for the whole batch) and
+    hashed straight from the folded buffer; rows with other characters (found only in a batch
+    that has a byte above 0x7F) go through NFC and `str.split` in Python. Nulls hash to null;
+    the caller rejects them before writing.
 
     Returns:
         ``(content_hash, normalised_bytes)``: a string array and an int64 array; a normalised
@@ -66,29 +69,48 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     if n == 0:
         return pa.array([], pa.string()), pa.array([], pa.int64())
     folded = pc.utf8_trim(pc.replace_substring_regex(texts, _FOLD_PATTERN, " "), " ")
-    offsets = (
-        memoryview(folded.buffers()[1]).cast("i")[folded.offset : folded.offset + n + 1].tolist()
+    offsets = np.frombuffer(folded.buffers()[1], np.int32)[folded.offset : folded.offset + n + 1]
+    lengths = np.diff(offsets).astype(np.int64)
+    data = folded.buffers()[2]
+    view = memoryview(data if data is not None else b"")
+    starts = offsets.tolist()
+    digest = xxhash.xxh3_128_digest
+    digests = [digest(view[starts[i] : starts[i + 1]]) for i in range(n)]
+    for i in _non_ascii_rows(texts):
+        text = unicodedata.normalize("NFC", texts[i].as_py())
+        chunk = " ".join(text.split()).encode("utf-8")
+        digests[i] = digest(chunk)
+        lengths[i] = len(chunk)
+    hexed = binascii.hexlify(b"".join(digests))
+    width = 2 * _DIGEST_BYTES
+    hashes = pa.StringArray.from_buffers(
+        n, pa.py_buffer(np.arange(0, width * n + 1, width, dtype=np.int32)), pa.py_buffer(hexed)
     )
-    data_buffer = folded.buffers()[2]
-    data = data_buffer.to_pybytes() if data_buffer is not None else b""
-    is_ascii = pc.string_is_ascii(texts).to_pylist()
-    valid = texts.is_valid().to_pylist() if texts.null_count else None
-    hashes: list[str | None] = []
-    lengths: list[int | None] = []
-    digest = _hexdigest
-    for i in range(n):
-        if valid is not None and not valid[i]:
-            hashes.append(None)
-            lengths.append(None)
-            continue
-        if is_ascii[i]:
-            chunk = data[offsets[i] : offsets[i + 1]]
-        else:
-            text = unicodedata.normalize("NFC", texts[i].as_py())
-            chunk = " ".join(text.split()).encode("utf-8")
-        hashes.append(digest(chunk))
-        lengths.append(len(chunk))
-    return pa.array(hashes, pa.string()), pa.array(lengths, pa.int64())
+    sizes = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(lengths)])
+    if texts.null_count:
+        valid = texts.is_valid()
+        hashes = pc.if_else(valid, hashes, pa.scalar(None, pa.string()))
+        sizes = pc.if_else(valid, sizes, pa.scalar(None, pa.int64()))
+    return hashes, sizes
+
+
+#: xxh3-128 digests are 16 bytes (32 hex digits).
+_DIGEST_BYTES = 16
+
+
+def _non_ascii_rows(texts: pa.StringArray) -> list[int]:
+    """Indices of the rows of `texts` with a byte above 0x7F (a quick test of the whole data
+    buffer first: most batches have none)."""
+    n = len(texts)
+    offsets = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + n + 1]
+    data = texts.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return []
+    raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+    if int(raw.max()) < 0x80:
+        return []
+    ascii_rows = pc.fill_null(pc.string_is_ascii(texts), True)
+    return np.flatnonzero(~ascii_rows.to_numpy(zero_copy_only=False)).tolist()
 
 
 def image_pixels_hash(mode_size_pixels: tuple[int, int, bytes]) -> str:

@@ -21,7 +21,7 @@ from curator.core.errors import IngestFailed, InputError, ProvenanceError
 from curator.core.provenance import ProvenanceSpec
 from curator.core.schema import MAX_GENERATION, N_TOKENS_COLUMN
 from curator.core.version import __version__
-from curator.ingest.decide import drop_known, reconcile_columns
+from curator.ingest.decide import POSITION_KEYED, drop_known, reconcile_columns
 from curator.ingest.result import IngestResult, codes_text, first_rejects, kept_nothing_error
 from curator.ingest.snapshot import Snapshot, take_snapshot
 from curator.store import catalog
@@ -197,7 +197,18 @@ def ingest(
         results = run_tasks(tasks, config, engine=engine, jobs=jobs, progress=progress)
         crash_point("staged")
         result = _commit_ingest(
-            store, work, spec, snapshot, results, args, started, strict, allow_empty, lock_timeout
+            store,
+            work,
+            spec,
+            snapshot,
+            results,
+            args,
+            started,
+            strict,
+            allow_empty,
+            lock_timeout,
+            keys_unique=spec.id_column is None
+            and all(task.format in POSITION_KEYED for task in tasks),
         )
     result.seconds = time.monotonic() - clock
     result.ignored_files = ignored
@@ -280,6 +291,8 @@ def _commit_ingest(
     strict: bool,
     allow_empty: bool,
     timeout: float | None,
+    *,
+    keys_unique: bool = False,
 ) -> IngestResult:
     """Take the lock (recovering what killed runs left), decide what is new, keep the rejects,
     then register, place and commit the shards in one transaction."""
@@ -299,7 +312,13 @@ def _commit_ingest(
         extra_rejects: list[Reject] = []
         if staged:
             extra_rejects, skipped = drop_known(
-                store, spec.source, staged, result, timeout, checked=snapshot.shard_paths
+                store,
+                spec.source,
+                staged,
+                result,
+                timeout,
+                checked=snapshot.shard_paths,
+                keys_unique=keys_unique,
             )
         else:
             skipped = 0

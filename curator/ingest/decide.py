@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from curator.store.shards import WrittenShard
 
 
+#: Input formats whose sample keys (without --id-column) are ``<file>:<line or row>``: distinct
+#: within an ingest, as input files have distinct relative paths.
+POSITION_KEYED = frozenset({"parquet", "jsonl", "csv"})
+
+
 def drop_known(
     store: StoreBase,
     source: str,
@@ -28,6 +33,7 @@ def drop_known(
     timeout: float | None = None,
     *,
     checked: Sequence[str] = (),
+    keys_unique: bool = False,
 ) -> tuple[list[Any], int]:
     """Find staged rows whose `sample_id` is already in the store or earlier in this run:
     skip them when the content is the same, reject them when it differs. Rewrites the
@@ -36,7 +42,9 @@ def drop_known(
     The tasks have already left out what the live shards `checked` hold (the snapshot of
     :mod:`curator.ingest.snapshot`), so only shards of the source committed since then are
     read, and on the common paths (a fresh ingest, a re-ingest of a partly known input) no
-    shard is rewritten."""
+    shard is rewritten. `keys_unique` says the staged sample ids cannot repeat (they are
+    ``<file>:<row>`` keys of distinct files): with no shard of the source to compare against
+    either, there is nothing to read."""
     import duckdb
     import pyarrow.parquet as pq
 
@@ -52,6 +60,8 @@ def drop_known(
             ).fetchall()
             if row[0] not in snapshot
         ]
+    if keys_unique and not existing:
+        return [], 0
     staged_paths = [s.path for s in staged]
     mem = duckdb.connect()
     try:

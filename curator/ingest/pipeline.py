@@ -289,7 +289,7 @@ def prepare_batch(
     n = table.num_rows
     keep = [True] * n
     reasons: list[tuple[int, str, str] | None] = [None] * n
-    hashes: list[str | None]
+    hashes: list[str | None] | pa.Array
     if kind == "text":
         as_string = _as_string_column(content)
         if as_string is None:
@@ -303,14 +303,18 @@ def prepare_batch(
             table = table.set_column(
                 table.schema.get_field_index(content_name), content_name, content
             )
-        hash_array, normalised = text_hashes(content)
-        hashes = hash_array.to_pylist()
-        lengths = normalised.to_pylist()
-        for i, length in enumerate(lengths):
-            if length is None:
-                reasons[i] = (i, "missing_content", f"`{content_name}` is null")
-            elif length == 0:
-                reasons[i] = (i, "empty_content", f"`{content_name}` is empty or whitespace only")
+        hashes, normalised = text_hashes(content)
+        missing = pc.fill_null(pc.equal(normalised, 0), True)
+        if missing.true_count:
+            for i, length in enumerate(normalised.to_pylist()):
+                if length is None:
+                    reasons[i] = (i, "missing_content", f"`{content_name}` is null")
+                elif length == 0:
+                    reasons[i] = (
+                        i,
+                        "empty_content",
+                        f"`{content_name}` is empty or whitespace only",
+                    )
         content_bytes = pc.binary_length(content)
     else:
         image_bytes = _image_bytes_column(content)
@@ -397,7 +401,11 @@ def prepare_batch(
     source = spec.source
     provenance = {
         "sample_id": pa.array([f"{source}/{key}" for key in kept(keys)], pa.string()),
-        "content_hash": pa.array(kept(hashes), pa.string()),
+        "content_hash": (
+            (hashes if all_kept else hashes.filter(mask))
+            if isinstance(hashes, pa.Array)
+            else pa.array(kept(hashes), pa.string())
+        ),
         "origin": pa.array([spec.origin] * rows, pa.string()),
         "generation": pa.array([spec.generation] * rows, pa.int16()),
         "origin_confidence": pa.array([spec.confidence] * rows, pa.float32()),
