@@ -131,6 +131,9 @@ def assemble(
         AssemblyError: `out` holds the unfinished set of another command (policy, lineage or
             name differ), or a recorded set cannot be completed.
     """
+    from curator.assembly.planner import import_solver_in_background
+
+    import_solver_in_background()
     from curator.engine.registry import using_engine
     from curator.store import catalog
     from curator.store.base import crash_point as _crash_point

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from curator.core.arrays import int64_array
+
 _hexdigest = xxhash.xxh3_128_hexdigest
 
 
@@ -86,7 +88,7 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     hashes = pa.StringArray.from_buffers(
         n, pa.py_buffer(np.arange(0, width * n + 1, width, dtype=np.int32)), pa.py_buffer(hexed)
     )
-    sizes = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(lengths)])
+    sizes = int64_array(lengths)
     if texts.null_count:
         valid = texts.is_valid()
         hashes = pc.if_else(valid, hashes, pa.scalar(None, pa.string()))
