@@ -299,7 +299,7 @@ def _record(
     import duckdb
 
     from curator.assembly.manifest import usage_from_selection
-    from curator.store import catalog, ledgers
+    from curator.store import ledgers
     from curator.store.commit import transaction
 
     overall = data["composition"]["overall"]
@@ -312,8 +312,7 @@ def _record(
             scope=manifest_id,
             run_id=manifest_id,
         )
-    with store.connect(read_only=False) as rw:
-        catalog.ensure(rw)
+    # `assemble` brought the catalog up to date (`catalog.ensure`) under the same write lock.
     ledgers.place_ledgers(store.root, work, [usage])
     with ledgers.withdrawn_unless_committed(store.root, work) as registration:
         with transaction(store) as rw:

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from curator.assembly.checks import AssemblyError
 from curator.assembly.layout import DATA_DIR, shard_path
-from curator.core.arrays import int64_array, int64_numpy
+from curator.core.arrays import from_numpy, to_numpy
 from curator.core.version import __version__
 
 if TYPE_CHECKING:
@@ -140,11 +140,11 @@ def write_outputs(
                     '`[[sources]]`), or use `format = "parquet"`',
                 )
             shard_of = (
-                np.searchsorted(first_positions, int64_numpy(batch.column(_POSITION)), side="right")
+                np.searchsorted(first_positions, to_numpy(batch.column(_POSITION)), side="right")
                 - 1
             )
             order = np.argsort(shard_of, kind="stable")
-            grouped = batch.take(int64_array(order))
+            grouped = batch.take(from_numpy(order))
             shard_of = shard_of[order]
             cuts = np.flatnonzero(np.diff(shard_of)) + 1
             for lo, hi in zip(

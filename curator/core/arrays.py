@@ -1,36 +1,87 @@
-"""Arrow arrays from numpy without `pa.array`.
+"""Arrow arrays to and from numpy without `pa.array` or `Array.to_numpy`.
 
-`pa.array` asks, for any input that is not already Arrow, whether it is a pandas object, and
-imports pandas to answer (0.3–0.5 s, the first time in a process). Hot paths that hold numpy
-data build their arrays from its buffer instead.
+Both ask, for their input or output, whether pandas is involved, and import pandas to answer
+(0.3–0.5 s, the first time in a process). Hot paths that hold numbers build their arrays from the
+numpy buffer and read them back as views instead.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
+_TYPES: dict[np.dtype[Any], pa.DataType] = {
+    np.dtype(np.int8): pa.int8(),
+    np.dtype(np.int16): pa.int16(),
+    np.dtype(np.int32): pa.int32(),
+    np.dtype(np.int64): pa.int64(),
+    np.dtype(np.uint8): pa.uint8(),
+    np.dtype(np.uint16): pa.uint16(),
+    np.dtype(np.uint32): pa.uint32(),
+    np.dtype(np.uint64): pa.uint64(),
+    np.dtype(np.float32): pa.float32(),
+    np.dtype(np.float64): pa.float64(),
+}
+_DTYPES: dict[pa.DataType, np.dtype[Any]] = {arrow: dtype for dtype, arrow in _TYPES.items()}
 
-def int64_array(values: np.ndarray) -> pa.Array:
-    """A null-free int64 Arrow array over (a contiguous int64 copy of) `values`.
 
-    >>> int64_array(np.array([3, 1, 2])).to_pylist()
+def from_numpy(values: np.ndarray) -> pa.Array:
+    """A null-free Arrow array of the numbers or booleans of a 1-d numpy array (the buffer is
+    shared when `values` is contiguous).
+
+    >>> from_numpy(np.array([3, 1, 2])).to_pylist()
     [3, 1, 2]
+    >>> from_numpy(np.array([True, False, True])).to_pylist()
+    [True, False, True]
     """
-    data = np.ascontiguousarray(values, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"expected a 1-d array, got shape {values.shape}")
+    if values.dtype == np.bool_:
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    arrow = _TYPES.get(values.dtype)
+    if arrow is None:
+        raise ValueError(f"expected numbers or booleans, got numpy dtype {values.dtype}")
+    data = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(arrow, len(data), [None, pa.py_buffer(data)])
 
 
-def int64_numpy(array: pa.Array) -> np.ndarray:
-    """A read-only numpy view of a null-free int64 Arrow array (`Array.to_numpy` imports
-    pandas, as `pa.array` does).
+def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of a null-free Arrow array of numbers or booleans, as numpy (a read-only view
+    of the Arrow buffer for numbers; booleans are unpacked from their bits).
 
-    >>> int64_numpy(int64_array(np.array([5, 6, 7])).slice(1)).tolist()
+    >>> to_numpy(from_numpy(np.array([5, 6, 7])).slice(1)).tolist()
     [6, 7]
     """
-    if array.null_count or not pa.types.is_int64(array.type):
-        raise ValueError(f"expected a null-free int64 array, got {array.type}")
+    if isinstance(array, pa.ChunkedArray):
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
+    if array.null_count:
+        raise ValueError(f"expected an array without nulls, got {array.null_count} null(s)")
     data = array.buffers()[1]
-    if data is None:
-        return np.zeros(0, np.int64)
-    return np.frombuffer(data, np.int64)[array.offset : array.offset + len(array)]
+    n, offset = len(array), array.offset
+    if pa.types.is_boolean(array.type):
+        if data is None or n == 0:
+            return np.zeros(0, np.bool_)
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=offset + n, bitorder="little")
+        return bits[offset:].astype(np.bool_)
+    dtype = _DTYPES.get(array.type)
+    if dtype is None:
+        raise ValueError(f"expected numbers or booleans, got Arrow type {array.type}")
+    if data is None or n == 0:
+        return np.zeros(0, dtype)
+    return np.frombuffer(data, dtype)[offset : offset + n]
+
+
+def string_scalar(value: str) -> pa.StringScalar:
+    """An Arrow string scalar (`pa.scalar` probes for pandas too), e.g. for `pc.fill_null`.
+
+    >>> string_scalar("").as_py()
+    ''
+    """
+    data = value.encode("utf-8")
+    offsets = np.array([0, len(data)], np.int32)
+    array = pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return array[0]

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curator.core.arrays import int64_array
+from curator.core.arrays import from_numpy, to_numpy
 
 _hexdigest = xxhash.xxh3_128_hexdigest
 
@@ -69,7 +69,7 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         texts = texts.cast(pa.string())
     n = len(texts)
     if n == 0:
-        return pa.array([], pa.string()), pa.array([], pa.int64())
+        return pa.nulls(0, pa.string()), pa.nulls(0, pa.int64())
     folded = pc.utf8_trim(pc.replace_substring_regex(texts, _FOLD_PATTERN, " "), " ")
     offsets = np.frombuffer(folded.buffers()[1], np.int32)[folded.offset : folded.offset + n + 1]
     lengths = np.diff(offsets).astype(np.int64)
@@ -88,11 +88,11 @@ def text_hashes(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     hashes = pa.StringArray.from_buffers(
         n, pa.py_buffer(np.arange(0, width * n + 1, width, dtype=np.int32)), pa.py_buffer(hexed)
     )
-    sizes = int64_array(lengths)
+    sizes = from_numpy(lengths)
     if texts.null_count:
         valid = texts.is_valid()
-        hashes = pc.if_else(valid, hashes, pa.scalar(None, pa.string()))
-        sizes = pc.if_else(valid, sizes, pa.scalar(None, pa.int64()))
+        hashes = pc.if_else(valid, hashes, pa.nulls(n, pa.string()))
+        sizes = pc.if_else(valid, sizes, pa.nulls(n, pa.int64()))
     return hashes, sizes
 
 
@@ -112,7 +112,7 @@ def _non_ascii_rows(texts: pa.StringArray) -> list[int]:
     if int(raw.max()) < 0x80:
         return []
     ascii_rows = pc.fill_null(pc.string_is_ascii(texts), True)
-    return np.flatnonzero(~ascii_rows.to_numpy(zero_copy_only=False)).tolist()
+    return np.flatnonzero(~to_numpy(ascii_rows)).tolist()
 
 
 def image_pixels_hash(mode_size_pixels: tuple[int, int, bytes]) -> str:

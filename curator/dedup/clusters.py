@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from curator.core.arrays import from_numpy, to_numpy
 from curator.dedup.candidates import (
     DedupError,
     MinHashVerifier,
@@ -148,14 +149,14 @@ def _cluster(
         best = np.zeros(len(nodes))
         np.maximum.at(best, la, similarity)
         np.maximum.at(best, lb, similarity)
-        member_keys = keys.take(pa.array(nodes))
-        cluster_keys = pa.array(labels.astype(np.int64))
-        sims = pa.array(best)
+        member_keys = keys.take(from_numpy(nodes))
+        cluster_keys = from_numpy(labels.astype(np.int64))
+        sims = from_numpy(best)
     else:
         member_keys, cluster_keys, sims = (
-            pa.array([], pa.string()),
-            pa.array([], pa.int64()),
-            pa.array([], pa.float64()),
+            pa.nulls(0, pa.string()),
+            pa.nulls(0, pa.int64()),
+            pa.nulls(0, pa.float64()),
         )
     con.register(
         "near_members",
@@ -204,7 +205,7 @@ def _load_bands(
     keys = [k for k, _b, _e in found]
     parts = [b for _k, b, _e in found]
     empty = [e for _k, _b, e in found]
-    key_array = pa.concat_arrays(keys) if keys else pa.array([], pa.string())
+    key_array = pa.concat_arrays(keys) if keys else pa.nulls(0, pa.string())
     band_matrix = np.concatenate(parts) if parts else np.zeros((0, bands), np.int64)
     live_hashes = (
         con.sql(
@@ -214,10 +215,7 @@ def _load_bands(
         .to_arrow_table()
         .column(0)
     )
-    live = np.asarray(
-        pc.is_in(key_array, value_set=live_hashes.combine_chunks()).to_numpy(zero_copy_only=False),
-        bool,
-    )
+    live = to_numpy(pc.is_in(key_array, value_set=live_hashes.combine_chunks())).copy()
     if empty:
         live &= ~np.concatenate(empty)
     return key_array, band_matrix, live
@@ -389,9 +387,9 @@ def _components(
         np.maximum.at(best, lb, similarity)
         members = pa.table(
             {
-                "content_hash": keys.take(pa.array(nodes)),
-                "component": pa.array(labels.astype(np.int64)),
-                "similarity": pa.array(best),
+                "content_hash": keys.take(from_numpy(nodes)),
+                "component": from_numpy(labels.astype(np.int64)),
+                "similarity": from_numpy(best),
             }
         )
     else:

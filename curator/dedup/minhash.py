@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curator.core.arrays import string_scalar
 from curator.dedup.shingling import SHINGLE_PATTERN, Shingling  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -253,9 +254,9 @@ def _normalised_buffers(texts: pa.Array, shingling: Shingling) -> tuple[np.ndarr
     ascii_only = shingling.kind == "word" and pc.all(pc.string_is_ascii(texts)).as_py() is not False
     if ascii_only:
         if texts.null_count:
-            texts = pc.fill_null(texts, "")
+            texts = pc.fill_null(texts, string_scalar(""))
     else:
-        texts = pc.utf8_lower(pc.utf8_normalize(pc.fill_null(texts, ""), "NFC"))
+        texts = pc.utf8_lower(pc.utf8_normalize(pc.fill_null(texts, string_scalar("")), "NFC"))
         if shingling.kind == "char":
             texts = pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, r"\s+", " "))
         texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
@@ -485,7 +486,15 @@ def warm_up() -> None:
     """Load every kernel from numba's cache (compiling it the first time), so that the first
     real call does not pay for it: :func:`curator.dedup.clusters.dedup` runs this in a thread
     while DuckDB finds the work."""
-    signatures(pa.array(["warm up", None], pa.string()))
+    # ["warm up", None], built from buffers: `pa.array` would import pandas (see core/arrays.py)
+    texts = pa.StringArray.from_buffers(
+        2,
+        pa.py_buffer(np.array([0, 7, 7], np.int32)),
+        pa.py_buffer(b"warm up"),
+        pa.py_buffer(np.packbits([1, 0], bitorder="little")),
+        null_count=1,
+    )
+    signatures(texts)
     sigs = np.zeros((1, 16), np.uint32)
     band_hashes(sigs, 2, 8)
     empty_rows(sigs)

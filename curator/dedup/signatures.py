@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curator.core.arrays import from_numpy
 from curator.dedup.candidates import index_files
 from curator.store.base import STAGING_DIR
 from curator.store.locking import place_file
@@ -115,7 +116,7 @@ def compute_signatures(task: SignatureTask) -> int:
             if hi > lo:
                 # rows are unique and ascending: as many as the batch has means all of them
                 whole = hi - lo == batch.num_rows
-                picked = batch if whole else batch.take(pa.array(wanted[lo:hi] - start))
+                picked = batch if whole else batch.take(from_numpy(wanted[lo:hi] - start))
                 values = signature_values(
                     task.method, task.num_perm, task.shingling, picked.column(task.column)
                 )
@@ -167,21 +168,20 @@ def compute_missing(
     params: dict[str, Any] = {"paths": paths}
     if existing:
         params["index"] = existing
-    con.register("live_files", pa.table({"filename": paths, "file_no": range(len(paths))}))
-    try:
-        # one (shard, row) per missing content, packed in one integer: its first sample
-        firsts = con.sql(
-            f"""
-            SELECT min((f.file_no::BIGINT << 40) + s.file_row_number) AS first
-            FROM read_parquet($paths, union_by_name = true, filename = true, file_row_number = true) s
-            JOIN live_files f USING (filename)
-            WHERE s.{column} IS NOT NULL AND s.content_hash NOT IN ({known})
-            GROUP BY s.content_hash
-            """,
-            params=params,
-        ).fetchnumpy()["first"]
-    finally:
-        con.unregister("live_files")
+    # one (shard, row) per missing content, packed in one integer: its first sample
+    firsts = con.sql(
+        f"""
+        WITH live_files AS (
+            SELECT unnest($paths) AS filename, unnest(range(len($paths))) AS file_no
+        )
+        SELECT min((f.file_no::BIGINT << 40) + s.file_row_number) AS first
+        FROM read_parquet($paths, union_by_name = true, filename = true, file_row_number = true) s
+        JOIN live_files f USING (filename)
+        WHERE s.{column} IS NOT NULL AND s.content_hash NOT IN ({known})
+        GROUP BY s.content_hash
+        """,
+        params=params,
+    ).fetchnumpy()["first"]
     packed = np.sort(np.asarray(firsts, np.int64))
     file_nos = packed >> 40
     row_nos = packed & ((1 << 40) - 1)
