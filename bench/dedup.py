@@ -1,7 +1,7 @@
 """Near-duplicate detection: speed against datasketch, quality against exact Jaccard, image
 hashing against imagehash, and the signature kernels side by side.
 
-    python bench/dedup.py [--sizes 100000,1000000] [--subset 20000] [--images 400] [--keep DIR]
+    python bench/dedup.py [--sizes 100000,1000000] [--subset 20000] [--images 400] [--text-only] [--keep DIR]
 
 1. Text, at each of `sizes` (default: the two sizes of issue 16). Builds a store of `docs` documents of about 1 KB (90 % distinct, 10 % copies of one of
    them with 0-30 % of the words replaced), then, each in a fresh process, (a) `curator dedup
@@ -377,6 +377,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, help="one size only (same as --sizes DOCS)")
     parser.add_argument("--subset", type=int, default=20_000)
     parser.add_argument("--images", type=int, default=400)
+    parser.add_argument(
+        "--text-only",
+        action="store_true",
+        help="only the text section (issue 16's figures): no images, kernels or image kinds",
+    )
     args = parser.parse_args()
     sizes = [args.docs] if args.docs else _sizes(args.sizes)
     work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-dedup-"))
@@ -384,6 +389,13 @@ def main() -> None:
     import shutil
 
     texts = [text_bench(work / f"text-{docs}", docs, args.subset) for docs in sizes]
+    if args.text_only:
+        for t in texts:
+            print(f"text speed-up at {t['docs']:,} docs: {t['speedup']}x (load {t['loadavg']})")
+        print(json.dumps({"text": texts, "cores": os.cpu_count()}))
+        if not args.keep:
+            shutil.rmtree(work)
+        return
     corpus = work / f"text-{sizes[-1]}" / "corpus.parquet"
     images = images_bench(work, args.images)
     kernel = kernels(corpus, min(args.subset, sizes[-1]))
@@ -519,4 +531,5 @@ if __name__ == "__main__":
         image_kinds_bench()
     else:
         main()
-        image_kinds_bench()
+        if "--text-only" not in sys.argv:
+            image_kinds_bench()
