@@ -980,27 +980,27 @@ def test_a_set_whose_shards_would_break_a_constraint_is_not_written(tmp_path, mo
 
 
 def test_a_failed_commit_leaves_no_training_set_and_no_record(tmp_path, monkeypatch):
-    from curator.store import catalog
+    from curator.store import ledgers
 
     store = make_store(tmp_path, {("real", "web"): 120, ("synthetic", "gen"): 80})
     policy = Policy.from_dict(POLICY)
-    real_ensure = catalog.ensure
+    real_register = ledgers.register_ledger
     calls = []
 
-    def ensure_then_fail_at_the_commit(con):
-        calls.append(1)
-        if len(calls) == 2:  # the second connection is the one that commits the manifest
-            raise RuntimeError("disk full")
-        return real_ensure(con)
+    def fail_inside_the_commit(con, ledger):
+        # inside the transaction that records the manifest, after its INSERT
+        calls.append(ledger)
+        raise RuntimeError("disk full")
 
-    monkeypatch.setattr(catalog, "ensure", ensure_then_fail_at_the_commit)
+    monkeypatch.setattr(ledgers, "register_ledger", fail_inside_the_commit)
     with pytest.raises(RuntimeError, match="disk full"):
         store.assemble(policy, tmp_path / "out", lineage="main")
-    assert len(calls) == 2
+    assert len(calls) == 1
     assert not (tmp_path / "out").exists()  # no shard and no manifest.json left behind
     assert store.sql("SELECT count(*) AS n FROM manifests").to_pylist() == [{"n": 0}]
     assert store.sql("SELECT count(*) AS n FROM usage").to_pylist() == [{"n": 0}]
-    monkeypatch.setattr(catalog, "ensure", real_ensure)
+    assert not list((Path(store.root) / "ledgers").rglob("*.parquet"))  # the ledger withdrawn
+    monkeypatch.setattr(ledgers, "register_ledger", real_register)
     manifest = store.assemble(policy, tmp_path / "out", lineage="main")  # a rerun completes
     assert manifest.verify() == [] and manifest.data["sequence"] == 1
 
