@@ -84,12 +84,19 @@ def measure(code: str, *, baseline: bool = False, pool: str | None = None) -> di
     return result
 
 
-def sizes_parser(doc: str | None, default: str, help: str) -> argparse.ArgumentParser:
+def sizes_parser(
+    doc: str | None, default: str, help: str, *, repeat: bool = False
+) -> argparse.ArgumentParser:
     """The command line every bench shares: its docstring as the description, `--sizes` (the
-    sizes at which it prints its ratio, comma-separated) and `--keep DIR`."""
+    sizes at which it prints its ratio, comma-separated) and `--keep DIR`; with `repeat`,
+    `--repeat N` (alternated rounds of the bench and its baseline, the best of each counting)."""
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default=default, help=f"{help} (default: {default})")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    if repeat:
+        parser.add_argument(
+            "--repeat", type=int, default=2, help="alternated rounds; the best of each side counts"
+        )
     return parser

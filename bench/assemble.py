@@ -169,14 +169,11 @@ def _size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     parser = sizes_parser(
-        __doc__, "400000:100000,1000000:250000", "STORE_ROWS:TARGET, comma-separated"
+        __doc__, "400000:100000,1000000:250000", "STORE_ROWS:TARGET, comma-separated", repeat=True
     )
     parser.add_argument("--store-rows", type=int, help="one size only (with --target)")
     parser.add_argument("--target", type=int, default=1_000_000)
     parser.add_argument("--doc-bytes", type=int, default=1000)
-    parser.add_argument(
-        "--repeat", type=int, default=2, help="alternated rounds; the best of each side counts"
-    )
     args = parser.parse_args()
     sizes = (
         [(args.store_rows, args.target)]

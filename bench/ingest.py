@@ -195,12 +195,11 @@ def one_size(
 
 
 def main() -> None:
-    parser = sizes_parser(__doc__, "300000x4,1000000x1", "ROWS[xFILES], comma-separated")
+    parser = sizes_parser(
+        __doc__, "300000x4,1000000x1", "ROWS[xFILES], comma-separated", repeat=True
+    )
     parser.add_argument("--rows", type=int, help="one size only, one file (same as --sizes ROWS)")
     parser.add_argument("--doc-bytes", type=int, default=1000)
-    parser.add_argument(
-        "--repeat", type=int, default=2, help="alternated rounds; the best of each side counts"
-    )
     args = parser.parse_args()
     sizes = [(args.rows, 1)] if args.rows else [_size(p) for p in args.sizes.split(",") if p]
     work = args.keep or Path(tempfile.mkdtemp(prefix="curator-bench-"))
