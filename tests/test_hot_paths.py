@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curator.core.arrays import from_numpy, to_numpy
+from curator.core.arrays import from_numpy, string_array, string_scalar, to_numpy
 from tests.conftest import run_python
 from tests.test_assemble import POLICY, make_store
 
@@ -50,6 +50,13 @@ def test_from_numpy_refuses_objects_and_matrices():
         from_numpy(np.array(["x"], dtype=object))
     with pytest.raises(ValueError, match=r"expected a 1-d array, got shape \(2, 2\)"):
         from_numpy(np.zeros((2, 2)))
+
+
+def test_strings_from_buffers_keep_nulls_and_utf8():
+    array = string_array(["warm up", None, "é", ""])
+    assert array.to_pylist() == ["warm up", None, "é", ""] and array.null_count == 1
+    assert string_array([]).to_pylist() == []
+    assert string_scalar("x").as_py() == "x"
 
 
 def test_an_assembly_imports_no_pandas_and_has_its_solver(tmp_path):

@@ -75,13 +75,32 @@ def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.frombuffer(data, dtype)[offset : offset + n]
 
 
+def string_array(values: list[str | None]) -> pa.StringArray:
+    """An Arrow string array of a few Python strings (None for null), built from buffers
+    (`pa.array` would probe for pandas).
+
+    >>> string_array(["warm up", None]).to_pylist()
+    ['warm up', None]
+    """
+    encoded = [b"" if v is None else v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(values) + 1, np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    valid = np.array([v is not None for v in values], np.bool_)
+    nulls = len(values) - int(valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.StringArray.from_buffers(
+        len(values),
+        pa.py_buffer(offsets),
+        pa.py_buffer(b"".join(encoded)),
+        bitmap,
+        null_count=nulls,
+    )
+
+
 def string_scalar(value: str) -> pa.StringScalar:
     """An Arrow string scalar (`pa.scalar` probes for pandas too), e.g. for `pc.fill_null`.
 
     >>> string_scalar("").as_py()
     ''
     """
-    data = value.encode("utf-8")
-    offsets = np.array([0, len(data)], np.int32)
-    array = pa.StringArray.from_buffers(1, pa.py_buffer(offsets), pa.py_buffer(data))
-    return array[0]
+    return string_array([value])[0]

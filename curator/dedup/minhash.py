@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curator.core.arrays import string_scalar
+from curator.core.arrays import string_array, string_scalar
 from curator.dedup.shingling import SHINGLE_PATTERN, Shingling  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -486,15 +486,7 @@ def warm_up() -> None:
     """Load every kernel from numba's cache (compiling it the first time), so that the first
     real call does not pay for it: :func:`curator.dedup.clusters.dedup` runs this in a thread
     while DuckDB finds the work."""
-    # ["warm up", None], built from buffers: `pa.array` would import pandas (see core/arrays.py)
-    texts = pa.StringArray.from_buffers(
-        2,
-        pa.py_buffer(np.array([0, 7, 7], np.int32)),
-        pa.py_buffer(b"warm up"),
-        pa.py_buffer(np.packbits([1, 0], bitorder="little")),
-        null_count=1,
-    )
-    signatures(texts)
+    signatures(string_array(["warm up", None]))
     sigs = np.zeros((1, 16), np.uint32)
     band_hashes(sigs, 2, 8)
     empty_rows(sigs)
