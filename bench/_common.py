@@ -84,6 +84,17 @@ def measure(code: str, *, baseline: bool = False, pool: str | None = None) -> di
     return result
 
 
+def _rounds(text: str) -> int:
+    """`--repeat`: a whole number of rounds, at least one."""
+    try:
+        rounds = int(text)
+    except ValueError:
+        rounds = 0
+    if rounds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rounds (1 or more)")
+    return rounds
+
+
 def sizes_parser(
     doc: str | None, default: str, help: str, *, repeat: bool = False
 ) -> argparse.ArgumentParser:
@@ -97,6 +108,9 @@ def sizes_parser(
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     if repeat:
         parser.add_argument(
-            "--repeat", type=int, default=2, help="alternated rounds; the best of each side counts"
+            "--repeat",
+            type=_rounds,
+            default=2,
+            help="alternated rounds (at least 1); the best of each side counts",
         )
     return parser
